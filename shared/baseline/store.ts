@@ -1,0 +1,78 @@
+/**
+ * Persistence for baselines, tenant city counts, the alert ledger and the run checkpoint.
+ *
+ * The model is Table Storage's: tables of partitions of rows, each row a flat record of scalars.
+ * Numbers are always JavaScript numbers (never bigint) and strings are strings; adapters own the mapping.
+ * Keys given to the store are *logical* keys (any string); adapters encode them as their backend requires.
+ */
+export type Scalar = string | number | boolean;
+export type Entity = Readonly<Record<string, Scalar>>;
+
+/** The tables of the detector. Adapters map them to physical names (with a configurable prefix). */
+export type TableName = 'baselines' | 'tenant' | 'alerts' | 'state';
+export const TABLE_NAMES: readonly TableName[] = ['baselines', 'tenant', 'alerts', 'state'];
+
+/**
+ * Computes the rows to write from the current rows. Returns only changed rows: a value of `null`
+ * deletes the row. It may be called more than once when a concurrent writer wins the race (optimistic
+ * concurrency: on an ETag conflict the store re-reads and calls `apply` again), so it must be a pure
+ * function of its input. Returning an empty map writes nothing.
+ */
+export type PartitionUpdate = (current: ReadonlyMap<string, Entity>) => Map<string, Entity | null>;
+
+export interface BaselineStore {
+  /** All rows of one partition (one query). */
+  readPartition(table: TableName, partition: string): Promise<Map<string, Entity>>;
+  /** Some rows of one partition (point reads); missing rows are absent from the result. */
+  readRows(table: TableName, partition: string, rowKeys: readonly string[]): Promise<Map<string, Entity>>;
+  /**
+   * Read-modify-write of a whole partition with optimistic concurrency.
+   * Rows are written in transactions of at most 100 (Table Storage's limit). If more than 100 rows change,
+   * the chunks are not atomic together; `apply` being idempotent makes a re-run after a crash converge.
+   * Gives up after a bounded number of conflicts with an error naming the table and partition.
+   */
+  updatePartition(table: TableName, partition: string, apply: PartitionUpdate): Promise<void>;
+  /** Like updatePartition but only reads (and passes to `apply`) the listed rows; apply may only write those rows. */
+  updateRows(
+    table: TableName,
+    partition: string,
+    rowKeys: readonly string[],
+    apply: PartitionUpdate,
+  ): Promise<void>;
+  /** Every partition key of a table, in any order (for tools; not used on the hot path). */
+  listPartitions(table: TableName): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+/** Raised when optimistic concurrency keeps losing. */
+export class StoreConflictError extends Error {
+  constructor(
+    readonly table: TableName,
+    readonly partition: string,
+    readonly attempts: number,
+  ) {
+    super(`Gave up writing ${table}/${partition} after ${attempts} ETag conflicts with concurrent writers`);
+    this.name = 'StoreConflictError';
+  }
+}
+
+/**
+ * Raised before anything is written when a key or row cannot be stored faithfully by *every* adapter
+ * (e.g. a property name Table Storage rejects). Both adapters enforce the same rules so that SQLite,
+ * used locally and in tests, fails exactly where production would.
+ */
+export class InvalidEntityError extends Error {
+  constructor(
+    readonly table: TableName,
+    readonly partition: string,
+    readonly rowKey: string | undefined,
+    reason: string,
+  ) {
+    // JSON quoting: logical keys may hold control characters that would garble a log line.
+    const where = [partition, ...(rowKey === undefined ? [] : [rowKey])]
+      .map((k) => JSON.stringify(k))
+      .join('/');
+    super(`Cannot store ${table}/${where}: ${reason}`);
+    this.name = 'InvalidEntityError';
+  }
+}

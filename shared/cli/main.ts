@@ -1,0 +1,220 @@
+#!/usr/bin/env node
+import { mkdir } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { newReadStats, readActivityFiles } from '../activity/read.js';
+import type { ReadStats } from '../activity/types.js';
+import type { Alert } from '../alerts/alert.js';
+import { type AlertSink, formatAlertTable, JsonlAlertSink, MemoryAlertSink } from '../alerts/sinks.js';
+import { SqliteStore } from '../baseline/sqlite.js';
+import { loadSettings, type Settings, SettingsError } from '../config/settings.js';
+import { runDemo } from '../demo/demo.js';
+import { evaluateAlerts, formatEvaluation, readLabels } from '../demo/evaluate.js';
+import { replay, type ReplayProgress, type ReplaySummary } from '../pipeline/replay.js';
+import { VERSION } from '../version.js';
+import { alertDefaults, openGeo } from './runtime.js';
+
+const USAGE = `unusual-city ${VERSION} — Azure Activity Log operations from unusual cities (T1078.004)
+
+Usage:
+  unusual-city replay <file>... --out alerts.jsonl [--state DIR] [--tick 15m] [--lookback 2h]
+                      [--from ISO] [--to ISO] [--set NAME=VALUE]... [--quiet]
+      Runs the production pipeline over exported Activity Logs (AzureActivity JSON Lines, Log Analytics
+      query responses, portal CSV, diagnostic-settings records; gzip or not) as the timer would have.
+  unusual-city evaluate <file>... --labels labels.json [--alerts alerts.jsonl] [same options as replay]
+      Replays a labelled data set (or reads its alerts) and prints detected attacks, false alerts per day
+      and time to detect.
+  unusual-city demo [--out DIR] [--days N] [--set NAME=VALUE]...
+      Generates a realistic multi-week tenant with labelled attacks, replays it and evaluates.
+
+Settings come from the environment (app-setting names, see README) or --set NAME=VALUE.
+`;
+
+class UsageError extends Error {}
+
+function parseSets(values: string[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values ?? []) {
+    const eq = v.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--set expects NAME=VALUE, got ${JSON.stringify(v)}`);
+    out[v.slice(0, eq).trim()] = v.slice(eq + 1);
+  }
+  return out;
+}
+
+function parseTime(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms)) throw new UsageError(`${flag} expects an ISO 8601 time such as 2026-11-01T00:00:00Z, got ${JSON.stringify(value)}`);
+  return ms;
+}
+
+const replayOptions = {
+  out: { type: 'string' },
+  state: { type: 'string' },
+  tick: { type: 'string' },
+  lookback: { type: 'string' },
+  from: { type: 'string' },
+  to: { type: 'string' },
+  set: { type: 'string', multiple: true },
+  quiet: { type: 'boolean' },
+  labels: { type: 'string' },
+  alerts: { type: 'string' },
+  days: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+function settingsFrom(values: { set?: string[]; tick?: string; lookback?: string }): Settings {
+  const sets = parseSets(values.set);
+  if (values.tick !== undefined) sets.UC_TICK_INTERVAL = values.tick;
+  if (values.lookback !== undefined) sets.UC_LOOKBACK = values.lookback;
+  return loadSettings(process.env, sets);
+}
+
+function progressPrinter(quiet: boolean): (p: ReplayProgress) => void {
+  const tty = process.stderr.isTTY;
+  return (p) => {
+    if (quiet) return;
+    const text =
+      p.phase === 'reading'
+        ? `reading: ${p.done.toLocaleString('en-US')} records`
+        : `detecting: run ${p.done.toLocaleString('en-US')}/${p.total.toLocaleString('en-US')} (${Math.round((100 * p.done) / Math.max(1, p.total))}%), ${p.alerts} alert(s)`;
+    if (tty) process.stderr.write(`\r${text}\x1b[K`);
+    else if (p.phase === 'detecting' && p.done % (96 * 7) !== 0 && p.done !== p.total) return;
+    else process.stderr.write(`${text}\n`);
+    if (tty && p.phase === 'detecting' && p.done === p.total) process.stderr.write('\n');
+  };
+}
+
+export function formatSummary(s: ReplaySummary): string {
+  const skipped = Object.entries(s.read.skipped)
+    .map(([reason, n]) => `${reason} ${n}`)
+    .join(', ');
+  const secs = (s.readMs + s.detectMs) / 1000;
+  const lines = [
+    `records read:        ${s.read.records.toLocaleString('en-US')} (${Object.entries(s.read.formats)
+      .map(([f, n]) => `${f} ${n}`)
+      .join(', ')})`,
+    `skipped (malformed): ${Object.values(s.read.skipped).reduce((a, b) => a + (b ?? 0), 0)}${skipped ? ` — ${skipped}` : ''}`,
+    ...s.read.skippedSamples.slice(0, 5).map((x) => `    ${x.source}:${x.position} ${x.reason}${x.id ? ` (id ${x.id})` : ''}${x.detail ? `: ${x.detail}` : ''}`),
+    `events analysed:     ${s.events.toLocaleString('en-US')}${s.filteredOut > 0 ? ` (${s.filteredOut} filtered out by UC_CATEGORIES/UC_STATUSES)` : ''}`,
+    `  internal IPs:      ${s.internalEvents.toLocaleString('en-US')} (private/loopback/CGNAT/empty: never alerted on)`,
+    `  no city:           ${s.noCityEvents.toLocaleString('en-US')} (country only; UC_NO_CITY_MODE)`,
+    `  not in GeoIP:      ${s.notFoundEvents.toLocaleString('en-US')}, invalid IP: ${s.invalidIpEvents}`,
+    `time range:          ${s.events > 0 ? `${new Date(s.firstEventMs).toISOString()} .. ${new Date(s.lastEventMs).toISOString()}` : '-'}`,
+    `runs simulated:      ${s.ticks.toLocaleString('en-US')}${s.resumedFromMs > 0 ? ` (resumed after checkpoint ${new Date(s.resumedFromMs).toISOString()})` : ''}`,
+    `observations scored: ${s.observations.toLocaleString('en-US')} (operation, city, hour)`,
+    `alerts:              ${s.alerts} (joined to an episode in cooldown: ${s.suppressedByCooldown}, over daily cap: ${s.suppressedByCap})`,
+    `throughput:          ${secs > 0 ? Math.round(s.read.records / secs).toLocaleString('en-US') : '-'} events/s (read ${(s.readMs / 1000).toFixed(1)} s, detect ${(s.detectMs / 1000).toFixed(1)} s)`,
+  ];
+  return lines.join('\n') + '\n';
+}
+
+async function runReplay(files: string[], values: Record<string, unknown>, sink: AlertSink, settings: Settings) {
+  const stats: ReadStats = newReadStats();
+  const { geo, warning } = await openGeo(settings);
+  if (warning && values.quiet !== true) process.stderr.write(`warning: ${warning}\n`);
+  const stateDir = values.state as string | undefined;
+  if (stateDir !== undefined) await mkdir(stateDir, { recursive: true });
+  const store = stateDir !== undefined ? SqliteStore.openDirectory(resolve(stateDir)) : SqliteStore.open(':memory:');
+  try {
+    const fromMs = parseTime('--from', values.from as string | undefined);
+    const toMs = parseTime('--to', values.to as string | undefined);
+    const summary = await replay({
+      events: readActivityFiles(files, stats),
+      readStats: stats,
+      store,
+      geo,
+      sink,
+      settings,
+      defaults: alertDefaults(settings),
+      ...(fromMs !== undefined ? { fromMs } : {}),
+      ...(toMs !== undefined ? { toMs } : {}),
+      log: (level, message) => process.stderr.write(`${level}: ${message}\n`),
+      onProgress: progressPrinter(values.quiet === true),
+    });
+    return summary;
+  } finally {
+    await store.close();
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    process.stdout.write(USAGE);
+    return command === undefined ? 2 : 0;
+  }
+  if (command === '--version' || command === 'version') {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  const { values, positionals } = parseArgs({ args: rest, options: replayOptions, allowPositionals: true, strict: true });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const settings = settingsFrom(values);
+
+  if (command === 'replay') {
+    if (positionals.length === 0) throw new UsageError('replay needs at least one input file');
+    if (values.out === undefined) throw new UsageError('replay needs --out alerts.jsonl');
+    const sink = await JsonlAlertSink.open(values.out);
+    if (sink.repairedBytes > 0) process.stderr.write(`repaired ${values.out}: dropped a torn last line (${sink.repairedBytes} bytes)\n`);
+    const summary = await runReplay(positionals, values, sink, settings);
+    process.stderr.write(formatSummary(summary));
+    process.stderr.write(`alerts file:         ${values.out} (${sink.written} new, ${sink.size} in all)\n`);
+    return 0;
+  }
+  if (command === 'evaluate') {
+    if (values.labels === undefined) throw new UsageError('evaluate needs --labels labels.json');
+    const labels = await readLabels(values.labels);
+    let alerts: Alert[];
+    let rangeMs: [number, number];
+    if (values.alerts !== undefined) {
+      const { readAlertsFile } = await import('../demo/evaluate.js');
+      alerts = await readAlertsFile(values.alerts);
+      rangeMs = [labels.startMs, labels.endMs];
+    } else {
+      if (positionals.length === 0) throw new UsageError('evaluate needs input files (or --alerts alerts.jsonl)');
+      const sink = new MemoryAlertSink();
+      const summary = await runReplay(positionals, values, sink, settings);
+      process.stderr.write(formatSummary(summary));
+      alerts = sink.alerts;
+      rangeMs = [labels.startMs || summary.firstEventMs, labels.endMs || summary.lastEventMs];
+    }
+    process.stdout.write(formatEvaluation(evaluateAlerts(alerts, labels, rangeMs[0], rangeMs[1])));
+    return 0;
+  }
+  if (command === 'demo') {
+    await runDemo({
+      settings,
+      outDir: values.out ?? '.data/demo',
+      ...(values.days !== undefined ? { days: Number(values.days) } : {}),
+      quiet: values.quiet === true,
+      write: (s) => process.stdout.write(s),
+      progress: progressPrinter(values.quiet === true),
+    });
+    return 0;
+  }
+  throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof SettingsError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exitCode = 78; // EX_CONFIG
+    } else if (error instanceof UsageError || (error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS'))) {
+      process.stderr.write(`error: ${error.message}\n\n${USAGE}`);
+      process.exitCode = 64; // EX_USAGE
+    } else {
+      process.stderr.write(`error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

@@ -1,0 +1,207 @@
+import type { Entity } from '../baseline/store.js';
+import type { LedgerEntry } from '../alerts/episodes.js';
+import type { CallerCity, CityBaseline, OperationBaseline, TenantBaseline, TenantCity } from '../scoring/model.js';
+import { emptyOperation, emptyTenant } from '../scoring/model.js';
+
+/** Row key of an operation's summary inside its partition (city keys start with g:, c: or e:). */
+export const OPERATION_SUMMARY_ROW = '~op';
+/** The tenant's cities live in one partition, with its summary row. */
+export const TENANT_PARTITION = 'cities';
+export const TENANT_SUMMARY_ROW = '~tenant';
+/** A caller's cities live in the tenant table, one partition per caller. */
+export const callerPartition = (caller: string): string => `caller:${caller}`;
+export const CHECKPOINT_PARTITION = 'checkpoint';
+export const CHECKPOINT_ROW = 'main';
+/** Alerts raised per UTC day, one row per alert id (idempotent counting for the daily cap). */
+export const dayPartition = (day: string): string => `day:${day}`;
+
+const num = (e: Entity, k: string, d = 0): number => {
+  const v = e[k];
+  return typeof v === 'number' ? v : typeof v === 'string' && v !== '' ? Number(v) : d;
+};
+const str = (e: Entity, k: string): string => {
+  const v = e[k];
+  return typeof v === 'string' ? v : v === undefined ? '' : String(v);
+};
+const json = <T>(e: Entity, k: string, d: T): T => {
+  const v = e[k];
+  if (typeof v !== 'string' || v === '') return d;
+  try {
+    return JSON.parse(v) as T;
+  } catch {
+    return d;
+  }
+};
+
+export function cityToEntity(c: CityBaseline): Entity {
+  return {
+    name: c.name,
+    region: c.region,
+    country: c.country,
+    latitude: c.latitude,
+    longitude: c.longitude,
+    n: c.n,
+    decayedAtMs: c.decayedAtMs,
+    rawHours: c.rawHours,
+    firstSeenMs: c.firstSeenMs,
+    lastSeenMs: c.lastSeenMs,
+    days: c.days,
+    lastDay: c.lastDay,
+    lastWeightedDay: c.lastWeightedDay,
+    callers: JSON.stringify(c.callers),
+    established: c.established,
+    recent: JSON.stringify(c.recent),
+  };
+}
+
+export function cityFromEntity(cityKey: string, e: Entity): CityBaseline {
+  return {
+    cityKey,
+    name: str(e, 'name'),
+    region: str(e, 'region'),
+    country: str(e, 'country'),
+    latitude: num(e, 'latitude'),
+    longitude: num(e, 'longitude'),
+    n: num(e, 'n'),
+    decayedAtMs: num(e, 'decayedAtMs'),
+    rawHours: num(e, 'rawHours'),
+    firstSeenMs: num(e, 'firstSeenMs'),
+    lastSeenMs: num(e, 'lastSeenMs'),
+    days: num(e, 'days'),
+    lastDay: num(e, 'lastDay', -1),
+    lastWeightedDay: num(e, 'lastWeightedDay', -1),
+    callers: json<string[]>(e, 'callers', []),
+    established: e.established === true,
+    recent: json<[number, number][]>(e, 'recent', []),
+  };
+}
+
+export function operationToRows(op: OperationBaseline): Map<string, Entity> {
+  const rows = new Map<string, Entity>();
+  rows.set(OPERATION_SUMMARY_ROW, operationSummaryEntity(op));
+  for (const c of op.cities.values()) rows.set(c.cityKey, cityToEntity(c));
+  return rows;
+}
+
+export function operationSummaryEntity(op: OperationBaseline): Entity {
+  return {
+    operation: op.operation,
+    activeHours: op.activeHours,
+    firstSeenMs: op.firstSeenMs,
+    lastSeenMs: op.lastSeenMs,
+    recentHours: JSON.stringify(op.recentHours),
+  };
+}
+
+export function operationFromRows(operationKey: string, operation: string, rows: ReadonlyMap<string, Entity>): OperationBaseline {
+  const op = emptyOperation(operationKey, operation);
+  const summary = rows.get(OPERATION_SUMMARY_ROW);
+  if (summary) {
+    op.operation = str(summary, 'operation') || operation;
+    op.activeHours = num(summary, 'activeHours');
+    op.firstSeenMs = num(summary, 'firstSeenMs');
+    op.lastSeenMs = num(summary, 'lastSeenMs');
+    op.recentHours = json<number[]>(summary, 'recentHours', []);
+  }
+  for (const [key, e] of rows) {
+    if (key !== OPERATION_SUMMARY_ROW) op.cities.set(key, cityFromEntity(key, e));
+  }
+  return op;
+}
+
+export function tenantCityToEntity(c: TenantCity): Entity {
+  return {
+    name: c.name,
+    country: c.country,
+    latitude: c.latitude,
+    longitude: c.longitude,
+    n: c.n,
+    decayedAtMs: c.decayedAtMs,
+    rawHours: c.rawHours,
+    firstSeenMs: c.firstSeenMs,
+    lastSeenMs: c.lastSeenMs,
+    recentHours: JSON.stringify(c.recentHours),
+  };
+}
+
+export function tenantFromRows(rows: ReadonlyMap<string, Entity>): TenantBaseline {
+  const t = emptyTenant();
+  for (const [key, e] of rows) {
+    if (key === TENANT_SUMMARY_ROW) {
+      t.firstSeenMs = num(e, 'firstSeenMs');
+      continue;
+    }
+    t.cities.set(key, {
+      cityKey: key,
+      name: str(e, 'name'),
+      country: str(e, 'country'),
+      latitude: num(e, 'latitude'),
+      longitude: num(e, 'longitude'),
+      n: num(e, 'n'),
+      decayedAtMs: num(e, 'decayedAtMs'),
+      rawHours: num(e, 'rawHours'),
+      firstSeenMs: num(e, 'firstSeenMs'),
+      lastSeenMs: num(e, 'lastSeenMs'),
+      recentHours: json<number[]>(e, 'recentHours', []),
+    });
+  }
+  return t;
+}
+
+export function ledgerToEntity(l: LedgerEntry): Entity {
+  return {
+    caller: l.caller,
+    cityKey: l.cityKey,
+    alertId: l.alertId,
+    alertedAtMs: l.alertedAtMs,
+    score: l.score,
+    lastActivityMs: l.lastActivityMs,
+    operations: JSON.stringify(l.operations),
+  };
+}
+
+export function ledgerFromEntity(e: Entity): LedgerEntry {
+  return {
+    caller: str(e, 'caller'),
+    cityKey: str(e, 'cityKey'),
+    alertId: str(e, 'alertId'),
+    alertedAtMs: num(e, 'alertedAtMs'),
+    score: num(e, 'score'),
+    lastActivityMs: num(e, 'lastActivityMs'),
+    operations: json<string[]>(e, 'operations', []),
+  };
+}
+
+/** Field-by-field equality of two entities (to write only rows that really changed). */
+export function sameEntity(a: Entity | undefined, b: Entity): boolean {
+  if (a === undefined) return false;
+  const keys = Object.keys(b);
+  return keys.length === Object.keys(a).length && keys.every((k) => a[k] === b[k]);
+}
+
+export function callerCityToEntity(c: CallerCity): Entity {
+  return {
+    rawHours: c.rawHours,
+    days: c.days,
+    lastDay: c.lastDay,
+    firstSeenMs: c.firstSeenMs,
+    lastSeenMs: c.lastSeenMs,
+    recentHours: JSON.stringify(c.recentHours),
+  };
+}
+
+export function callerCitiesFromRows(rows: ReadonlyMap<string, Entity>): Map<string, CallerCity> {
+  const out = new Map<string, CallerCity>();
+  for (const [cityKey, e] of rows) {
+    out.set(cityKey, {
+      cityKey,
+      rawHours: num(e, 'rawHours'),
+      days: num(e, 'days'),
+      lastDay: num(e, 'lastDay', -1),
+      firstSeenMs: num(e, 'firstSeenMs'),
+      lastSeenMs: num(e, 'lastSeenMs'),
+      recentHours: json<number[]>(e, 'recentHours', []),
+    });
+  }
+  return out;
+}

@@ -1,0 +1,29 @@
+import type { CallerType } from '../activity/types.js';
+
+/**
+ * Events of one (operation, caller IP, caller, hour), aggregated: what the pipeline needs, and what the
+ * Log Analytics query returns so that millions of rows become thousands. Lists are bounded.
+ */
+export interface EventGroup {
+  operation: string;
+  operationKey: string;
+  caller: string;
+  callerType: CallerType;
+  callerIp: string;
+  hourMs: number;
+  count: number;
+  firstMs: number;
+  lastMs: number;
+  resourceIds: string[];
+  correlationIds: string[];
+  subscriptionId: string;
+  resourceGroup: string;
+}
+
+/** Where a run's events come from: the Log Analytics workspace in Azure, files in `replay`. */
+export interface EventSource {
+  /** Event groups with events in [startMs, endMs). */
+  read(startMs: number, endMs: number): Promise<EventGroup[]>;
+}
+
+export const MAX_GROUP_LIST = 20;

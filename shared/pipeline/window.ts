@@ -1,0 +1,124 @@
+import type { ActivityEvent } from '../activity/types.js';
+import { HOUR_MS } from '../scoring/model.js';
+import { type EventGroup, type EventSource, MAX_GROUP_LIST } from './types.js';
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
+}
+
+/**
+ * Holds events of files in memory as aggregates per (operation, caller, IP, slot) — memory grows with
+ * distinct combinations, not raw events — and serves the windows the simulated timer asks for.
+ * A slot is the largest span that never straddles a window edge or an hour: gcd(tick, lookback, 1h).
+ */
+export class AggregatedEvents implements EventSource {
+  readonly slotMs: number;
+  private readonly slots = new Map<number, Map<string, EventGroup>>();
+  minMs = Number.POSITIVE_INFINITY;
+  maxMs = Number.NEGATIVE_INFINITY;
+  events = 0;
+  groups = 0;
+
+  constructor(tickMs: number, lookbackMs: number) {
+    this.slotMs = gcd(gcd(tickMs, lookbackMs), HOUR_MS);
+  }
+
+  add(ev: ActivityEvent): void {
+    const slot = Math.floor(ev.timeMs / this.slotMs) * this.slotMs;
+    let groups = this.slots.get(slot);
+    if (!groups) {
+      groups = new Map();
+      this.slots.set(slot, groups);
+    }
+    const key = `${ev.operationKey}\u0000${ev.caller}\u0000${ev.callerIp}`;
+    let g = groups.get(key);
+    if (!g) {
+      g = {
+        operation: ev.operation,
+        operationKey: ev.operationKey,
+        caller: ev.caller,
+        callerType: ev.callerType,
+        callerIp: ev.callerIp,
+        hourMs: Math.floor(ev.timeMs / HOUR_MS) * HOUR_MS,
+        count: 0,
+        firstMs: ev.timeMs,
+        lastMs: ev.timeMs,
+        resourceIds: [],
+        correlationIds: [],
+        subscriptionId: ev.subscriptionId,
+        resourceGroup: ev.resourceGroup,
+      };
+      groups.set(key, g);
+      this.groups += 1;
+    }
+    g.count += 1;
+    if (ev.timeMs < g.firstMs) {
+      g.firstMs = ev.timeMs;
+      // Keep the earliest spelling and context: files are in ingestion order, not time order.
+      g.operation = ev.operation;
+      g.subscriptionId = ev.subscriptionId;
+      g.resourceGroup = ev.resourceGroup;
+    }
+    g.lastMs = Math.max(g.lastMs, ev.timeMs);
+    if (g.callerType === 'unknown' && ev.callerType !== 'unknown') g.callerType = ev.callerType;
+    if (ev.resourceId !== '' && g.resourceIds.length < MAX_GROUP_LIST && !g.resourceIds.includes(ev.resourceId)) {
+      g.resourceIds.push(ev.resourceId);
+    }
+    if (
+      ev.correlationId !== '' &&
+      g.correlationIds.length < MAX_GROUP_LIST &&
+      !g.correlationIds.includes(ev.correlationId)
+    ) {
+      g.correlationIds.push(ev.correlationId);
+    }
+    this.minMs = Math.min(this.minMs, ev.timeMs);
+    this.maxMs = Math.max(this.maxMs, ev.timeMs);
+    this.events += 1;
+  }
+
+  /** Every group of every slot (for whole-data statistics). */
+  *allGroups(): Iterable<EventGroup> {
+    for (const groups of this.slots.values()) yield* groups.values();
+  }
+
+  /** True when some slot in [startMs, endMs) has events (cheap check to skip empty runs). */
+  hasEvents(startMs: number, endMs: number): boolean {
+    for (let t = Math.floor(startMs / this.slotMs) * this.slotMs; t < endMs; t += this.slotMs) {
+      if (t >= startMs && this.slots.has(t)) return true;
+    }
+    return false;
+  }
+
+  read(startMs: number, endMs: number): Promise<EventGroup[]> {
+    const merged = new Map<string, EventGroup>();
+    for (let t = Math.floor(startMs / this.slotMs) * this.slotMs; t < endMs; t += this.slotMs) {
+      if (t < startMs) continue;
+      const groups = this.slots.get(t);
+      if (!groups) continue;
+      for (const g of groups.values()) {
+        const key = `${g.operationKey}\u0000${g.caller}\u0000${g.callerIp}\u0000${g.hourMs}`;
+        const m = merged.get(key);
+        if (!m) {
+          merged.set(key, { ...g, resourceIds: [...g.resourceIds], correlationIds: [...g.correlationIds] });
+          continue;
+        }
+        m.count += g.count;
+        if (g.firstMs < m.firstMs) {
+          m.firstMs = g.firstMs;
+          m.operation = g.operation;
+          m.subscriptionId = g.subscriptionId;
+          m.resourceGroup = g.resourceGroup;
+        }
+        m.lastMs = Math.max(m.lastMs, g.lastMs);
+        if (m.callerType === 'unknown') m.callerType = g.callerType;
+        for (const r of g.resourceIds) {
+          if (m.resourceIds.length < MAX_GROUP_LIST && !m.resourceIds.includes(r)) m.resourceIds.push(r);
+        }
+        for (const c of g.correlationIds) {
+          if (m.correlationIds.length < MAX_GROUP_LIST && !m.correlationIds.includes(c)) m.correlationIds.push(c);
+        }
+      }
+    }
+    return Promise.resolve([...merged.values()]);
+  }
+}

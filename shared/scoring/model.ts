@@ -1,0 +1,155 @@
+import type { CallerType } from '../activity/types.js';
+import type { City } from '../geo/types.js';
+
+export const HOUR_MS = 3_600_000;
+export const DAY_MS = 86_400_000;
+
+/** How many counted hours (with their scores) a baseline row remembers, to make counting idempotent. */
+export const RECENT_HOURS_KEPT = 24;
+
+/**
+ * What the baseline knows about one (operation, city). `n` is the decayed, establishment-weighted number of
+ * distinct hours, valid at `decayedAtMs`; decay is applied lazily when the row is next read or written.
+ */
+export interface CityBaseline {
+  cityKey: string;
+  name: string;
+  region: string;
+  country: string;
+  latitude: number;
+  longitude: number;
+  n: number;
+  decayedAtMs: number;
+  /** Distinct hours ever counted (not decayed, not weighted). */
+  rawHours: number;
+  firstSeenMs: number;
+  lastSeenMs: number;
+  /** Distinct UTC days with at least one counted hour. */
+  days: number;
+  lastDay: number;
+  /** UTC day on which an unestablished pair last gained weight (it gains at most one fraction per day). */
+  lastWeightedDay: number;
+  /** Bounded set of distinct callers. */
+  callers: string[];
+  established: boolean;
+  /** Hours already counted, newest last, with the score each got when first seen. */
+  recent: [hourMs: number, score: number][];
+}
+
+export interface OperationBaseline {
+  operationKey: string;
+  /** Display name: the first spelling seen. */
+  operation: string;
+  /** Distinct hours in which the operation was seen from any city (drives the learning factor). */
+  activeHours: number;
+  firstSeenMs: number;
+  lastSeenMs: number;
+  recentHours: number[];
+  cities: Map<string, CityBaseline>;
+}
+
+/** The tenant's own use of a city, all operations together: the prior for cities new to an operation. */
+export interface TenantCity {
+  cityKey: string;
+  name: string;
+  country: string;
+  latitude: number;
+  longitude: number;
+  n: number;
+  decayedAtMs: number;
+  rawHours: number;
+  firstSeenMs: number;
+  lastSeenMs: number;
+  recentHours: number[];
+}
+
+/** One caller's use of one city, all operations together (per-caller novelty, as UEBA does per user). */
+export interface CallerCity {
+  cityKey: string;
+  rawHours: number;
+  days: number;
+  lastDay: number;
+  firstSeenMs: number;
+  lastSeenMs: number;
+  recentHours: number[];
+}
+
+/** What the scorer needs to know about the caller of an observation. */
+export interface CallerContext {
+  caller: string;
+  /** Hours the caller was seen in, from any city (bounded by the cities kept). */
+  historyHours: number;
+  /** Hours and days the caller was seen in this city before. */
+  cityHours: number;
+  cityDays: number;
+}
+
+export interface TenantBaseline {
+  /** When the detector first saw data for this tenant (drives the tenant learning factor); 0 = never. */
+  firstSeenMs: number;
+  cities: Map<string, TenantCity>;
+}
+
+/** One caller's part of an observation. */
+export interface CallerActivity {
+  caller: string;
+  callerType: CallerType;
+  ips: string[];
+  events: number;
+  firstMs: number;
+  lastMs: number;
+  resourceIds: string[];
+  correlationIds: string[];
+  subscriptionId: string;
+  resourceGroup: string;
+}
+
+/** The unit of scoring: one operation from one city in one hour, however many events. */
+export interface Observation {
+  operationKey: string;
+  operation: string;
+  city: City;
+  hourMs: number;
+  events: number;
+  callers: CallerActivity[];
+}
+
+/** The knobs of the model (from app settings, see shared/config/settings.json). */
+export interface ScoringParams {
+  halfLifeDays: number;
+  priorWeight: number;
+  smoothingAlpha: number;
+  mergeKm: number;
+  distanceScaleKm: number;
+  nearFactor: number;
+  newCountryOperationBoost: number;
+  newCountryTenantBoost: number;
+  learningOperationHours: number;
+  learningTenantDays: number;
+  establishHours: number;
+  establishDays: number;
+  establishCallers: number;
+  unestablishedWeight: number;
+  egressScoreCap: number;
+  callerNewCityBoost: number;
+  callerFamiliarFactor: number;
+  callerLearningHours: number;
+  maxCallersPerCity: number;
+  topCities: number;
+}
+
+export function emptyOperation(operationKey: string, operation: string): OperationBaseline {
+  return {
+    operationKey,
+    operation,
+    activeHours: 0,
+    firstSeenMs: 0,
+    lastSeenMs: 0,
+    recentHours: [],
+    cities: new Map(),
+  };
+}
+
+export function emptyTenant(): TenantBaseline {
+  return { firstSeenMs: 0, cities: new Map() };
+}

@@ -1,0 +1,328 @@
+import { haversineKm } from '../geo/distance.js';
+import type { City } from '../geo/types.js';
+import { decayed } from './decay.js';
+import {
+  type CallerContext,
+  type CityBaseline,
+  DAY_MS,
+  type OperationBaseline,
+  type ScoringParams,
+  type TenantBaseline,
+} from './model.js';
+
+/** P at or above this is not rare at all (score 0); Elastic's `rare` scores p > 0.035 as 0. */
+const P_NOT_RARE = 0.05;
+/** P at or below this is as rare as it gets (score 100). */
+const P_FLOOR = 1e-4;
+
+/** 0–100 from a tail probability: deterministic, comparable across tenants, never rewritten. */
+export function rarityFromProbability(p: number): number {
+  if (!(p > 0)) return 100;
+  const x = Math.log(P_NOT_RARE / p) / Math.log(P_NOT_RARE / P_FLOOR);
+  return 100 * Math.min(1, Math.max(0, x));
+}
+
+export interface KnownCity {
+  cityKey: string;
+  name: string;
+  country: string;
+  hours: number;
+  rawHours: number;
+}
+
+/** The score of one observation and every factor behind it: the explanation an analyst reads. */
+export interface RarityScore {
+  /** Final 0–100 score (after learning factor and egress cap), rounded to 0.1. */
+  score: number;
+  /** Score from the probability alone. */
+  rarity: number;
+  probability: number;
+  /** The city (or a city within UC_MERGE_KM of it) is already known for the operation. */
+  seenForOperation: boolean;
+  mergedInto?: { cityKey: string; name: string; distanceKm: number };
+  /** Hours this (operation, city) was seen before, decayed and raw. */
+  hoursSeen: number;
+  rawHoursSeen: number;
+  lastSeenMs?: number;
+  /** Good–Turing chance that the operation shows up from a new city. */
+  missingMass: number;
+  /** How common the city is in the tenant (tail share); small when never seen. */
+  tenantPrior: number;
+  /** The city's share of all tenant hours. */
+  tenantShare: number;
+  seenInTenant: boolean;
+  nearest?: { cityKey: string; name: string; country: string; distanceKm: number };
+  distanceFactor: number;
+  newCountryForOperation: boolean;
+  newCountryForTenant: boolean;
+  /** The caller was never seen in this city (for any operation) although they have history. */
+  newCityForCaller: boolean;
+  /** The caller has worked from this city on at least UC_ESTABLISH_DAYS days. */
+  familiarToCaller: boolean;
+  /** Hours the caller was seen in this city before (undefined when scored without a caller). */
+  callerCityHours?: number;
+  learningFactor: number;
+  operationActiveHours: number;
+  tenantDays: number;
+  egress?: string;
+  capped: boolean;
+  knownCities: KnownCity[];
+  operationHours: number;
+  sentence: string;
+}
+
+function placeName(name: string, region: string, country: string): string {
+  const parts = [name, region, country].filter((p) => p !== '');
+  return parts.length > 0 ? parts.join(', ') : 'an unknown place';
+}
+
+function fmtKm(km: number): string {
+  return `${Math.round(km).toLocaleString('en-US')} km`;
+}
+
+function fmtHours(h: number): string {
+  return h >= 10 ? String(Math.round(h)) : String(Math.round(h * 10) / 10);
+}
+
+/**
+ * Scores one (operation, city, hour) observation against the baselines as they were before that hour.
+ * Pure: no I/O, no clock; the same inputs always give the same score and explanation.
+ */
+export function scoreObservation(
+  op: OperationBaseline,
+  tenant: TenantBaseline,
+  city: City,
+  hourMs: number,
+  params: ScoringParams,
+  caller?: CallerContext,
+): RarityScore {
+  const base = baseRarity(op, tenant, city, hourMs, params);
+  return caller === undefined ? base : forCaller(base, op, city, caller, params);
+}
+
+/** The part of the score that depends on the caller: their own history with the city. */
+export function forCaller(
+  base: RarityScore,
+  op: OperationBaseline,
+  city: City,
+  caller: CallerContext,
+  params: ScoringParams,
+): RarityScore {
+  const newCityForCaller = caller.cityHours === 0 && caller.historyHours >= params.callerLearningHours;
+  const familiarToCaller = caller.cityDays >= params.establishDays;
+  let probability = base.probability;
+  if (newCityForCaller) probability /= params.callerNewCityBoost;
+  if (familiarToCaller) probability = Math.min(1, probability * params.callerFamiliarFactor);
+  const r: RarityScore = {
+    ...base,
+    newCityForCaller,
+    familiarToCaller,
+    callerCityHours: caller.cityHours,
+    probability,
+  };
+  finish(r, city, params);
+  r.sentence = explain(op, city, r);
+  return r;
+}
+
+function finish(r: RarityScore, city: City, params: ScoringParams): void {
+  r.rarity = Math.round(rarityFromProbability(r.probability) * 10) / 10;
+  let score = rarityFromProbability(r.probability) * r.learningFactor;
+  r.capped = false;
+  if (city.egress !== undefined && score > params.egressScoreCap) {
+    score = params.egressScoreCap;
+    r.capped = true;
+  }
+  r.score = Math.round(score * 10) / 10;
+}
+
+function baseRarity(
+  op: OperationBaseline,
+  tenant: TenantBaseline,
+  city: City,
+  hourMs: number,
+  params: ScoringParams,
+): RarityScore {
+  const half = params.halfLifeDays;
+  const live = (c: { n: number; decayedAtMs: number }) => decayed(c.n, c.decayedAtMs, hourMs, half);
+
+  // Operation side: N_a, S1_a and each known city's decayed hours.
+  const opCities: { c: CityBaseline; n: number }[] = [];
+  let nA = 0;
+  let s1A = 0;
+  for (const c of op.cities.values()) {
+    const n = live(c);
+    opCities.push({ c, n });
+    nA += n;
+    if (c.rawHours === 1) s1A += 1;
+  }
+  const missingMass = (s1A + 1) / (nA + 1);
+
+  // Tenant side: T_c, T, S1_T.
+  const tenantN = new Map<string, number>();
+  let tTotal = 0;
+  let s1T = 0;
+  for (const tc of tenant.cities.values()) {
+    const n = live(tc);
+    tenantN.set(tc.cityKey, n);
+    tTotal += n;
+    if (tc.rawHours === 1) s1T += 1;
+  }
+  const tenantPriorOf = (cityKey: string): number => {
+    const tc = tenantN.get(cityKey) ?? 0;
+    if (tc <= 0) return (s1T + 1) / (tTotal + 1);
+    let tail = 0;
+    for (const n of tenantN.values()) if (n <= tc) tail += n;
+    return Math.min(1, (tail + s1T + 1) / (tTotal + 1));
+  };
+
+  // Geography: nearest known city for the operation (only places with coordinates, not egress keys).
+  const hasCoords = city.egress === undefined && !(city.latitude === 0 && city.longitude === 0);
+  let nearest: RarityScore['nearest'];
+  if (hasCoords) {
+    for (const { c } of opCities) {
+      if (c.cityKey === city.key || c.cityKey.startsWith('e:') || (c.latitude === 0 && c.longitude === 0)) continue;
+      const d = haversineKm(city.latitude, city.longitude, c.latitude, c.longitude);
+      if (nearest === undefined || d < nearest.distanceKm) {
+        nearest = { cityKey: c.cityKey, name: placeName(c.name, c.region, c.country), country: c.country, distanceKm: d };
+      }
+    }
+  }
+
+  let subject = op.cities.get(city.key);
+  let mergedInto: RarityScore['mergedInto'];
+  if (subject === undefined && nearest !== undefined && nearest.distanceKm <= params.mergeKm) {
+    // GeoIP places neighbouring suburbs in different "cities": treat them as the known one.
+    subject = op.cities.get(nearest.cityKey);
+    mergedInto = { cityKey: nearest.cityKey, name: nearest.name, distanceKm: nearest.distanceKm };
+  }
+
+  const opCountries = new Set(opCities.map(({ c }) => c.country).filter((c) => c !== ''));
+  const tenantCountries = new Set([...tenant.cities.values()].map((c) => c.country).filter((c) => c !== ''));
+  const newCountryForOperation = city.country !== '' && opCities.length > 0 && !opCountries.has(city.country);
+  const newCountryForTenant = city.country !== '' && tenant.cities.size > 0 && !tenantCountries.has(city.country);
+
+  const subjectKey = subject?.cityKey ?? city.key;
+  const tenantPrior = tenantPriorOf(city.key);
+  const tenantShare = tTotal > 0 ? (tenantN.get(city.key) ?? 0) / tTotal : 0;
+  const seenInTenant = (tenantN.get(city.key) ?? 0) > 0;
+  const priorTerm = missingMass * Math.pow(tenantPrior, params.priorWeight);
+
+  let probability: number;
+  let distanceFactor = 1;
+  let hoursSeen = 0;
+  if (subject !== undefined) {
+    // Seen city: smoothed tail probability — this city or any rarer one, plus the chance of a new city.
+    const alpha = params.smoothingAlpha;
+    const share = (key: string) => (tTotal > 0 ? (tenantN.get(key) ?? 0) / tTotal : 0);
+    const pHat = (c: CityBaseline, n: number) => (n + alpha * share(c.cityKey)) / (nA + alpha);
+    const subjectN = opCities.find(({ c }) => c.cityKey === subjectKey)?.n ?? 0;
+    hoursSeen = subjectN;
+    const pSubject = pHat(subject, subjectN);
+    let tail = 0;
+    for (const { c, n } of opCities) {
+      const p = pHat(c, n);
+      if (p <= pSubject) tail += p;
+    }
+    probability = Math.min(1, tail + priorTerm);
+  } else {
+    // New city for the operation: Good–Turing missing mass, shrunk by how rare the city is in the tenant.
+    probability = priorTerm;
+    if (nearest !== undefined) {
+      const span = Math.max(1, params.distanceScaleKm - params.mergeKm);
+      const closeness = 1 - Math.min(1, Math.max(0, (nearest.distanceKm - params.mergeKm) / span));
+      distanceFactor = Math.pow(params.nearFactor, closeness);
+    }
+    probability *= distanceFactor;
+    if (newCountryForOperation) probability /= params.newCountryOperationBoost;
+    if (newCountryForTenant) probability /= params.newCountryTenantBoost;
+    probability = Math.min(1, probability);
+  }
+
+  // Learning: an operation or tenant without enough history cannot tell rare from new.
+  const lOp =
+    params.learningOperationHours <= 0 ? 1 : Math.sqrt(Math.min(1, op.activeHours / params.learningOperationHours));
+  const tenantDays = tenant.firstSeenMs > 0 ? Math.max(0, (hourMs - tenant.firstSeenMs) / DAY_MS) : 0;
+  const lTenant = params.learningTenantDays <= 0 ? 1 : Math.sqrt(Math.min(1, tenantDays / params.learningTenantDays));
+  const learningFactor = lOp * lTenant;
+
+  const knownCities: KnownCity[] = opCities
+    .map(({ c, n }) => ({
+      cityKey: c.cityKey,
+      name: placeName(c.name, c.region, c.country),
+      country: c.country,
+      hours: n,
+      rawHours: c.rawHours,
+    }))
+    .sort((a, b) => b.hours - a.hours || a.cityKey.localeCompare(b.cityKey))
+    .slice(0, params.topCities);
+
+  const result: RarityScore = {
+    score: 0,
+    rarity: 0,
+    probability,
+    seenForOperation: subject !== undefined,
+    hoursSeen,
+    rawHoursSeen: subject?.rawHours ?? 0,
+    missingMass,
+    tenantPrior,
+    tenantShare,
+    seenInTenant,
+    distanceFactor,
+    newCountryForOperation,
+    newCountryForTenant,
+    newCityForCaller: false,
+    familiarToCaller: false,
+    learningFactor,
+    operationActiveHours: op.activeHours,
+    tenantDays,
+    capped: false,
+    knownCities,
+    operationHours: nA,
+    sentence: '',
+  };
+  if (mergedInto) result.mergedInto = mergedInto;
+  if (nearest) result.nearest = nearest;
+  if (subject) result.lastSeenMs = subject.lastSeenMs;
+  if (city.egress !== undefined) result.egress = city.egress;
+  finish(result, city, params);
+  result.sentence = explain(op, city, result);
+  return result;
+}
+
+function explain(op: OperationBaseline, city: City, r: RarityScore): string {
+  const where = city.egress !== undefined ? `egress range ${city.egress}` : placeName(city.name, city.region, city.country);
+  const parts: string[] = [];
+  if (r.seenForOperation) {
+    const last = r.lastSeenMs !== undefined ? `, last on ${new Date(r.lastSeenMs).toISOString().slice(0, 10)}` : '';
+    const merged = r.mergedInto ? ` (merged with ${r.mergedInto.name}, ${fmtKm(r.mergedInto.distanceKm)} away)` : '';
+    parts.push(
+      `${op.operation} from ${where}${merged}: seen in ${r.rawHoursSeen} hour(s) before (${fmtHours(r.hoursSeen)} after decay${last}) out of ${fmtHours(r.operationHours)} hours for this operation`,
+    );
+  } else if (op.cities.size === 0) {
+    parts.push(`${op.operation} from ${where}: the operation has no city history yet`);
+  } else {
+    parts.push(`${op.operation} from ${where}: a city never seen for this operation`);
+  }
+  if (r.knownCities.length > 0 && !r.seenForOperation) {
+    parts.push(`known cities: ${r.knownCities.map((k) => `${k.name} ${fmtHours(k.hours)}h`).join('; ')}`);
+  }
+  if (!r.seenForOperation && r.nearest) parts.push(`nearest known city ${r.nearest.name} is ${fmtKm(r.nearest.distanceKm)} away`);
+  if (r.newCountryForTenant) parts.push('a country never seen in the tenant');
+  else if (r.newCountryForOperation) parts.push('a country new for this operation');
+  parts.push(
+    r.seenInTenant
+      ? `the city has ${(r.tenantShare * 100).toFixed(2)}% of the tenant's activity`
+      : 'the city was never seen in the tenant',
+  );
+  if (r.newCityForCaller) parts.push('the caller never worked from this city before');
+  if (r.familiarToCaller) parts.push(`the caller has worked from this city before (${r.callerCityHours ?? 0}h)`);
+  if (r.learningFactor < 1) {
+    parts.push(
+      `still learning (operation active ${r.operationActiveHours}h, tenant history ${r.tenantDays.toFixed(1)} days): score ×${r.learningFactor.toFixed(2)}`,
+    );
+  }
+  if (r.capped) parts.push(`known egress range: score capped`);
+  parts.push(`probability ${r.probability.toExponential(2)} → score ${r.score}`);
+  return parts.join('; ') + '.';
+}

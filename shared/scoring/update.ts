@@ -1,0 +1,198 @@
+import type { City } from '../geo/types.js';
+import { decayed } from './decay.js';
+import {
+  type CallerCity,
+  type CallerContext,
+  type CityBaseline,
+  DAY_MS,
+  type OperationBaseline,
+  RECENT_HOURS_KEPT,
+  type ScoringParams,
+  type TenantBaseline,
+  type TenantCity,
+} from './model.js';
+
+/**
+ * True when `hourMs` was already counted. The recent list holds the last RECENT_HOURS_KEPT counted hours;
+ * an hour older than all of them (when the list is full) is treated as counted: it may have been, and
+ * overlapping windows must never count an hour twice.
+ */
+export function alreadyCounted(recent: readonly number[], hourMs: number): boolean {
+  if (recent.includes(hourMs)) return true;
+  return recent.length >= RECENT_HOURS_KEPT && hourMs < Math.min(...recent);
+}
+
+function pushRecent<T>(list: T[], item: T, hourOf: (t: T) => number): T[] {
+  const next = [...list, item].sort((a, b) => hourOf(a) - hourOf(b));
+  return next.length > RECENT_HOURS_KEPT ? next.slice(next.length - RECENT_HOURS_KEPT) : next;
+}
+
+export interface HourUpdate {
+  city: City;
+  hourMs: number;
+  callers: readonly string[];
+  /** Score the observation got, remembered for the explanation of later overlapping runs. */
+  score: number;
+}
+
+/**
+ * Counts one (operation, city, hour) in the operation's baseline. Idempotent: applying the same hour again
+ * changes nothing. Returns the changed city row (undefined when nothing changed) — the operation summary
+ * (`op`) is updated in place on the returned copy.
+ */
+export function countOperationHour(
+  op: OperationBaseline,
+  u: HourUpdate,
+  params: ScoringParams,
+): { op: OperationBaseline; changedCity?: CityBaseline; changedSummary: boolean } {
+  const next: OperationBaseline = { ...op, cities: new Map(op.cities) };
+  let changedSummary = false;
+  if (!alreadyCounted(next.recentHours, u.hourMs)) {
+    next.activeHours += 1;
+    next.recentHours = pushRecent(next.recentHours, u.hourMs, (h) => h);
+    next.firstSeenMs = next.firstSeenMs === 0 ? u.hourMs : Math.min(next.firstSeenMs, u.hourMs);
+    next.lastSeenMs = Math.max(next.lastSeenMs, u.hourMs);
+    changedSummary = true;
+  }
+
+  const prev = next.cities.get(u.city.key);
+  if (prev && alreadyCounted(prev.recent.map(([h]) => h), u.hourMs)) return { op: next, changedSummary };
+
+  const day = Math.floor(u.hourMs / DAY_MS);
+  const c: CityBaseline = prev
+    ? { ...prev, callers: [...prev.callers], recent: [...prev.recent] }
+    : {
+        cityKey: u.city.key,
+        name: u.city.name,
+        region: u.city.region,
+        country: u.city.country,
+        latitude: u.city.latitude,
+        longitude: u.city.longitude,
+        n: 0,
+        decayedAtMs: u.hourMs,
+        rawHours: 0,
+        firstSeenMs: u.hourMs,
+        lastSeenMs: u.hourMs,
+        days: 0,
+        lastDay: -1,
+        lastWeightedDay: -1,
+        callers: [],
+        established: false,
+        recent: [],
+      };
+  if (u.hourMs > c.decayedAtMs) {
+    c.n = decayed(c.n, c.decayedAtMs, u.hourMs, params.halfLifeDays);
+    c.decayedAtMs = u.hourMs;
+  }
+  c.rawHours += 1;
+  if (day > c.lastDay) {
+    c.days += 1;
+    c.lastDay = day;
+  }
+  for (const caller of u.callers) {
+    if (caller !== '' && !c.callers.includes(caller) && c.callers.length < params.maxCallersPerCity) {
+      c.callers.push(caller);
+    }
+  }
+  if (
+    !c.established &&
+    c.rawHours >= params.establishHours &&
+    (c.days >= params.establishDays || c.callers.length >= params.establishCallers)
+  ) {
+    c.established = true;
+  }
+  // Until established, a pair gains one fraction of an hour per day at most: an attacker repeating from one
+  // city every hour does not make it normal within hours, a team working from a new office does in days.
+  let weight = 0;
+  if (c.established) weight = 1;
+  else if (day !== c.lastWeightedDay) {
+    weight = params.unestablishedWeight;
+    c.lastWeightedDay = day;
+  }
+  // A late hour (older than decayedAtMs) is added at its decayed weight.
+  c.n += decayed(weight, u.hourMs, c.decayedAtMs, params.halfLifeDays);
+  c.firstSeenMs = Math.min(c.firstSeenMs, u.hourMs);
+  c.lastSeenMs = Math.max(c.lastSeenMs, u.hourMs);
+  c.recent = pushRecent(c.recent, [u.hourMs, u.score] as [number, number], ([h]) => h);
+  next.cities.set(c.cityKey, c);
+  return { op: next, changedCity: c, changedSummary };
+}
+
+/** Counts one (city, hour) in the tenant's city counts. Idempotent. */
+export function countTenantHour(
+  tenant: TenantBaseline,
+  city: City,
+  hourMs: number,
+  params: ScoringParams,
+): { tenant: TenantBaseline; changedCity?: TenantCity; changedSummary: boolean } {
+  const next: TenantBaseline = { ...tenant, cities: new Map(tenant.cities) };
+  let changedSummary = false;
+  if (next.firstSeenMs === 0 || hourMs < next.firstSeenMs) {
+    next.firstSeenMs = hourMs;
+    changedSummary = true;
+  }
+  const prev = next.cities.get(city.key);
+  if (prev && alreadyCounted(prev.recentHours, hourMs)) return { tenant: next, changedSummary };
+  const c: TenantCity = prev
+    ? { ...prev, recentHours: [...prev.recentHours] }
+    : {
+        cityKey: city.key,
+        name: city.name,
+        country: city.country,
+        latitude: city.latitude,
+        longitude: city.longitude,
+        n: 0,
+        decayedAtMs: hourMs,
+        rawHours: 0,
+        firstSeenMs: hourMs,
+        lastSeenMs: hourMs,
+        recentHours: [],
+      };
+  if (hourMs > c.decayedAtMs) {
+    c.n = decayed(c.n, c.decayedAtMs, hourMs, params.halfLifeDays);
+    c.decayedAtMs = hourMs;
+  }
+  c.n += decayed(1, hourMs, c.decayedAtMs, params.halfLifeDays);
+  c.rawHours += 1;
+  c.firstSeenMs = Math.min(c.firstSeenMs, hourMs);
+  c.lastSeenMs = Math.max(c.lastSeenMs, hourMs);
+  c.recentHours = pushRecent(c.recentHours, hourMs, (h) => h);
+  next.cities.set(c.cityKey, c);
+  return { tenant: next, changedCity: c, changedSummary };
+}
+
+/** Most cities remembered per caller: bounds the row count of a caller's partition (least recent dropped). */
+export const MAX_CITIES_PER_CALLER = 64;
+
+/** Counts one (caller, city, hour). Idempotent. Returns the caller's cities and the changed row. */
+export function countCallerHour(
+  cities: ReadonlyMap<string, CallerCity>,
+  cityKey: string,
+  hourMs: number,
+): { cities: Map<string, CallerCity>; changed?: CallerCity } {
+  const next = new Map(cities);
+  const prev = next.get(cityKey);
+  if (prev && alreadyCounted(prev.recentHours, hourMs)) return { cities: next };
+  const day = Math.floor(hourMs / DAY_MS);
+  const c: CallerCity = prev
+    ? { ...prev, recentHours: [...prev.recentHours] }
+    : { cityKey, rawHours: 0, days: 0, lastDay: -1, firstSeenMs: hourMs, lastSeenMs: hourMs, recentHours: [] };
+  c.rawHours += 1;
+  if (day > c.lastDay) {
+    c.days += 1;
+    c.lastDay = day;
+  }
+  c.firstSeenMs = Math.min(c.firstSeenMs, hourMs);
+  c.lastSeenMs = Math.max(c.lastSeenMs, hourMs);
+  c.recentHours = pushRecent(c.recentHours, hourMs, (h) => h);
+  next.set(cityKey, c);
+  return { cities: next, changed: c };
+}
+
+/** The caller's history as the scorer sees it. */
+export function callerContext(caller: string, cities: ReadonlyMap<string, CallerCity>, cityKey: string): CallerContext {
+  let historyHours = 0;
+  for (const c of cities.values()) historyHours += c.rawHours;
+  const here = cities.get(cityKey);
+  return { caller, historyHours, cityHours: here?.rawHours ?? 0, cityDays: here?.days ?? 0 };
+}
