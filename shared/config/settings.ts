@@ -91,7 +91,7 @@ const schema = z.object({
   UC_ESTABLISH_CALLERS: number(1, 1000, true),
   UC_UNESTABLISHED_WEIGHT: number(0, 1),
   UC_NEW_CITY_FOR_CALLER_BOOST: number(1, 1000),
-  UC_CALLER_FAMILIAR_FACTOR: number(1, 1000),
+  UC_FAMILIAR_SCORE_CAP: number(0, 100),
   UC_CALLER_LEARNING_HOURS: number(0, 100_000),
   UC_ALERT_COOLDOWN: duration(0, ''),
   UC_RESCORE_MARGIN: number(0, 100),

@@ -293,7 +293,7 @@ export function generateTenant(days = 42, seed = 20261130): DemoDataset {
   }
   const james = people[1]!.upn;
   if (days > 39) {
-    attack('A5', `admin ${james} used from Amsterdam — a city common in the tenant but never used for role assignments`, james, 'user', [PLACES.amsterdam[6]], [
+    attack('A5', `admin ${james} used from Mumbai — the tenant's development office, never used for role assignments`, james, 'user', [PLACES.mumbai[6]], [
       [at(38, 10, 3), OPS.roleAssign],
       [at(38, 10, 9), OPS.kvPolicy],
     ]);

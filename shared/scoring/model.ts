@@ -132,7 +132,7 @@ export interface ScoringParams {
   unestablishedWeight: number;
   egressScoreCap: number;
   callerNewCityBoost: number;
-  callerFamiliarFactor: number;
+  familiarScoreCap: number;
   callerLearningHours: number;
   maxCallersPerCity: number;
   topCities: number;

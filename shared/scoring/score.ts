@@ -39,6 +39,8 @@ export interface RarityScore {
   probability: number;
   /** The city (or a city within UC_MERGE_KM of it) is already known for the operation. */
   seenForOperation: boolean;
+  /** Known and established (UC_ESTABLISH_*): scored by its share; otherwise it is still scored as new. */
+  established: boolean;
   mergedInto?: { cityKey: string; name: string; distanceKm: number };
   /** Hours this (operation, city) was seen before, decayed and raw. */
   hoursSeen: number;
@@ -112,7 +114,6 @@ export function forCaller(
   const familiarToCaller = caller.cityDays >= params.establishDays;
   let probability = base.probability;
   if (newCityForCaller) probability /= params.callerNewCityBoost;
-  if (familiarToCaller) probability = Math.min(1, probability * params.callerFamiliarFactor);
   const r: RarityScore = {
     ...base,
     newCityForCaller,
@@ -129,8 +130,14 @@ function finish(r: RarityScore, city: City, params: ScoringParams): void {
   r.rarity = Math.round(rarityFromProbability(r.probability) * 10) / 10;
   let score = rarityFromProbability(r.probability) * r.learningFactor;
   r.capped = false;
+  // Places that are normal for reasons the (operation, city) counts cannot see: a known egress range, or a
+  // city the caller has worked from on several days (a commute, a new hire's home, a long trip).
   if (city.egress !== undefined && score > params.egressScoreCap) {
     score = params.egressScoreCap;
+    r.capped = true;
+  }
+  if (r.familiarToCaller && score > params.familiarScoreCap) {
+    score = params.familiarScoreCap;
     r.capped = true;
   }
   r.score = Math.round(score * 10) / 10;
@@ -176,12 +183,19 @@ function baseRarity(
     return Math.min(1, (tail + s1T + 1) / (tTotal + 1));
   };
 
-  // Geography: nearest known city for the operation (only places with coordinates, not egress keys).
+  // Reference cities: the operation's established cities. An unestablished city (a one-off, a traveller,
+  // an attacker's first days) does not make its country or neighbourhood "known". Until something is
+  // established, every city the operation has seen is a reference.
+  const others = opCities.filter(({ c }) => c.cityKey !== city.key);
+  const established = others.filter(({ c }) => c.established);
+  const reference = established.length > 0 ? established : others;
+
+  // Geography: nearest reference city (only places with coordinates, not egress keys).
   const hasCoords = city.egress === undefined && !(city.latitude === 0 && city.longitude === 0);
   let nearest: RarityScore['nearest'];
   if (hasCoords) {
-    for (const { c } of opCities) {
-      if (c.cityKey === city.key || c.cityKey.startsWith('e:') || (c.latitude === 0 && c.longitude === 0)) continue;
+    for (const { c } of reference) {
+      if (c.cityKey.startsWith('e:') || (c.latitude === 0 && c.longitude === 0)) continue;
       const d = haversineKm(city.latitude, city.longitude, c.latitude, c.longitude);
       if (nearest === undefined || d < nearest.distanceKm) {
         nearest = { cityKey: c.cityKey, name: placeName(c.name, c.region, c.country), country: c.country, distanceKm: d };
@@ -189,7 +203,8 @@ function baseRarity(
     }
   }
 
-  let subject = op.cities.get(city.key);
+  const own = op.cities.get(city.key);
+  let subject = own?.established ? own : undefined;
   let mergedInto: RarityScore['mergedInto'];
   if (subject === undefined && nearest !== undefined && nearest.distanceKm <= params.mergeKm) {
     // GeoIP places neighbouring suburbs in different "cities": treat them as the known one.
@@ -197,10 +212,12 @@ function baseRarity(
     mergedInto = { cityKey: nearest.cityKey, name: nearest.name, distanceKm: nearest.distanceKm };
   }
 
-  const opCountries = new Set(opCities.map(({ c }) => c.country).filter((c) => c !== ''));
-  const tenantCountries = new Set([...tenant.cities.values()].map((c) => c.country).filter((c) => c !== ''));
-  const newCountryForOperation = city.country !== '' && opCities.length > 0 && !opCountries.has(city.country);
-  const newCountryForTenant = city.country !== '' && tenant.cities.size > 0 && !tenantCountries.has(city.country);
+  const opCountries = new Set(reference.map(({ c }) => c.country).filter((c) => c !== ''));
+  const tenantCountries = new Set(
+    [...tenant.cities.values()].filter((c) => c.cityKey !== city.key).map((c) => c.country).filter((c) => c !== ''),
+  );
+  const newCountryForOperation = city.country !== '' && reference.length > 0 && !opCountries.has(city.country);
+  const newCountryForTenant = city.country !== '' && tenantCountries.size > 0 && !tenantCountries.has(city.country);
 
   const subjectKey = subject?.cityKey ?? city.key;
   const tenantPrior = tenantPriorOf(city.key);
@@ -210,7 +227,7 @@ function baseRarity(
 
   let probability: number;
   let distanceFactor = 1;
-  let hoursSeen = 0;
+  let hoursSeen = own !== undefined ? (opCities.find(({ c }) => c.cityKey === own.cityKey)?.n ?? 0) : 0;
   if (subject !== undefined) {
     // Seen city: smoothed tail probability — this city or any rarer one, plus the chance of a new city.
     const alpha = params.smoothingAlpha;
@@ -261,9 +278,10 @@ function baseRarity(
     score: 0,
     rarity: 0,
     probability,
-    seenForOperation: subject !== undefined,
+    seenForOperation: subject !== undefined || own !== undefined,
     hoursSeen,
-    rawHoursSeen: subject?.rawHours ?? 0,
+    rawHoursSeen: (subject ?? own)?.rawHours ?? 0,
+    established: subject !== undefined,
     missingMass,
     tenantPrior,
     tenantShare,
@@ -283,7 +301,7 @@ function baseRarity(
   };
   if (mergedInto) result.mergedInto = mergedInto;
   if (nearest) result.nearest = nearest;
-  if (subject) result.lastSeenMs = subject.lastSeenMs;
+  if (subject ?? own) result.lastSeenMs = (subject ?? own)!.lastSeenMs;
   if (city.egress !== undefined) result.egress = city.egress;
   finish(result, city, params);
   result.sentence = explain(op, city, result);
@@ -293,7 +311,12 @@ function baseRarity(
 function explain(op: OperationBaseline, city: City, r: RarityScore): string {
   const where = city.egress !== undefined ? `egress range ${city.egress}` : placeName(city.name, city.region, city.country);
   const parts: string[] = [];
-  if (r.seenForOperation) {
+  if (r.seenForOperation && !r.established) {
+    const last = r.lastSeenMs !== undefined ? `, last on ${new Date(r.lastSeenMs).toISOString().slice(0, 10)}` : '';
+    parts.push(
+      `${op.operation} from ${where}: seen in ${r.rawHoursSeen} hour(s) before${last}, not yet established for this operation, so still scored as a new city`,
+    );
+  } else if (r.seenForOperation) {
     const last = r.lastSeenMs !== undefined ? `, last on ${new Date(r.lastSeenMs).toISOString().slice(0, 10)}` : '';
     const merged = r.mergedInto ? ` (merged with ${r.mergedInto.name}, ${fmtKm(r.mergedInto.distanceKm)} away)` : '';
     parts.push(
@@ -304,10 +327,10 @@ function explain(op: OperationBaseline, city: City, r: RarityScore): string {
   } else {
     parts.push(`${op.operation} from ${where}: a city never seen for this operation`);
   }
-  if (r.knownCities.length > 0 && !r.seenForOperation) {
+  if (r.knownCities.length > 0 && !r.established) {
     parts.push(`known cities: ${r.knownCities.map((k) => `${k.name} ${fmtHours(k.hours)}h`).join('; ')}`);
   }
-  if (!r.seenForOperation && r.nearest) parts.push(`nearest known city ${r.nearest.name} is ${fmtKm(r.nearest.distanceKm)} away`);
+  if (!r.established && r.nearest) parts.push(`nearest known city ${r.nearest.name} is ${fmtKm(r.nearest.distanceKm)} away`);
   if (r.newCountryForTenant) parts.push('a country never seen in the tenant');
   else if (r.newCountryForOperation) parts.push('a country new for this operation');
   parts.push(
@@ -316,13 +339,15 @@ function explain(op: OperationBaseline, city: City, r: RarityScore): string {
       : 'the city was never seen in the tenant',
   );
   if (r.newCityForCaller) parts.push('the caller never worked from this city before');
-  if (r.familiarToCaller) parts.push(`the caller has worked from this city before (${r.callerCityHours ?? 0}h)`);
+  if (r.familiarToCaller) {
+    parts.push(`the caller has worked from this city on several days (${r.callerCityHours ?? 0}h): score capped`);
+  }
   if (r.learningFactor < 1) {
     parts.push(
       `still learning (operation active ${r.operationActiveHours}h, tenant history ${r.tenantDays.toFixed(1)} days): score ×${r.learningFactor.toFixed(2)}`,
     );
   }
-  if (r.capped) parts.push(`known egress range: score capped`);
+  if (r.capped && r.egress !== undefined) parts.push(`known egress range: score capped`);
   parts.push(`probability ${r.probability.toExponential(2)} → score ${r.score}`);
   return parts.join('; ') + '.';
 }
