@@ -1,5 +1,6 @@
 import { z } from 'zod';
 
+import { parseEgressRanges } from '../geo/egress.js';
 import { parseDuration } from './duration.js';
 import catalog from './settings.json' with { type: 'json' };
 
@@ -73,7 +74,13 @@ const schema = z.object({
   UC_LOOKBACK: duration(1_000, ' (at least 1s)'),
   UC_GEOIP_DB_PATH: z.string().transform((s) => s.trim()),
   UC_NO_CITY_MODE: oneOf(['skip', 'country'] as const),
-  UC_EGRESS_RANGES: z.string(),
+  UC_EGRESS_RANGES: z.string().superRefine((text, ctx) => {
+    try {
+      parseEgressRanges(text);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: e instanceof Error ? e.message.replace(/^UC_EGRESS_RANGES: /, '') : String(e) });
+    }
+  }),
   UC_EGRESS_SCORE_CAP: number(0, 100),
   UC_ALERT_THRESHOLD: number(0, 100),
   UC_HALF_LIFE_DAYS: number(0.01, 3650),
