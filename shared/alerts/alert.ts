@@ -87,7 +87,9 @@ export interface AlertDefaults {
  * always give the same id, so a re-run (overlapping window, crash, replay) never makes a second alert.
  */
 export function alertIdFor(caller: string, cityKey: string, hourMs: number, operationKey: string): string {
-  const h = createHash('sha256').update(`${caller}\u0000${cityKey}\u0000${hourMs}\u0000${operationKey}`).digest('hex');
+  const h = createHash('sha256')
+    .update(`${caller}\u0000${cityKey}\u0000${hourMs}\u0000${operationKey}`)
+    .digest('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
 

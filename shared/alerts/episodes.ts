@@ -1,4 +1,4 @@
-import { buildAlert, type Alert, type AlertDefaults, type RareFinding } from './alert.js';
+import { type Alert, type AlertDefaults, buildAlert, type RareFinding } from './alert.js';
 
 /** What the alert ledger remembers of the last alert for one (caller, city). */
 export interface LedgerEntry {
@@ -62,7 +62,9 @@ export function decideAlerts(
 
   for (const { key, fs } of ordered) {
     const alert = buildAlert(fs, tickMs, defaults);
-    const triggerHour = Math.min(...fs.filter((f) => f.rarity.score === alert.AnomalyScore).map((f) => f.observation.hourMs));
+    const triggerHour = Math.min(
+      ...fs.filter((f) => f.rarity.score === alert.AnomalyScore).map((f) => f.observation.hourMs),
+    );
     const lastHour = Math.max(...fs.map((f) => f.observation.hourMs));
     const prev = ledger.get(key);
     if (prev !== undefined && prev.alertId === alert.AlertId) {
@@ -74,7 +76,9 @@ export function decideAlerts(
     // cooldown without any. A traveller gets one alert for the trip, not one per day or per operation.
     const firstHour = Math.min(...fs.map((f) => f.observation.hourMs));
     const inCooldown =
-      prev !== undefined && firstHour >= prev.alertedAtMs && firstHour - prev.lastActivityMs < policy.cooldownMs;
+      prev !== undefined &&
+      firstHour >= prev.alertedAtMs &&
+      firstHour - prev.lastActivityMs < policy.cooldownMs;
     if (inCooldown && alert.AnomalyScore < prev.score + policy.rescoreMargin) {
       out.suppressedByCooldown += 1;
       out.ledger.push({

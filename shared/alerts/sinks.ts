@@ -67,7 +67,9 @@ export class JsonlAlertSink implements AlertSink {
           const parsed = JSON.parse(line) as { AlertId?: unknown };
           if (typeof parsed.AlertId === 'string') ids.add(parsed.AlertId);
         } catch {
-          throw new Error(`${path}:${i + 1} is not an alert JSON line; refusing to append to a file that is not ours`);
+          throw new Error(
+            `${path}:${i + 1} is not an alert JSON line; refusing to append to a file that is not ours`,
+          );
         }
       });
     }
@@ -107,7 +109,9 @@ export function formatAlertTable(alerts: readonly Alert[], withExplanations = tr
     a.Operation,
     String(a.Operations.length),
   ]);
-  const widths = header.map((h, i) => Math.min(60, Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length))));
+  const widths = header.map((h, i) =>
+    Math.min(60, Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length))),
+  );
   const fmt = (r: string[]) => r.map((c, i) => c.slice(0, widths[i]).padEnd(widths[i] ?? 0)).join('  ');
   const lines = [fmt(header), widths.map((w) => '-'.repeat(w)).join('  ')];
   alerts.forEach((a, i) => {

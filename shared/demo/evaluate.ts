@@ -46,7 +46,9 @@ const time = (path: string, what: string, v: string): number => {
 export async function readLabels(path: string): Promise<Labels> {
   const parsed = labelsSchema.safeParse(JSON.parse(await readFile(path, 'utf8')));
   if (!parsed.success) {
-    throw new Error(`${path} is not a labels file: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    throw new Error(
+      `${path} is not a labels file: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
   }
   const d = parsed.data;
   return {
@@ -115,12 +117,18 @@ export function matchesAttack(a: Alert, at: AttackLabel): boolean {
   return last >= at.startMs && first <= at.endMs;
 }
 
-export function evaluateAlerts(alerts: readonly Alert[], labels: Labels, startMs: number, endMs: number): Evaluation {
+export function evaluateAlerts(
+  alerts: readonly Alert[],
+  labels: Labels,
+  startMs: number,
+  endMs: number,
+): Evaluation {
   const used = new Set<string>();
   const attacks: AttackResult[] = labels.attacks.map((attack) => {
     const mine = alerts.filter((a) => matchesAttack(a, attack));
     for (const a of mine) used.add(a.AlertId);
-    const firstAlertMs = mine.length > 0 ? Math.min(...mine.map((a) => Date.parse(a.TimeGenerated))) : undefined;
+    const firstAlertMs =
+      mine.length > 0 ? Math.min(...mine.map((a) => Date.parse(a.TimeGenerated))) : undefined;
     const r: AttackResult = { attack, detected: mine.length > 0, alertIds: mine.map((a) => a.AlertId) };
     if (firstAlertMs !== undefined) {
       r.firstAlertMs = firstAlertMs;
@@ -168,7 +176,9 @@ export function formatEvaluation(e: Evaluation): string {
   if (e.falseAlerts.length > 0) {
     lines.push('false alerts (not part of a labelled attack):');
     for (const a of e.falseAlerts.slice(0, 25)) {
-      lines.push(`  ${a.TimeGenerated.slice(0, 16)}  ${a.AnomalyScore.toFixed(1).padStart(5)}  ${a.Caller}  ${a.SrcGeoCity}, ${a.SrcGeoCountry}  ${a.Operation}`);
+      lines.push(
+        `  ${a.TimeGenerated.slice(0, 16)}  ${a.AnomalyScore.toFixed(1).padStart(5)}  ${a.Caller}  ${a.SrcGeoCity}, ${a.SrcGeoCountry}  ${a.Operation}`,
+      );
     }
   }
   return lines.join('\n') + '\n';

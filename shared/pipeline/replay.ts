@@ -67,7 +67,10 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
   let n = 0;
   for await (const ev of o.events) {
     n += 1;
-    if ((categories.size > 0 && !categories.has(ev.category.toLowerCase())) || (statuses.size > 0 && !statuses.has(ev.status.toLowerCase()))) {
+    if (
+      (categories.size > 0 && !categories.has(ev.category.toLowerCase())) ||
+      (statuses.size > 0 && !statuses.has(ev.status.toLowerCase()))
+    ) {
       filteredOut += 1;
       continue;
     }
@@ -124,7 +127,14 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
     const start = t - lookback;
     if (agg.hasEvents(start, t)) {
       const stats: TickStats = await runTick(
-        { store: o.store, geo: o.geo, settings: s, sink: o.sink, defaults: o.defaults, ...(o.log ? { log: o.log } : {}) },
+        {
+          store: o.store,
+          geo: o.geo,
+          settings: s,
+          sink: o.sink,
+          defaults: o.defaults,
+          ...(o.log ? { log: o.log } : {}),
+        },
         t,
         await agg.read(start, t),
       );
@@ -137,7 +147,8 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
     await commitCheckpoint(o.store, t);
     summary.ticks += 1;
     done += 1;
-    if (done % 96 === 0 || t + tick > end) o.onProgress?.({ phase: 'detecting', done, total, alerts: summary.alerts });
+    if (done % 96 === 0 || t + tick > end)
+      o.onProgress?.({ phase: 'detecting', done, total, alerts: summary.alerts });
   }
   summary.detectMs = performance.now() - t1;
   return summary;

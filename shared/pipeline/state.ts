@@ -1,6 +1,12 @@
-import type { Entity } from '../baseline/store.js';
 import type { LedgerEntry } from '../alerts/episodes.js';
-import type { CallerCity, CityBaseline, OperationBaseline, TenantBaseline, TenantCity } from '../scoring/model.js';
+import type { Entity } from '../baseline/store.js';
+import type {
+  CallerCity,
+  CityBaseline,
+  OperationBaseline,
+  TenantBaseline,
+  TenantCity,
+} from '../scoring/model.js';
 import { emptyOperation, emptyTenant } from '../scoring/model.js';
 
 /** Row key of an operation's summary inside its partition (city keys start with g:, c: or e:). */
@@ -93,7 +99,11 @@ export function operationSummaryEntity(op: OperationBaseline): Entity {
   };
 }
 
-export function operationFromRows(operationKey: string, operation: string, rows: ReadonlyMap<string, Entity>): OperationBaseline {
+export function operationFromRows(
+  operationKey: string,
+  operation: string,
+  rows: ReadonlyMap<string, Entity>,
+): OperationBaseline {
   const op = emptyOperation(operationKey, operation);
   const summary = rows.get(OPERATION_SUMMARY_ROW);
   if (summary) {

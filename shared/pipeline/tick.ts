@@ -99,7 +99,14 @@ export function buildObservations(
     const key = `${g.operationKey}\u0000${city.key}\u0000${g.hourMs}`;
     let obs = byKey.get(key);
     if (!obs) {
-      obs = { operationKey: g.operationKey, operation: g.operation, city, hourMs: g.hourMs, events: 0, callers: [] };
+      obs = {
+        operationKey: g.operationKey,
+        operation: g.operation,
+        city,
+        hourMs: g.hourMs,
+        events: 0,
+        callers: [],
+      };
       byKey.set(key, obs);
     }
     obs.events += g.count;
@@ -130,7 +137,10 @@ export function buildObservations(
   const list = [...byKey.values()];
   for (const o of list) o.callers.sort((a, b) => a.caller.localeCompare(b.caller));
   return list.sort(
-    (a, b) => a.hourMs - b.hourMs || a.operationKey.localeCompare(b.operationKey) || a.city.key.localeCompare(b.city.key),
+    (a, b) =>
+      a.hourMs - b.hourMs ||
+      a.operationKey.localeCompare(b.operationKey) ||
+      a.city.key.localeCompare(b.city.key),
   );
 }
 
@@ -148,7 +158,10 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => 
 }
 
 /** Rows that differ between the stored partition and the new state. */
-function changedRows(current: ReadonlyMap<string, Entity>, next: Map<string, Entity>): Map<string, Entity | null> {
+function changedRows(
+  current: ReadonlyMap<string, Entity>,
+  next: Map<string, Entity>,
+): Map<string, Entity | null> {
   const out = new Map<string, Entity | null>();
   for (const [k, e] of next) if (!sameEntity(current.get(k), e)) out.set(k, e);
   return out;
@@ -182,7 +195,11 @@ export function newTickStats(tickMs: number, windowStartMs: number): TickStats {
  * would stop a re-run from raising them again, and every update counts an (operation, city, hour) once.
  * The checkpoint is the caller's job (see `commitCheckpoint`), after this resolves.
  */
-export async function runTick(p: Pipeline, tickMs: number, groups: readonly EventGroup[]): Promise<TickStats> {
+export async function runTick(
+  p: Pipeline,
+  tickMs: number,
+  groups: readonly EventGroup[],
+): Promise<TickStats> {
   const s = p.settings;
   const params: ScoringParams = scoringParams(s);
   const stats = newTickStats(tickMs, tickMs - s.UC_LOOKBACK);
@@ -199,16 +216,34 @@ export async function runTick(p: Pipeline, tickMs: number, groups: readonly Even
     operationFromRows(k, display.get(k) ?? k, await p.store.readPartition('baselines', k)),
   );
   const ops = new Map<string, OperationBaseline>(loaded.map((op) => [op.operationKey, op]));
-  const callerKeys = [...new Set(observations.flatMap((o) => o.callers.map((c) => c.caller)))].filter((c) => c !== '');
+  const callerKeys = [...new Set(observations.flatMap((o) => o.callers.map((c) => c.caller)))].filter(
+    (c) => c !== '',
+  );
   const callerCities = new Map<string, Map<string, CallerCity>>(
-    await mapLimit(callerKeys, 8, async (c) => [c, callerCitiesFromRows(await p.store.readPartition('tenant', callerPartition(c)))] as const),
+    await mapLimit(
+      callerKeys,
+      8,
+      async (c) =>
+        [c, callerCitiesFromRows(await p.store.readPartition('tenant', callerPartition(c)))] as const,
+    ),
   );
   const callerUpdates = new Map<string, { cityKey: string; hourMs: number }[]>();
   /** Scores one caller's part of an observation: the operation's rarity plus the caller's own history. */
-  const scoreFor = (base: RarityScore, op: OperationBaseline, obs: Observation, activity: CallerActivity): RarityScore =>
+  const scoreFor = (
+    base: RarityScore,
+    op: OperationBaseline,
+    obs: Observation,
+    activity: CallerActivity,
+  ): RarityScore =>
     activity.caller === ''
       ? base
-      : forCaller(base, op, obs.city, callerContext(activity.caller, callerCities.get(activity.caller) ?? new Map(), obs.city.key), params);
+      : forCaller(
+          base,
+          op,
+          obs.city,
+          callerContext(activity.caller, callerCities.get(activity.caller) ?? new Map(), obs.city.key),
+          params,
+        );
 
   const updates = new Map<string, HourUpdate[]>();
   const tenantUpdates: { city: City; hourMs: number }[] = [];
@@ -225,7 +260,13 @@ export async function runTick(p: Pipeline, tickMs: number, groups: readonly Even
       const op = ops.get(obs.operationKey) ?? emptyOperation(obs.operationKey, obs.operation);
       const row = op.cities.get(obs.city.key);
       let callers = obs.callers;
-      if (row && alreadyCounted(row.recent.map(([h]) => h), hourMs)) {
+      if (
+        row &&
+        alreadyCounted(
+          row.recent.map(([h]) => h),
+          hourMs,
+        )
+      ) {
         // An earlier overlapping run scored and counted this hour. Only callers it did not see can still
         // raise an alert; they are scored against today's state (conservative: it includes this hour).
         stats.alreadyCounted += 1;
@@ -266,7 +307,10 @@ export async function runTick(p: Pipeline, tickMs: number, groups: readonly Even
       tenantUpdates.push({ city: obs.city, hourMs });
       for (const c of obs.callers) {
         if (c.caller === '') continue;
-        callerCities.set(c.caller, countCallerHour(callerCities.get(c.caller) ?? new Map(), obs.city.key, hourMs).cities);
+        callerCities.set(
+          c.caller,
+          countCallerHour(callerCities.get(c.caller) ?? new Map(), obs.city.key, hourMs).cities,
+        );
         const list = callerUpdates.get(c.caller) ?? [];
         list.push({ cityKey: obs.city.key, hourMs });
         callerUpdates.set(c.caller, list);
@@ -292,18 +336,29 @@ export async function runTick(p: Pipeline, tickMs: number, groups: readonly Even
     }
   });
   const day = new Date(tickMs).toISOString().slice(0, 10);
-  const dayRows = findings.length > 0 ? await p.store.readPartition('state', dayPartition(day)) : new Map<string, Entity>();
+  const dayRows =
+    findings.length > 0 ? await p.store.readPartition('state', dayPartition(day)) : new Map<string, Entity>();
   const policy: EpisodePolicy = {
     cooldownMs: s.UC_ALERT_COOLDOWN,
     rescoreMargin: s.UC_RESCORE_MARGIN,
     dailyCap: s.UC_DAILY_ALERT_CAP,
   };
-  const decision = decideAlerts(findings, ledger, new Map([[day, new Set(dayRows.keys())]]), tickMs, policy, p.defaults);
+  const decision = decideAlerts(
+    findings,
+    ledger,
+    new Map([[day, new Set(dayRows.keys())]]),
+    tickMs,
+    policy,
+    p.defaults,
+  );
   stats.alerts = decision.alerts.length;
   stats.suppressedByCooldown = decision.suppressedByCooldown;
   stats.suppressedByCap = decision.suppressedByCap;
   if (decision.suppressedByCap > 0) {
-    p.log?.('warn', `Daily alert cap UC_DAILY_ALERT_CAP=${s.UC_DAILY_ALERT_CAP} reached: ${decision.suppressedByCap} alert(s) suppressed`);
+    p.log?.(
+      'warn',
+      `Daily alert cap UC_DAILY_ALERT_CAP=${s.UC_DAILY_ALERT_CAP} reached: ${decision.suppressedByCap} alert(s) suppressed`,
+    );
   }
 
   // 1. Alerts first: once they are safe, nothing below can lose them (a re-run recomputes the same ids).
@@ -313,7 +368,8 @@ export async function runTick(p: Pipeline, tickMs: number, groups: readonly Even
   if (decision.alerts.length > 0) {
     await p.store.updatePartition('state', dayPartition(day), (cur) => {
       const out = new Map<string, Entity | null>();
-      for (const a of decision.alerts) if (!cur.has(a.AlertId)) out.set(a.AlertId, { tickMs, score: a.AnomalyScore });
+      for (const a of decision.alerts)
+        if (!cur.has(a.AlertId)) out.set(a.AlertId, { tickMs, score: a.AnomalyScore });
       return out;
     });
   }
@@ -360,7 +416,9 @@ export async function runTick(p: Pipeline, tickMs: number, groups: readonly Even
       for (const u of list) cities = countCallerHour(cities, u.cityKey, u.hourMs).cities;
       const out = new Map<string, Entity | null>();
       // Keep the most recently used cities: an old city dropped here is simply "new to the caller" again.
-      const keep = [...cities.values()].sort((a, b) => b.lastSeenMs - a.lastSeenMs || a.cityKey.localeCompare(b.cityKey));
+      const keep = [...cities.values()].sort(
+        (a, b) => b.lastSeenMs - a.lastSeenMs || a.cityKey.localeCompare(b.cityKey),
+      );
       keep.forEach((c, i) => {
         if (i >= MAX_CITIES_PER_CALLER) {
           if (cur.has(c.cityKey)) out.set(c.cityKey, null);

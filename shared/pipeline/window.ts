@@ -61,7 +61,11 @@ export class AggregatedEvents implements EventSource {
     }
     g.lastMs = Math.max(g.lastMs, ev.timeMs);
     if (g.callerType === 'unknown' && ev.callerType !== 'unknown') g.callerType = ev.callerType;
-    if (ev.resourceId !== '' && g.resourceIds.length < MAX_GROUP_LIST && !g.resourceIds.includes(ev.resourceId)) {
+    if (
+      ev.resourceId !== '' &&
+      g.resourceIds.length < MAX_GROUP_LIST &&
+      !g.resourceIds.includes(ev.resourceId)
+    ) {
       g.resourceIds.push(ev.resourceId);
     }
     if (
@@ -115,7 +119,8 @@ export class AggregatedEvents implements EventSource {
           if (m.resourceIds.length < MAX_GROUP_LIST && !m.resourceIds.includes(r)) m.resourceIds.push(r);
         }
         for (const c of g.correlationIds) {
-          if (m.correlationIds.length < MAX_GROUP_LIST && !m.correlationIds.includes(c)) m.correlationIds.push(c);
+          if (m.correlationIds.length < MAX_GROUP_LIST && !m.correlationIds.includes(c))
+            m.correlationIds.push(c);
         }
       }
     }

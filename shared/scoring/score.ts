@@ -198,7 +198,12 @@ function baseRarity(
       if (c.cityKey.startsWith('e:') || (c.latitude === 0 && c.longitude === 0)) continue;
       const d = haversineKm(city.latitude, city.longitude, c.latitude, c.longitude);
       if (nearest === undefined || d < nearest.distanceKm) {
-        nearest = { cityKey: c.cityKey, name: placeName(c.name, c.region, c.country), country: c.country, distanceKm: d };
+        nearest = {
+          cityKey: c.cityKey,
+          name: placeName(c.name, c.region, c.country),
+          country: c.country,
+          distanceKm: d,
+        };
       }
     }
   }
@@ -214,10 +219,15 @@ function baseRarity(
 
   const opCountries = new Set(reference.map(({ c }) => c.country).filter((c) => c !== ''));
   const tenantCountries = new Set(
-    [...tenant.cities.values()].filter((c) => c.cityKey !== city.key).map((c) => c.country).filter((c) => c !== ''),
+    [...tenant.cities.values()]
+      .filter((c) => c.cityKey !== city.key)
+      .map((c) => c.country)
+      .filter((c) => c !== ''),
   );
-  const newCountryForOperation = city.country !== '' && reference.length > 0 && !opCountries.has(city.country);
-  const newCountryForTenant = city.country !== '' && tenantCountries.size > 0 && !tenantCountries.has(city.country);
+  const newCountryForOperation =
+    city.country !== '' && reference.length > 0 && !opCountries.has(city.country);
+  const newCountryForTenant =
+    city.country !== '' && tenantCountries.size > 0 && !tenantCountries.has(city.country);
 
   const subjectKey = subject?.cityKey ?? city.key;
   const tenantPrior = tenantPriorOf(city.key);
@@ -258,9 +268,12 @@ function baseRarity(
 
   // Learning: an operation or tenant without enough history cannot tell rare from new.
   const lOp =
-    params.learningOperationHours <= 0 ? 1 : Math.sqrt(Math.min(1, op.activeHours / params.learningOperationHours));
+    params.learningOperationHours <= 0
+      ? 1
+      : Math.sqrt(Math.min(1, op.activeHours / params.learningOperationHours));
   const tenantDays = tenant.firstSeenMs > 0 ? Math.max(0, (hourMs - tenant.firstSeenMs) / DAY_MS) : 0;
-  const lTenant = params.learningTenantDays <= 0 ? 1 : Math.sqrt(Math.min(1, tenantDays / params.learningTenantDays));
+  const lTenant =
+    params.learningTenantDays <= 0 ? 1 : Math.sqrt(Math.min(1, tenantDays / params.learningTenantDays));
   const learningFactor = lOp * lTenant;
 
   const knownCities: KnownCity[] = opCities
@@ -309,16 +322,23 @@ function baseRarity(
 }
 
 function explain(op: OperationBaseline, city: City, r: RarityScore): string {
-  const where = city.egress !== undefined ? `egress range ${city.egress}` : placeName(city.name, city.region, city.country);
+  const where =
+    city.egress !== undefined
+      ? `egress range ${city.egress}`
+      : placeName(city.name, city.region, city.country);
   const parts: string[] = [];
   if (r.seenForOperation && !r.established) {
-    const last = r.lastSeenMs !== undefined ? `, last on ${new Date(r.lastSeenMs).toISOString().slice(0, 10)}` : '';
+    const last =
+      r.lastSeenMs !== undefined ? `, last on ${new Date(r.lastSeenMs).toISOString().slice(0, 10)}` : '';
     parts.push(
       `${op.operation} from ${where}: seen in ${r.rawHoursSeen} hour(s) before${last}, not yet established for this operation, so still scored as a new city`,
     );
   } else if (r.seenForOperation) {
-    const last = r.lastSeenMs !== undefined ? `, last on ${new Date(r.lastSeenMs).toISOString().slice(0, 10)}` : '';
-    const merged = r.mergedInto ? ` (merged with ${r.mergedInto.name}, ${fmtKm(r.mergedInto.distanceKm)} away)` : '';
+    const last =
+      r.lastSeenMs !== undefined ? `, last on ${new Date(r.lastSeenMs).toISOString().slice(0, 10)}` : '';
+    const merged = r.mergedInto
+      ? ` (merged with ${r.mergedInto.name}, ${fmtKm(r.mergedInto.distanceKm)} away)`
+      : '';
     parts.push(
       `${op.operation} from ${where}${merged}: seen in ${r.rawHoursSeen} hour(s) before (${fmtHours(r.hoursSeen)} after decay${last}) out of ${fmtHours(r.operationHours)} hours for this operation`,
     );
@@ -330,7 +350,8 @@ function explain(op: OperationBaseline, city: City, r: RarityScore): string {
   if (r.knownCities.length > 0 && !r.established) {
     parts.push(`known cities: ${r.knownCities.map((k) => `${k.name} ${fmtHours(k.hours)}h`).join('; ')}`);
   }
-  if (!r.established && r.nearest) parts.push(`nearest known city ${r.nearest.name} is ${fmtKm(r.nearest.distanceKm)} away`);
+  if (!r.established && r.nearest)
+    parts.push(`nearest known city ${r.nearest.name} is ${fmtKm(r.nearest.distanceKm)} away`);
   if (r.newCountryForTenant) parts.push('a country never seen in the tenant');
   else if (r.newCountryForOperation) parts.push('a country new for this operation');
   parts.push(
@@ -340,7 +361,9 @@ function explain(op: OperationBaseline, city: City, r: RarityScore): string {
   );
   if (r.newCityForCaller) parts.push('the caller never worked from this city before');
   if (r.familiarToCaller) {
-    parts.push(`the caller has worked from this city on several days (${r.callerCityHours ?? 0}h): score capped`);
+    parts.push(
+      `the caller has worked from this city on several days (${r.callerCityHours ?? 0}h): score capped`,
+    );
   }
   if (r.learningFactor < 1) {
     parts.push(

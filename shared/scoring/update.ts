@@ -56,7 +56,14 @@ export function countOperationHour(
   }
 
   const prev = next.cities.get(u.city.key);
-  if (prev && alreadyCounted(prev.recent.map(([h]) => h), u.hourMs)) return { op: next, changedSummary };
+  if (
+    prev &&
+    alreadyCounted(
+      prev.recent.map(([h]) => h),
+      u.hourMs,
+    )
+  )
+    return { op: next, changedSummary };
 
   const day = Math.floor(u.hourMs / DAY_MS);
   const c: CityBaseline = prev
@@ -176,7 +183,15 @@ export function countCallerHour(
   const day = Math.floor(hourMs / DAY_MS);
   const c: CallerCity = prev
     ? { ...prev, recentHours: [...prev.recentHours] }
-    : { cityKey, rawHours: 0, days: 0, lastDay: -1, firstSeenMs: hourMs, lastSeenMs: hourMs, recentHours: [] };
+    : {
+        cityKey,
+        rawHours: 0,
+        days: 0,
+        lastDay: -1,
+        firstSeenMs: hourMs,
+        lastSeenMs: hourMs,
+        recentHours: [],
+      };
   c.rawHours += 1;
   if (day > c.lastDay) {
     c.days += 1;
@@ -190,7 +205,11 @@ export function countCallerHour(
 }
 
 /** The caller's history as the scorer sees it. */
-export function callerContext(caller: string, cities: ReadonlyMap<string, CallerCity>, cityKey: string): CallerContext {
+export function callerContext(
+  caller: string,
+  cities: ReadonlyMap<string, CallerCity>,
+  cityKey: string,
+): CallerContext {
   let historyHours = 0;
   for (const c of cities.values()) historyHours += c.rawHours;
   const here = cities.get(cityKey);

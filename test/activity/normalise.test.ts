@@ -189,7 +189,7 @@ describe('normaliseActivityRow', () => {
     expect(o.ok && o.event.operation).toBe('Microsoft.Web/sites/config/list/action');
   });
 
-  it('derives the caller from claims in order: upn, name, objectidentifier (as the table's Caller), appid', () => {
+  it('derives the caller from claims in order: upn, name, objectidentifier (as the table Caller column), appid', () => {
     const row = (claims: Record<string, string>): string => {
       const r = normaliseActivityRow({
         TimeGenerated: '2021-04-28T14:32:14Z',

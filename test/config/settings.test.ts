@@ -2,12 +2,19 @@ import { readFileSync } from 'node:fs';
 
 import { describe, expect, it } from 'vitest';
 
-import catalog from '../../shared/config/settings.json' with { type: 'json' };
 import { formatDuration, parseDuration } from '../../shared/config/duration.js';
-import { defaultSettingValues, loadSettings, SETTING_NAMES, SettingsError } from '../../shared/config/settings.js';
+import {
+  defaultSettingValues,
+  loadSettings,
+  SETTING_NAMES,
+  SettingsError,
+} from '../../shared/config/settings.js';
+import catalog from '../../shared/config/settings.json' with { type: 'json' };
 
 const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
-const sample = JSON.parse(readFileSync(new URL('../../local.settings.sample.json', import.meta.url), 'utf8')) as {
+const sample = JSON.parse(
+  readFileSync(new URL('../../local.settings.sample.json', import.meta.url), 'utf8'),
+) as {
   Values: Record<string, string>;
 };
 
@@ -65,7 +72,9 @@ describe('settings: validation', () => {
     expect(errorOf(() => loadSettings({ UC_TICK_INTERVAL: '15 minutes' })).message).toContain(
       'UC_TICK_INTERVAL="15 minutes": expected a duration such as 30s, 15m, 2h or 1d',
     );
-    expect(errorOf(() => loadSettings({ UC_ESTABLISH_DAYS: '2.5' })).message).toContain('an integer from 1 to 3650');
+    expect(errorOf(() => loadSettings({ UC_ESTABLISH_DAYS: '2.5' })).message).toContain(
+      'an integer from 1 to 3650',
+    );
     expect(errorOf(() => loadSettings({ UC_ALERTS_TABLE: 'Alerts' })).message).toContain('ending in _CL');
   });
 
@@ -97,7 +106,10 @@ describe('settings: validation', () => {
     expect(s.UC_ALERT_THRESHOLD).toBe(60);
     expect(s.UC_TOP_CITIES).toBe(5);
     expect(s.UC_CATEGORIES).toEqual([]);
-    expect(loadSettings({ UC_CATEGORIES: 'Administrative, Security' }).UC_CATEGORIES).toEqual(['Administrative', 'Security']);
+    expect(loadSettings({ UC_CATEGORIES: 'Administrative, Security' }).UC_CATEGORIES).toEqual([
+      'Administrative',
+      'Security',
+    ]);
   });
 
   it('defaultSettingValues mirrors the catalogue', () => {

@@ -40,7 +40,8 @@ describe('pipeline scenarios (real GeoLite2 lookups, production replay)', () => 
   it('a city used daily, including a burst of 10,000 events in one hour → no alert, counted as one hour', async () => {
     const { events, deployHours } = background();
     const burstAt = T0 + 21 * DAY + 10 * HOUR;
-    for (let k = 0; k < 10_000; k++) events.push(ev(burstAt + k * 300, DEPLOY, 'pipeline-sp', IP.london, 'servicePrincipal'));
+    for (let k = 0; k < 10_000; k++)
+      events.push(ev(burstAt + k * 300, DEPLOY, 'pipeline-sp', IP.london, 'servicePrincipal'));
     const { sink, store, summary } = await replayEvents(events);
     expect(sink.alerts).toEqual([]);
     const rows = await store.readPartition('baselines', DEPLOY.toLowerCase());
@@ -69,7 +70,10 @@ describe('pipeline scenarios (real GeoLite2 lookups, production replay)', () => 
   it('first-seen city, never seen in the tenant → one explained alert, detected by the next run', async () => {
     const { events } = background();
     const at = T0 + 22 * DAY + 3 * HOUR + 10 * 60_000;
-    events.push(ev(at, LISTKEYS, 'admin@contoso.com', IP.lagos), ev(at + 4 * 60_000, LISTKEYS, 'admin@contoso.com', IP.lagos));
+    events.push(
+      ev(at, LISTKEYS, 'admin@contoso.com', IP.lagos),
+      ev(at + 4 * 60_000, LISTKEYS, 'admin@contoso.com', IP.lagos),
+    );
     const { sink, store } = await replayEvents(events);
     expect(sink.alerts).toHaveLength(1);
     const a = sink.alerts[0]!;
@@ -114,7 +118,8 @@ describe('pipeline scenarios (real GeoLite2 lookups, production replay)', () => 
 
   it('an attacker repeating from one foreign city every few hours keeps scoring ≥ 50 for the first days', async () => {
     const { events } = background();
-    for (let k = 0; k < 12; k++) events.push(ev(T0 + 22 * DAY + k * 4 * HOUR + 60_000, LISTKEYS, 'admin@contoso.com', IP.lagos));
+    for (let k = 0; k < 12; k++)
+      events.push(ev(T0 + 22 * DAY + k * 4 * HOUR + 60_000, LISTKEYS, 'admin@contoso.com', IP.lagos));
     // With a short cooldown every repetition is its own episode: each one must still alert.
     const { sink, store } = await replayEvents(events, { UC_ALERT_COOLDOWN: '1h' });
     const lagos = sink.alerts.filter((a) => a.SrcGeoCity === 'Lagos');

@@ -33,7 +33,8 @@ describe('detection model scenarios', () => {
   it("the tenant's headquarters city doing a new operation → no alert", () => {
     // An operation just past learning (30 hours, all from the Amsterdam automation), now done in London.
     const h = contosoHistory(60);
-    for (let k = 0; k < 30; k++) h.observe('backup/write', CITIES.amsterdam, hour(59, 0) + k * 3_600_000, ['backup-mi']);
+    for (let k = 0; k < 30; k++)
+      h.observe('backup/write', CITIES.amsterdam, hour(59, 0) + k * 3_600_000, ['backup-mi']);
     const existing = h.score('backup/write', CITIES.london, now, 'dev1@contoso.com');
     expect(existing.seenInTenant).toBe(true);
     expect(existing.learningFactor).toBe(1);
@@ -49,8 +50,10 @@ describe('detection model scenarios', () => {
     h.observe('listkeys/action', CITIES.berlin, hour(0, 10), ['admin1@contoso.com']);
     for (let d = 1; d <= 120; d++) {
       if (d % 7 >= 5) continue;
-      for (const hr of [10, 14]) h.observe('listkeys/action', CITIES.london, hour(d, hr), ['admin1@contoso.com']);
-      for (let hr = 9; hr < 18; hr++) h.observe('deployments/write', CITIES.london, hour(d, hr), ['dev1@contoso.com']);
+      for (const hr of [10, 14])
+        h.observe('listkeys/action', CITIES.london, hour(d, hr), ['admin1@contoso.com']);
+      for (let hr = 9; hr < 18; hr++)
+        h.observe('deployments/write', CITIES.london, hour(d, hr), ['dev1@contoso.com']);
     }
     const r = h.score('listkeys/action', CITIES.berlin, hour(121, 11), 'admin1@contoso.com');
     expect(r.seenForOperation).toBe(true);
@@ -78,8 +81,11 @@ describe('detection model scenarios', () => {
     expect(r.sentence).toContain('still learning');
     // Once the operation has a day of history from Dublin-like automation, Lagos alerts.
     const h = contosoHistory(30);
-    for (let hr = 0; hr < 30; hr++) h.observe('costmanagement/exports/action', CITIES.amsterdam, hour(30, 0) + hr * 3_600_000, ['cost-sp']);
-    expect(h.score('costmanagement/exports/action', CITIES.lagos, hour(32, 12), 'cost-sp').score).toBeGreaterThanOrEqual(THRESHOLD);
+    for (let hr = 0; hr < 30; hr++)
+      h.observe('costmanagement/exports/action', CITIES.amsterdam, hour(30, 0) + hr * 3_600_000, ['cost-sp']);
+    expect(
+      h.score('costmanagement/exports/action', CITIES.lagos, hour(32, 12), 'cost-sp').score,
+    ).toBeGreaterThanOrEqual(THRESHOLD);
   });
 
   it('an attacker repeating from one foreign city every few hours for days → still alerting for the first days', () => {
@@ -87,14 +93,18 @@ describe('detection model scenarios', () => {
     const scores: { hoursIn: number; score: number }[] = [];
     for (let k = 0; k < 18; k++) {
       const t = hour(61, 1) + k * 4 * 3_600_000;
-      scores.push({ hoursIn: k * 4, score: h.step('listkeys/action', CITIES.lagos, t, 'admin1@contoso.com').score });
+      scores.push({
+        hoursIn: k * 4,
+        score: h.step('listkeys/action', CITIES.lagos, t, 'admin1@contoso.com').score,
+      });
     }
     const firstTwoDays = scores.filter((s) => s.hoursIn < 48);
     expect(firstTwoDays.length).toBe(12);
     expect(firstTwoDays.every((s) => s.score >= THRESHOLD)).toBe(true);
     // Each hour before establishment added one fraction per day at most: after two days, 0.4 of an hour.
     const h2 = contosoHistory(60);
-    for (let k = 0; k < 12; k++) h2.step('listkeys/action', CITIES.lagos, hour(61, 1) + k * 4 * 3_600_000, 'admin1@contoso.com');
+    for (let k = 0; k < 12; k++)
+      h2.step('listkeys/action', CITIES.lagos, hour(61, 1) + k * 4 * 3_600_000, 'admin1@contoso.com');
     const lagos = h2.op('listkeys/action').cities.get(CITIES.lagos.key)!;
     expect(lagos.established).toBe(false);
     expect(lagos.rawHours).toBe(12);
@@ -121,7 +131,11 @@ describe('detection model scenarios', () => {
       for (let hr = 9; hr < 17; hr++) {
         const r = h.score('deployments/write', CITIES.manchester, hour(d, hr), 'newhire@contoso.com');
         scores.push(r.score);
-        h.observe('deployments/write', CITIES.manchester, hour(d, hr), ['newhire@contoso.com', 'newhire2@contoso.com', 'newhire3@contoso.com']);
+        h.observe('deployments/write', CITIES.manchester, hour(d, hr), [
+          'newhire@contoso.com',
+          'newhire2@contoso.com',
+          'newhire3@contoso.com',
+        ]);
       }
     }
     expect(h.op('deployments/write').cities.get(CITIES.manchester.key)!.established).toBe(true);

@@ -1,12 +1,12 @@
+import { newReadStats } from '../../shared/activity/read.js';
 import type { ActivityEvent, CallerType } from '../../shared/activity/types.js';
 import { MemoryAlertSink } from '../../shared/alerts/sinks.js';
 import { SqliteStore } from '../../shared/baseline/sqlite.js';
-import { loadSettings, type Settings } from '../../shared/config/settings.js';
-import { embeddedDatabasePath, openGeolocator } from '../../shared/geo/geolocator.js';
-import { parseEgressRanges } from '../../shared/geo/egress.js';
-import { replay, type ReplaySummary } from '../../shared/pipeline/replay.js';
 import { alertDefaults } from '../../shared/cli/runtime.js';
-import { newReadStats } from '../../shared/activity/read.js';
+import { loadSettings, type Settings } from '../../shared/config/settings.js';
+import { parseEgressRanges } from '../../shared/geo/egress.js';
+import { embeddedDatabasePath, openGeolocator } from '../../shared/geo/geolocator.js';
+import { replay, type ReplaySummary } from '../../shared/pipeline/replay.js';
 
 /** Real IPs the embedded 2019 GeoLite2-City places in these cities. */
 export const IP = {
