@@ -10,9 +10,12 @@ export interface SettingSpec {
   default: string;
   group: string;
   description: string;
+  /** Never echoed in errors or logs (Key Vault references resolve to secrets at run time). */
+  secret?: boolean;
 }
 
 export const SETTING_SPECS: readonly SettingSpec[] = catalog.settings;
+const SECRET = new Set(SETTING_SPECS.filter((s) => s.secret === true).map((s) => s.name));
 
 const duration = (min: number, what: string) =>
   z.string().transform((text, ctx) => {
@@ -69,6 +72,44 @@ const text = (pattern: RegExp, allowed: string) =>
     return value;
   });
 
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Six-field NCRONTAB (seconds first), as Azure Functions timers take it. */
+const ncrontab = text(
+  /^\s*(\S+\s+){5}\S+\s*$/,
+  'a six-field NCRONTAB expression such as 0 */15 * * * * (second minute hour day month weekday)',
+);
+
+const optionalUrl = (what: string) =>
+  z.string().transform((value, ctx) => {
+    const v = value.trim();
+    if (v === '') return '';
+    try {
+      const u = new URL(v);
+      if (u.protocol !== 'https:' && !(u.protocol === 'http:' && isLoopback(u.hostname)))
+        throw new Error('scheme');
+      return v.replace(/\/+$/, '');
+    } catch {
+      ctx.addIssue({
+        code: 'custom',
+        message: `an https URL of ${what} (http only for 127.0.0.1/localhost), or empty`,
+      });
+      return z.NEVER;
+    }
+  });
+
+function isLoopback(host: string): boolean {
+  return host === '127.0.0.1' || host === 'localhost' || host === '[::1]';
+}
+
+const bool = z.string().transform((value, ctx) => {
+  const v = value.trim().toLowerCase();
+  if (v === 'true' || v === '1') return true;
+  if (v === 'false' || v === '0') return false;
+  ctx.addIssue({ code: 'custom', message: 'true or false' });
+  return z.NEVER;
+});
+
 const schema = z.object({
   UC_TICK_INTERVAL: duration(1_000, ' (at least 1s)'),
   UC_LOOKBACK: duration(1_000, ' (at least 1s)'),
@@ -119,8 +160,79 @@ const schema = z.object({
     /^[A-Za-z][A-Za-z0-9]{2,50}$/,
     'letters and digits starting with a letter, 3 to 51 characters',
   ),
-  UC_CATEGORIES: list,
-  UC_STATUSES: list,
+  UC_CATEGORIES: list.superRefine((values, ctx) => {
+    for (const v of values) {
+      if (!/^[A-Za-z]+$/.test(v))
+        ctx.addIssue({
+          code: 'custom',
+          message: 'comma-separated category names (letters only), e.g. Administrative,Security',
+        });
+    }
+  }),
+  UC_STATUSES: list.superRefine((values, ctx) => {
+    for (const v of values) {
+      if (!/^[A-Za-z]+$/.test(v))
+        ctx.addIssue({
+          code: 'custom',
+          message: 'comma-separated status names (letters only), e.g. Succeeded,Failed',
+        });
+    }
+  }),
+  UC_SCHEDULE: ncrontab,
+  UC_RUN_BUDGET: duration(10_000, ' (at least 10s)'),
+  UC_WORKSPACE_ID: text(
+    /^$|^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
+    'a workspace id (GUID), or empty',
+  ),
+  UC_ADDITIONAL_WORKSPACE_IDS: list.superRefine((values, ctx) => {
+    for (const v of values)
+      if (!GUID.test(v)) ctx.addIssue({ code: 'custom', message: 'comma-separated workspace ids (GUIDs)' });
+  }),
+  UC_LOGS_ENDPOINT: optionalUrl('the Log Analytics query API including /v1'),
+  UC_TABLE_ENDPOINT: optionalUrl('a Table service'),
+  UC_STORAGE_CONNECTION_STRING: z.string().transform((value, ctx) => {
+    const v = value.trim();
+    if (v === '' || /^UseDevelopmentStorage=true$/i.test(v)) return v;
+    const endpoints = [...v.matchAll(/(?:Table|Blob)Endpoint=([^;]+)/gi)].map((m) => m[1] ?? '');
+    const local =
+      endpoints.length > 0 &&
+      endpoints.every((e) => {
+        try {
+          return isLoopback(new URL(e).hostname);
+        } catch {
+          return false;
+        }
+      });
+    if (!local) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'UseDevelopmentStorage=true or a connection string whose endpoints are 127.0.0.1 (local development only; in Azure use UC_TABLE_ENDPOINT with managed identity)',
+      });
+      return z.NEVER;
+    }
+    return v;
+  }),
+  UC_BLOB_ENDPOINT: optionalUrl('a Blob service'),
+  UC_GEOIP_BLOB: text(
+    /^$|^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])\/[^\s]+$/,
+    'container/blob (e.g. geoip/GeoLite2-City.mmdb), or empty',
+  ),
+  UC_GEOIP_EDITION: oneOf(['GeoLite2-City', 'GeoIP2-City'] as const),
+  UC_GEOIP_REFRESH_SCHEDULE: ncrontab,
+  UC_GEOIP_MAX_AGE_DAYS: number(1, 3650),
+  UC_MAXMIND_ACCOUNT_ID: text(/^$|^\d{1,12}$/, 'a MaxMind account id (digits), or empty'),
+  UC_MAXMIND_LICENSE_KEY: text(
+    /^$|^[A-Za-z0-9_]{6,64}$/,
+    'a MaxMind licence key (letters, digits, _), or empty',
+  ),
+  UC_MAXMIND_DOWNLOAD_URL: optionalUrl("MaxMind's download service"),
+  UC_INGESTION_ENDPOINT: optionalUrl('a data collection endpoint or DCR'),
+  UC_DCR_IMMUTABLE_ID: text(
+    /^$|^dcr-[0-9a-f]{32}$/i,
+    'a DCR immutable id (dcr- followed by 32 hex digits), or empty',
+  ),
+  UC_TELEMETRY_INCLUDE_IDENTITIES: bool,
 });
 
 export type Settings = z.output<typeof schema>;
@@ -132,7 +244,10 @@ export class SettingsError extends Error {
   constructor(readonly problems: { name: string; value: string; allowed: string }[]) {
     super(
       problems
-        .map((p) => `Invalid app setting ${p.name}=${JSON.stringify(p.value)}: expected ${p.allowed}.`)
+        .map(
+          (p) =>
+            `Invalid app setting ${p.name}=${SECRET.has(p.name) ? '(secret, not shown)' : JSON.stringify(p.value)}: expected ${p.allowed}.`,
+        )
         .join('\n'),
     );
     this.name = 'SettingsError';

@@ -43,8 +43,12 @@ describe('settings: one source of truth', () => {
     expect(loadSettings({}).UC_ALERT_RISK_SCORE).toBe(21);
   });
 
-  it('local.settings.sample.json holds every setting with its default', () => {
-    for (const s of catalog.settings) expect(sample.Values[s.name], s.name).toBe(s.default);
+  it('local.settings.sample.json holds every setting with its default (Azurite for local storage)', () => {
+    const localOverrides: Record<string, string> = {
+      UC_STORAGE_CONNECTION_STRING: 'UseDevelopmentStorage=true',
+    };
+    for (const s of catalog.settings)
+      expect(sample.Values[s.name], s.name).toBe(localOverrides[s.name] ?? s.default);
     const ucNames = Object.keys(sample.Values).filter((n) => n.startsWith('UC_'));
     expect(ucNames.sort()).toEqual([...SETTING_NAMES].sort());
   });
@@ -114,6 +118,55 @@ describe('settings: validation', () => {
 
   it('defaultSettingValues mirrors the catalogue', () => {
     expect(defaultSettingValues().UC_ALERT_NAME).toBe('Unusual City for an Azure Activity Logs Event');
+  });
+});
+
+describe('settings for the Azure runtime', () => {
+  it('never echoes a secret in an error', () => {
+    const e = errorOf(() => loadSettings({ UC_MAXMIND_LICENSE_KEY: 'bad key with spaces' }));
+    expect(e.message).toContain('UC_MAXMIND_LICENSE_KEY=(secret, not shown)');
+    expect(e.message).not.toContain('bad key');
+  });
+
+  it('accepts a connection string only for local development', () => {
+    expect(
+      loadSettings({ UC_STORAGE_CONNECTION_STRING: 'UseDevelopmentStorage=true' })
+        .UC_STORAGE_CONNECTION_STRING,
+    ).toBe('UseDevelopmentStorage=true');
+    const e = errorOf(() =>
+      loadSettings({
+        UC_STORAGE_CONNECTION_STRING:
+          'DefaultEndpointsProtocol=https;AccountName=a;AccountKey=k;TableEndpoint=https://a.table.core.windows.net',
+      }),
+    );
+    expect(e.message).toContain('UC_STORAGE_CONNECTION_STRING');
+    expect(e.message).toContain('local development only');
+  });
+
+  it('validates ids, endpoints and schedules', () => {
+    expect(errorOf(() => loadSettings({ UC_WORKSPACE_ID: 'my-workspace' })).message).toContain(
+      'a workspace id (GUID)',
+    );
+    expect(
+      errorOf(() => loadSettings({ UC_LOGS_ENDPOINT: 'http://api.loganalytics.io/v1' })).message,
+    ).toContain('an https URL');
+    expect(errorOf(() => loadSettings({ UC_SCHEDULE: '*/15 * * * *' })).message).toContain(
+      'six-field NCRONTAB',
+    );
+    expect(errorOf(() => loadSettings({ UC_DCR_IMMUTABLE_ID: 'abc' })).message).toContain('dcr-');
+    expect(errorOf(() => loadSettings({ UC_CATEGORIES: "Administrative' or 1==1" })).message).toContain(
+      'letters only',
+    );
+    const ok = loadSettings({
+      UC_WORKSPACE_ID: '0b0e2f5c-5c1e-4a57-9d4e-2f5b4c9e1a11',
+      UC_ADDITIONAL_WORKSPACE_IDS:
+        '1b0e2f5c-5c1e-4a57-9d4e-2f5b4c9e1a11, 2b0e2f5c-5c1e-4a57-9d4e-2f5b4c9e1a11',
+      UC_LOGS_ENDPOINT: 'https://api.loganalytics.azure.cn/v1/',
+      UC_DCR_IMMUTABLE_ID: 'dcr-0123456789abcdef0123456789abcdef',
+    });
+    expect(ok.UC_LOGS_ENDPOINT).toBe('https://api.loganalytics.azure.cn/v1');
+    expect(ok.UC_ADDITIONAL_WORKSPACE_IDS).toHaveLength(2);
+    expect(ok.UC_TELEMETRY_INCLUDE_IDENTITIES).toBe(false);
   });
 });
 
