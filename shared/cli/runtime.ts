@@ -1,18 +1,9 @@
-import type { AlertDefaults } from '../alerts/alert.js';
 import type { Settings } from '../config/settings.js';
 import { parseEgressRanges } from '../geo/egress.js';
 import { embeddedDatabasePath, openGeolocator } from '../geo/geolocator.js';
 import type { Geolocator } from '../geo/types.js';
-import { DETECTOR_VERSION } from '../version.js';
 
-export function alertDefaults(s: Settings): AlertDefaults {
-  return {
-    name: s.UC_ALERT_NAME,
-    severity: s.UC_ALERT_SEVERITY,
-    riskScore: s.UC_ALERT_RISK_SCORE,
-    detectorVersion: DETECTOR_VERSION,
-  };
-}
+export { alertDefaults } from '../alerts/defaults.js';
 
 /** Database age beyond which we warn: MaxMind asks for monthly updates, and cities move between ISPs. */
 const STALE_DAYS = 45;

@@ -1,0 +1,183 @@
+import type { Alert } from '../alerts/alert.js';
+import { alertDefaults } from '../alerts/defaults.js';
+import type { AlertSink } from '../alerts/sinks.js';
+import type { BaselineStore } from '../baseline/store.js';
+import type { Settings } from '../config/settings.js';
+import type { Geolocator } from '../geo/types.js';
+import { commitCheckpoint, type LogFn, readCheckpoint, runTick } from '../pipeline/tick.js';
+import type { EventSource } from '../pipeline/types.js';
+import { BudgetExceededError, RunBudget } from './budget.js';
+import type { RunReport, Telemetry } from './telemetry.js';
+
+/** What a detection run needs; built once per process (clients are reused across invocations). */
+export interface DetectorDeps {
+  settings: Settings;
+  store: BaselineStore;
+  source: EventSource & { lastRead?: { queries: number; rows: number } };
+  geo: {
+    current(): Promise<{ geo: Geolocator; source: string; buildDate: Date; ageDays: number; stale: boolean }>;
+  };
+  /** Durable alert sink (the Table Storage outbox in Azure). */
+  outbox: AlertSink & { countPending(): Promise<number> };
+  /** Sends pending alerts to the alerts table; failures stay pending for the next run. */
+  deliver(budget: RunBudget): Promise<{ delivered: number; failed: number; pending: number }>;
+  telemetry: Telemetry;
+  log: LogFn;
+  clock?: () => number;
+}
+
+/** Time kept back from catching up so the run can still deliver the alerts it raised. */
+const DELIVERY_RESERVE_MS = 60_000;
+
+/** Errors that mean "this window's data is not complete yet": stop, keep the checkpoint, retry next run. */
+function isIncompleteWindow(error: unknown): boolean {
+  return error instanceof Error && error.name === 'IncompleteWindowError';
+}
+
+/**
+ * One timer invocation. The tick is the schedule slot the invocation belongs to (the wall clock rounded down
+ * to the UC_TICK_INTERVAL grid the timer fires on), and every slot missed since the checkpoint is run first,
+ * in order — an outage leaves no gap. A tick whose data is incomplete, or a spent budget, stops the run with
+ * the checkpoint on the last complete tick, so the next run redoes the rest. Alerts go to the outbox as each
+ * tick is decided and are delivered at the end (and retried by later runs if delivery fails).
+ */
+export async function runScheduled(
+  deps: DetectorDeps,
+  invocation: { invocationId: string; isPastDue: boolean },
+): Promise<RunReport> {
+  const s = deps.settings;
+  const clock = deps.clock ?? Date.now;
+  const budget = new RunBudget(s.UC_RUN_BUDGET, clock);
+  const interval = s.UC_TICK_INTERVAL;
+  const started = clock();
+  const scheduledMs = Math.floor(started / interval) * interval;
+  const raised: Alert[] = [];
+  const report: RunReport = {
+    invocationId: invocation.invocationId,
+    scheduledMs,
+    isPastDue: invocation.isPastDue,
+    ticks: [],
+    ticksLeft: 0,
+    rowsFetched: 0,
+    queries: 0,
+    groups: 0,
+    events: 0,
+    internalEvents: 0,
+    noCityEvents: 0,
+    notFoundEvents: 0,
+    observations: 0,
+    alerts: 0,
+    suppressedByCooldown: 0,
+    suppressedByCap: 0,
+    delivered: 0,
+    deliveryFailed: 0,
+    pendingOutbox: 0,
+    geoIpSource: '',
+    geoIpBuildDate: '',
+    geoIpAgeDays: 0,
+    durationsMs: { geo: 0, query: 0, detect: 0, deliver: 0, total: 0 },
+    raised,
+  };
+  try {
+    let t = clock();
+    const geo = await deps.geo.current();
+    report.durationsMs.geo = clock() - t;
+    report.geoIpSource = geo.source;
+    report.geoIpBuildDate = geo.buildDate.toISOString().slice(0, 10);
+    report.geoIpAgeDays = geo.ageDays;
+    if (geo.stale) {
+      deps.log(
+        'warn',
+        `GeoIP database ${geo.source} was built ${report.geoIpBuildDate} (${geo.ageDays} days ago, more than UC_GEOIP_MAX_AGE_DAYS=${s.UC_GEOIP_MAX_AGE_DAYS}): cities may be wrong. Check refreshGeoIpDatabase.`,
+      );
+    }
+
+    const checkpoint = await readCheckpoint(deps.store);
+    const ticks: number[] = [];
+    if (checkpoint === 0) ticks.push(scheduledMs); // first run ever: start now (bootstrap is a separate tool)
+    else for (let x = checkpoint + interval; x <= scheduledMs; x += interval) ticks.push(x);
+    if (invocation.isPastDue || ticks.length > 1) {
+      deps.log('info', `Catching up ${ticks.length} tick(s) since the checkpoint ${new Date(checkpoint).toISOString()}`);
+    }
+    if (ticks.length === 0) deps.log('info', `Tick ${new Date(scheduledMs).toISOString()} is already done (checkpoint)`);
+
+    const sink: AlertSink = {
+      write: async (alerts) => {
+        await deps.outbox.write(alerts);
+        raised.push(...alerts);
+      },
+    };
+    for (let i = 0; i < ticks.length; i++) {
+      const tick = ticks[i]!;
+      if (budget.remainingMs() < DELIVERY_RESERVE_MS) {
+        report.stoppedBecause = 'run budget spent (UC_RUN_BUDGET)';
+        report.ticksLeft = ticks.length - i;
+        break;
+      }
+      t = clock();
+      let groups;
+      try {
+        groups = await deps.source.read(tick - s.UC_LOOKBACK, tick);
+      } catch (error) {
+        if (isIncompleteWindow(error) || error instanceof BudgetExceededError) {
+          report.stoppedBecause = (error as Error).message;
+          report.ticksLeft = ticks.length - i;
+          deps.log('warn', `Stopping before tick ${new Date(tick).toISOString()}: ${(error as Error).message}`);
+          break;
+        }
+        throw error;
+      }
+      report.durationsMs.query += clock() - t;
+      report.queries += deps.source.lastRead?.queries ?? 1;
+      report.rowsFetched += deps.source.lastRead?.rows ?? groups.length;
+      t = clock();
+      const stats = await runTick(
+        { store: deps.store, geo: geo.geo, settings: s, sink, defaults: alertDefaults(s), log: deps.log },
+        tick,
+        groups,
+      );
+      await commitCheckpoint(deps.store, tick);
+      report.durationsMs.detect += clock() - t;
+      report.ticks.push(tick);
+      report.groups += stats.groups;
+      report.events += stats.events;
+      report.internalEvents += stats.internalEvents;
+      report.noCityEvents += stats.noCityEvents;
+      report.notFoundEvents += stats.notFoundEvents;
+      report.observations += stats.scored;
+      report.alerts += stats.alerts;
+      report.suppressedByCooldown += stats.suppressedByCooldown;
+      report.suppressedByCap += stats.suppressedByCap;
+    }
+
+    t = clock();
+    try {
+      const d = await deps.deliver(budget);
+      report.delivered = d.delivered;
+      report.deliveryFailed = d.failed;
+      report.pendingOutbox = d.pending;
+    } catch (error) {
+      // Undelivered alerts stay in the outbox; the next run retries them.
+      deps.log('error', `Alert delivery failed, alerts stay pending: ${error instanceof Error ? error.message : String(error)}`);
+      report.pendingOutbox = await deps.outbox.countPending();
+      deps.telemetry.exception(error instanceof Error ? error : new Error(String(error)), { stage: 'deliver' });
+    }
+    report.durationsMs.deliver = clock() - t;
+    report.durationsMs.total = clock() - started;
+    deps.telemetry.run(report);
+    deps.log(
+      'info',
+      `Ran ${report.ticks.length} tick(s): ${report.events} events, ${report.observations} observations, ${report.alerts} alert(s), ` +
+        `${report.delivered} delivered, ${report.pendingOutbox} pending${report.stoppedBecause ? `; stopped: ${report.stoppedBecause}` : ''}`,
+    );
+    return report;
+  } catch (error) {
+    deps.telemetry.exception(error instanceof Error ? error : new Error(String(error)), {
+      stage: 'run',
+      scheduled: new Date(scheduledMs).toISOString(),
+    });
+    throw error;
+  } finally {
+    await deps.telemetry.flush().catch(() => undefined);
+  }
+}
