@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 
-import type { Alert } from '../../shared/alerts/alert.js';
 import { MemoryAlertSink } from '../../shared/alerts/sinks.js';
 import { SqliteStore } from '../../shared/baseline/sqlite.js';
 import { loadSettings } from '../../shared/config/settings.js';
@@ -148,7 +147,7 @@ describe('scheduled runs', () => {
     const alerts = tracked.filter((t) => t.name === 'UnusualCityAlert');
     expect(alerts).toHaveLength(r.alerts);
     const text = JSON.stringify(alerts);
-    for (const a of r.raised as Alert[]) {
+    for (const a of r.raised) {
       expect(text).not.toContain(a.Caller);
       expect(text).not.toContain(a.SrcIpAddr);
     }
