@@ -54,13 +54,15 @@ export class JsonlAlertSink implements AlertSink {
       () => false,
     );
     if (exists) {
-      const text = await readFile(path, 'utf8');
-      const end = text.lastIndexOf('\n') + 1;
-      if (end < text.length) {
-        repaired = Buffer.byteLength(text.slice(end));
-        await truncate(path, Buffer.byteLength(text.slice(0, end)));
+      // Bytes, not text: a write cut short can end inside a multi-byte character, and decoding would turn it
+      // into U+FFFD (3 bytes), miscounting the torn tail and the offset to truncate at.
+      const bytes = await readFile(path);
+      const end = bytes.lastIndexOf(0x0a) + 1;
+      if (end < bytes.length) {
+        repaired = bytes.length - end;
+        await truncate(path, end);
       }
-      const lines = text.slice(0, end).split('\n');
+      const lines = bytes.subarray(0, end).toString('utf8').split('\n');
       lines.forEach((line, i) => {
         if (line.trim() === '') return;
         try {

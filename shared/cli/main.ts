@@ -175,6 +175,9 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const settings = settingsFrom(values);
+  // Bad times are usage errors: reject them before anything touches --out (torn-line repair) or --state.
+  parseTime('--from', values.from);
+  parseTime('--to', values.to);
 
   if (command === 'replay') {
     if (positionals.length === 0) throw new UsageError('replay needs at least one input file');
