@@ -8,9 +8,12 @@
 export type Scalar = string | number | boolean;
 export type Entity = Readonly<Record<string, Scalar>>;
 
-/** The tables of the detector. Adapters map them to physical names (with a configurable prefix). */
-export type TableName = 'baselines' | 'tenant' | 'alerts' | 'state';
-export const TABLE_NAMES: readonly TableName[] = ['baselines', 'tenant', 'alerts', 'state'];
+/**
+ * The tables of the detector. Adapters map them to physical names (with a configurable prefix).
+ * `outbox` holds alerts waiting for delivery to Sentinel (shared/delivery/outbox.ts).
+ */
+export type TableName = 'baselines' | 'tenant' | 'alerts' | 'state' | 'outbox';
+export const TABLE_NAMES: readonly TableName[] = ['baselines', 'tenant', 'alerts', 'state', 'outbox'];
 
 /**
  * Computes the rows to write from the current rows. Returns only changed rows: a value of `null`

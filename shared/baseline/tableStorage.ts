@@ -33,7 +33,7 @@ export interface TableStorageStoreOptions {
   /** `https://{account}.table.core.windows.net`, or Azurite's `http://127.0.0.1:{port}/devstoreaccount1`. */
   endpoint: string;
   credential: TokenCredential | NamedKeyCredential;
-  /** Physical tables are `${tablePrefix}Baselines`, `…Tenant`, `…Alerts`, `…State`. */
+  /** Physical tables are `${tablePrefix}Baselines`, `…Tenant`, `…Alerts`, `…State`, `…Outbox`. */
   tablePrefix: string;
   /** Needed for Azurite's plain-HTTP endpoint. */
   allowInsecureConnection?: boolean;
@@ -67,6 +67,7 @@ const TABLE_SUFFIXES: Readonly<Record<TableName, string>> = {
   tenant: 'Tenant',
   alerts: 'Alerts',
   state: 'State',
+  outbox: 'Outbox',
 };
 const LONGEST_SUFFIX = Math.max(...Object.values(TABLE_SUFFIXES).map((s) => s.length));
 

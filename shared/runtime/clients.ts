@@ -14,23 +14,38 @@ export function requireRuntimeSettings(s: Settings): void {
   const need = (name: string, value: string, allowed: string) => {
     if (value === '') missing.push({ name, value, allowed });
   };
-  need('UC_WORKSPACE_ID', s.UC_WORKSPACE_ID, 'the id (GUID) of the Log Analytics workspace holding AzureActivity');
+  need(
+    'UC_WORKSPACE_ID',
+    s.UC_WORKSPACE_ID,
+    'the id (GUID) of the Log Analytics workspace holding AzureActivity',
+  );
   if (s.UC_TABLE_ENDPOINT === '' && s.UC_STORAGE_CONNECTION_STRING === '') {
     missing.push({
       name: 'UC_TABLE_ENDPOINT',
       value: '',
-      allowed: 'the Table service URL of the state storage account (or UC_STORAGE_CONNECTION_STRING for local development)',
+      allowed:
+        'the Table service URL of the state storage account (or UC_STORAGE_CONNECTION_STRING for local development)',
     });
   }
-  need('UC_INGESTION_ENDPOINT', s.UC_INGESTION_ENDPOINT, 'the Logs Ingestion endpoint (DCE or DCR endpoint URL)');
-  need('UC_DCR_IMMUTABLE_ID', s.UC_DCR_IMMUTABLE_ID, 'the immutable id of the alerts data collection rule (dcr-…)');
+  need(
+    'UC_INGESTION_ENDPOINT',
+    s.UC_INGESTION_ENDPOINT,
+    'the Logs Ingestion endpoint (DCE or DCR endpoint URL)',
+  );
+  need(
+    'UC_DCR_IMMUTABLE_ID',
+    s.UC_DCR_IMMUTABLE_ID,
+    'the immutable id of the alerts data collection rule (dcr-…)',
+  );
   if (missing.length > 0) throw new SettingsError(missing);
 }
 
 /** Managed identity in Azure (user-assigned when AZURE_CLIENT_ID is set); developer sign-in locally. */
 export function createCredential(env: Readonly<Record<string, string | undefined>>): TokenCredential {
   const clientId = env.AZURE_CLIENT_ID?.trim();
-  return clientId ? new DefaultAzureCredential({ managedIdentityClientId: clientId }) : new DefaultAzureCredential();
+  return clientId
+    ? new DefaultAzureCredential({ managedIdentityClientId: clientId })
+    : new DefaultAzureCredential();
 }
 
 interface LocalStorage {
@@ -71,12 +86,20 @@ export function parseLocalConnectionString(text: string): LocalStorage {
 /** The state store: Table Storage by URL with managed identity, or Azurite locally. */
 export async function openTableStore(s: Settings, credential: TokenCredential): Promise<TableStorageStore> {
   if (s.UC_TABLE_ENDPOINT !== '') {
-    return TableStorageStore.open({ endpoint: s.UC_TABLE_ENDPOINT, credential, tablePrefix: s.UC_TABLE_PREFIX });
+    return TableStorageStore.open({
+      endpoint: s.UC_TABLE_ENDPOINT,
+      credential,
+      tablePrefix: s.UC_TABLE_PREFIX,
+    });
   }
   const local = parseLocalConnectionString(s.UC_STORAGE_CONNECTION_STRING);
   if (local.tableEndpoint === undefined) {
     throw new SettingsError([
-      { name: 'UC_STORAGE_CONNECTION_STRING', value: '(set)', allowed: 'a connection string with a TableEndpoint' },
+      {
+        name: 'UC_STORAGE_CONNECTION_STRING',
+        value: '(set)',
+        allowed: 'a connection string with a TableEndpoint',
+      },
     ]);
   }
   return TableStorageStore.open({

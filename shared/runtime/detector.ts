@@ -21,6 +21,8 @@ export interface DetectorDeps {
   outbox: AlertSink & { countPending(): Promise<number> };
   /** Sends pending alerts to the alerts table; failures stay pending for the next run. */
   deliver(budget: RunBudget): Promise<{ delivered: number; failed: number; pending: number }>;
+  /** Daily housekeeping (old delivered-alert markers), run by the first run of each UTC day. */
+  dailyMaintenance?(): Promise<string>;
   telemetry: Telemetry;
   log: LogFn;
   clock?: () => number;
@@ -94,12 +96,17 @@ export async function runScheduled(
 
     const checkpoint = await readCheckpoint(deps.store);
     const ticks: number[] = [];
-    if (checkpoint === 0) ticks.push(scheduledMs); // first run ever: start now (bootstrap is a separate tool)
+    if (checkpoint === 0)
+      ticks.push(scheduledMs); // first run ever: start now (bootstrap is a separate tool)
     else for (let x = checkpoint + interval; x <= scheduledMs; x += interval) ticks.push(x);
     if (invocation.isPastDue || ticks.length > 1) {
-      deps.log('info', `Catching up ${ticks.length} tick(s) since the checkpoint ${new Date(checkpoint).toISOString()}`);
+      deps.log(
+        'info',
+        `Catching up ${ticks.length} tick(s) since the checkpoint ${new Date(checkpoint).toISOString()}`,
+      );
     }
-    if (ticks.length === 0) deps.log('info', `Tick ${new Date(scheduledMs).toISOString()} is already done (checkpoint)`);
+    if (ticks.length === 0)
+      deps.log('info', `Tick ${new Date(scheduledMs).toISOString()} is already done (checkpoint)`);
 
     const sink: AlertSink = {
       write: async (alerts) => {
@@ -122,7 +129,10 @@ export async function runScheduled(
         if (isIncompleteWindow(error) || error instanceof BudgetExceededError) {
           report.stoppedBecause = (error as Error).message;
           report.ticksLeft = ticks.length - i;
-          deps.log('warn', `Stopping before tick ${new Date(tick).toISOString()}: ${(error as Error).message}`);
+          deps.log(
+            'warn',
+            `Stopping before tick ${new Date(tick).toISOString()}: ${(error as Error).message}`,
+          );
           break;
         }
         throw error;
@@ -158,11 +168,26 @@ export async function runScheduled(
       report.pendingOutbox = d.pending;
     } catch (error) {
       // Undelivered alerts stay in the outbox; the next run retries them.
-      deps.log('error', `Alert delivery failed, alerts stay pending: ${error instanceof Error ? error.message : String(error)}`);
+      deps.log(
+        'error',
+        `Alert delivery failed, alerts stay pending: ${error instanceof Error ? error.message : String(error)}`,
+      );
       report.pendingOutbox = await deps.outbox.countPending();
-      deps.telemetry.exception(error instanceof Error ? error : new Error(String(error)), { stage: 'deliver' });
+      deps.telemetry.exception(error instanceof Error ? error : new Error(String(error)), {
+        stage: 'deliver',
+      });
     }
     report.durationsMs.deliver = clock() - t;
+    if (deps.dailyMaintenance && report.ticks.some((tick) => tick % 86_400_000 === 0)) {
+      try {
+        deps.log('info', `Daily maintenance: ${await deps.dailyMaintenance()}`);
+      } catch (error) {
+        deps.log(
+          'warn',
+          `Daily maintenance failed (retried tomorrow): ${error instanceof Error ? error.message : String(error)}`,
+        );
+      }
+    }
     report.durationsMs.total = clock() - started;
     deps.telemetry.run(report);
     deps.log(

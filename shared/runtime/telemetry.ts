@@ -33,7 +33,11 @@ export interface RunReport {
 
 /** The subset of applicationinsights' TelemetryClient we use (so tests can observe it). */
 export interface TelemetryClientLike {
-  trackEvent(t: { name: string; properties?: Record<string, unknown>; measurements?: Record<string, number> }): void;
+  trackEvent(t: {
+    name: string;
+    properties?: Record<string, unknown>;
+    measurements?: Record<string, number>;
+  }): void;
   trackMetric(t: { name: string; value: number; properties?: Record<string, unknown> }): void;
   trackException(t: { exception: Error; properties?: Record<string, unknown> }): void;
   flush(): Promise<void> | void;
@@ -96,7 +100,8 @@ export function makeTelemetry(client: TelemetryClientLike, includeIdentities: bo
         },
         measurements,
       });
-      for (const [name, value] of Object.entries(measurements)) client.trackMetric({ name: `UnusualCity.${name}`, value });
+      for (const [name, value] of Object.entries(measurements))
+        client.trackMetric({ name: `UnusualCity.${name}`, value });
       for (const a of r.raised) {
         const properties: Record<string, unknown> = {
           alertId: a.AlertId,

@@ -9,6 +9,7 @@ import {
   type Entity,
   InvalidEntityError,
   type PartitionUpdate,
+  TABLE_NAMES,
   type TableName,
 } from '../../shared/baseline/store.js';
 
@@ -121,6 +122,17 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
       expect(viaPartition).toStrictEqual(row);
       expect(viaPoint).toStrictEqual(row);
       for (const value of Object.values(viaPartition!)) expect(typeof value).not.toBe('bigint');
+    });
+
+    it('keeps every table separate, the outbox included', async () => {
+      expect(TABLE_NAMES).toStrictEqual(['baselines', 'tenant', 'alerts', 'state', 'outbox']);
+      for (const [i, table] of TABLE_NAMES.entries()) {
+        await store.updatePartition(table, 'same', put({ r: { table, i } }));
+      }
+      for (const [i, table] of TABLE_NAMES.entries()) {
+        expect(await store.readPartition(table, 'same')).toStrictEqual(new Map([['r', { table, i }]]));
+        expect(await store.listPartitions(table)).toStrictEqual(['same']);
+      }
     });
 
     it('replaces a row on write instead of merging properties', async () => {

@@ -77,7 +77,7 @@ describe('TableStorageStore', () => {
     expect(store.tableNames.baselines).toHaveLength(63);
   });
 
-  it('creates the four tables, tolerates existing ones, and can skip creation', async () => {
+  it('creates the five tables, tolerates existing ones, and can skip creation', async () => {
     const prefix = uniquePrefix();
     const first = await open(prefix);
     expect(first.tableNames).toStrictEqual({
@@ -85,6 +85,7 @@ describe('TableStorageStore', () => {
       tenant: `${prefix}Tenant`,
       alerts: `${prefix}Alerts`,
       state: `${prefix}State`,
+      outbox: `${prefix}Outbox`,
     });
     await open(prefix); // tables exist now: no error
     const noCreate = await open(uniquePrefix(), { createTables: false });

@@ -1,0 +1,71 @@
+import { LogsIngestionClient } from '@azure/monitor-ingestion';
+import { LogsQueryClient } from '@azure/monitor-query-logs';
+import type { BlobServiceClient } from '@azure/storage-blob';
+
+import { ALERT_STREAM } from '../alerts/alert.js';
+import type { Settings } from '../config/settings.js';
+import { AlertUploader, deliverPending } from '../delivery/ingestion.js';
+import { AlertOutbox } from '../delivery/outbox.js';
+import { blobServiceFromSettings, GeoDatabaseProvider } from '../geo/provider.js';
+import type { LogFn } from '../pipeline/tick.js';
+import { LogAnalyticsSource } from '../source/logAnalytics.js';
+import { RunBudget } from './budget.js';
+import { createCredential, openTableStore, requireRuntimeSettings } from './clients.js';
+import type { DetectorDeps } from './detector.js';
+import { telemetryFromEnvironment } from './telemetry.js';
+
+/** Options for tests: trust a local CA for the https fakes, inject a Blob client. Never set in production. */
+export interface AzureDepsOptions {
+  tlsCa?: string;
+  blobService?: BlobServiceClient;
+}
+
+/**
+ * Builds every client the detector needs, once per process (the Functions host reuses the process across
+ * invocations, and with it the token cache, connections and the GeoIP database in memory). `log` is a
+ * forwarder so each invocation can route logs to its own InvocationContext.
+ */
+export async function createAzureDeps(
+  settings: Settings,
+  env: Readonly<Record<string, string | undefined>>,
+  log: LogFn,
+  options: AzureDepsOptions = {},
+): Promise<Omit<DetectorDeps, 'log'>> {
+  requireRuntimeSettings(settings);
+  const credential = createCredential(env);
+  const clientOptions = options.tlsCa !== undefined ? { tlsOptions: { ca: options.tlsCa } } : {};
+  const store = await openTableStore(settings, credential);
+  const logs = new LogsQueryClient(credential, { endpoint: settings.UC_LOGS_ENDPOINT, ...clientOptions });
+  const source = new LogAnalyticsSource({
+    client: logs,
+    workspaceId: settings.UC_WORKSPACE_ID,
+    additionalWorkspaces: settings.UC_ADDITIONAL_WORKSPACE_IDS,
+    categories: settings.UC_CATEGORIES,
+    statuses: settings.UC_STATUSES,
+    budget: () => new RunBudget(settings.UC_RUN_BUDGET),
+    log,
+  });
+  const blobService =
+    options.blobService ??
+    (settings.UC_GEOIP_BLOB !== '' ? blobServiceFromSettings(settings, env) : undefined);
+  const geo = GeoDatabaseProvider.fromSettings(settings, { ...(blobService ? { blobService } : {}), log });
+  const outbox = new AlertOutbox(store);
+  const ingestion = new LogsIngestionClient(settings.UC_INGESTION_ENDPOINT, credential, clientOptions);
+  const stream =
+    settings.UC_ALERTS_TABLE === 'UnusualCityAlerts_CL' ? ALERT_STREAM : `Custom-${settings.UC_ALERTS_TABLE}`;
+  const uploader = new AlertUploader(ingestion, settings.UC_DCR_IMMUTABLE_ID, stream);
+  const telemetry = await telemetryFromEnvironment(env, settings.UC_TELEMETRY_INCLUDE_IDENTITIES);
+  return {
+    settings,
+    store,
+    source,
+    geo,
+    outbox,
+    deliver: (budget) => deliverPending(outbox, uploader, { budget, log }),
+    dailyMaintenance: async () => {
+      const r = await outbox.purge();
+      return `purged ${r.markers} delivered-alert marker(s) and ${r.orphanedPayloadRows} orphaned payload row(s) older than 30 days`;
+    },
+    telemetry,
+  };
+}
