@@ -78,6 +78,30 @@ export async function openGeolocator(opts: GeolocatorOptions): Promise<Geolocato
           : `cannot be read (${code ?? String(error)})`;
     throw new Error(`GeoIP database "${path}" ${problem}. ${HOW_TO_GET_A_DATABASE}`, { cause: error });
   }
+  return geolocatorFromBuffer(buffer, `"${path}"`, cache, opts);
+}
+
+export interface BufferGeolocatorOptions extends Omit<GeolocatorOptions, 'databasePath'> {
+  /** Where the bytes came from, for error messages (e.g. `blob geoip/GeoLite2-City.mmdb`). Default `in memory`. */
+  source?: string;
+}
+
+/**
+ * {@link openGeolocator} for a database already in memory (e.g. downloaded from Blob Storage). The buffer is
+ * used as is, not copied: the caller must not change it afterwards. Throws the same errors as openGeolocator,
+ * naming `opts.source`.
+ */
+export function openGeolocatorFromBuffer(buffer: Buffer, opts: BufferGeolocatorOptions): Geolocator {
+  const cache = new LruCache<string, GeoResult>(opts.cacheSize ?? DEFAULT_CACHE_SIZE);
+  return geolocatorFromBuffer(buffer, opts.source ?? 'in memory', cache, opts);
+}
+
+function geolocatorFromBuffer(
+  buffer: Buffer,
+  label: string,
+  cache: LruCache<string, GeoResult>,
+  opts: Omit<GeolocatorOptions, 'databasePath'>,
+): Geolocator {
   let databaseType: string;
   let databaseBuildDate: Date;
   let reader: ReaderModel;
@@ -86,14 +110,14 @@ export async function openGeolocator(opts: GeolocatorOptions): Promise<Geolocato
     reader = Reader.openBuffer(buffer);
   } catch (error) {
     throw new Error(
-      `GeoIP database "${path}" is not a valid MaxMind DB file: ${(error as Error).message}. ${HOW_TO_GET_A_DATABASE}`,
+      `GeoIP database ${label} is not a valid MaxMind DB file: ${(error as Error).message}. ${HOW_TO_GET_A_DATABASE}`,
       { cause: error },
     );
   }
   // Same test the MaxMind reader applies before city() – but failing here, once, at startup, with advice.
   if (!databaseType.includes('City')) {
     throw new Error(
-      `GeoIP database "${path}" is a ${databaseType} database, but a City database is needed because ` +
+      `GeoIP database ${label} is a ${databaseType} database, but a City database is needed because ` +
         `places are keyed by city. ${HOW_TO_GET_A_DATABASE}`,
     );
   }
@@ -134,7 +158,7 @@ class MaxMindGeolocator implements Geolocator {
     readonly databaseType: string,
     readonly databaseBuildDate: Date,
     private readonly cache: LruCache<string, GeoResult>,
-    opts: GeolocatorOptions,
+    opts: Omit<GeolocatorOptions, 'databasePath'>,
   ) {
     this.noCityMode = opts.noCityMode;
     this.egress = opts.egress;
