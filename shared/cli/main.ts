@@ -13,6 +13,7 @@ import { runDemo } from '../demo/demo.js';
 import { evaluateAlerts, formatEvaluation, readLabels } from '../demo/evaluate.js';
 import { replay, type ReplayProgress, type ReplaySummary } from '../pipeline/replay.js';
 import { VERSION } from '../version.js';
+import { parseSets, parseTime, UsageError } from './args.js';
 import { alertDefaults, openGeo } from './runtime.js';
 
 const USAGE = `unusual-city ${VERSION} — Azure Activity Log operations from unusual cities (T1078.004)
@@ -31,27 +32,13 @@ Usage:
 Settings come from the environment (app-setting names, see README) or --set NAME=VALUE.
 `;
 
-class UsageError extends Error {}
-
-function parseSets(values: string[] | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const v of values ?? []) {
-    const eq = v.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--set expects NAME=VALUE, got ${JSON.stringify(v)}`);
-    out[v.slice(0, eq).trim()] = v.slice(eq + 1);
-  }
-  return out;
-}
-
-function parseTime(flag: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const ms = Date.parse(value);
-  if (Number.isNaN(ms))
-    throw new UsageError(
-      `${flag} expects an ISO 8601 time such as 2026-11-01T00:00:00Z, got ${JSON.stringify(value)}`,
-    );
-  return ms;
-}
+/**
+ * Commands with their own argument parsing (bootstrap, backtest, baseline …): each lives in its own module in
+ * shared/cli/ and is registered here with one line. It returns the exit code; errors map as for the others
+ * (SettingsError → 78, UsageError → 64).
+ */
+export type CommandModule = (args: string[]) => Promise<number>;
+const COMMANDS: Record<string, () => Promise<CommandModule>> = {};
 
 const replayOptions = {
   out: { type: 'string' },
@@ -164,6 +151,8 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${VERSION}\n`);
     return 0;
   }
+  const own = COMMANDS[command];
+  if (own !== undefined) return (await own())(rest);
   const { values, positionals } = parseArgs({
     args: rest,
     options: replayOptions,

@@ -63,6 +63,11 @@ const list = z.string().transform((text) =>
     .filter((s) => s !== ''),
 );
 
+const listOf = (pattern: RegExp, allowed: string) =>
+  list.superRefine((values, ctx) => {
+    if (values.some((v) => !pattern.test(v))) ctx.addIssue({ code: 'custom', message: allowed });
+  });
+
 const text = (pattern: RegExp, allowed: string) =>
   z.string().transform((value, ctx) => {
     if (!pattern.test(value)) {
@@ -233,6 +238,35 @@ const schema = z.object({
     'a DCR immutable id (dcr- followed by 32 hex digits), or empty',
   ),
   UC_TELEMETRY_INCLUDE_IDENTITIES: bool,
+  UC_ALLOW_RANGES: z.string().superRefine((text, ctx) => {
+    try {
+      parseEgressRanges(text);
+    } catch (e) {
+      ctx.addIssue({
+        code: 'custom',
+        message: (e instanceof Error ? e.message : String(e)).replace(/UC_EGRESS_RANGES/g, 'UC_ALLOW_RANGES'),
+      });
+    }
+  }),
+  UC_ALLOW_CITIES: listOf(/^\d{1,10}$/, 'comma-separated MaxMind geoname ids (digits), e.g. 2643743'),
+  UC_ALLOW_CALLERS: listOf(/^[A-Za-z0-9@._+'-]{1,256}$/, 'comma-separated callers (UPNs or object ids)'),
+  UC_ALLOW_OPERATIONS: listOf(
+    /^[A-Za-z0-9._/-]{1,256}$/,
+    'comma-separated operation names such as Microsoft.Storage/storageAccounts/listKeys/action',
+  ),
+  UC_SERVICE_TAGS_FILE: z.string().transform((v) => v.trim()),
+  UC_ALLOW_SERVICE_TAGS: listOf(
+    /^[A-Za-z0-9.]{1,128}$/,
+    'comma-separated service tag names such as AzureCloud.westeurope',
+  ),
+  UC_BOOTSTRAP_DAYS: number(1, 730, true),
+  UC_SHARDING: oneOf(['off', 'queue'] as const),
+  UC_SHARD_COUNT: number(1, 64, true),
+  UC_QUEUE_ENDPOINT: optionalUrl('a Queue service'),
+  UC_SHARD_QUEUE: text(
+    /^[a-z0-9](?:[a-z0-9]|-(?!-)){1,55}[a-z0-9]$/,
+    'a queue name: 3-57 lower-case letters, digits and single hyphens',
+  ),
 });
 
 export type Settings = z.output<typeof schema>;

@@ -1,0 +1,22 @@
+/** A command line that cannot be understood: exit code 64 with the usage text. */
+export class UsageError extends Error {}
+
+export function parseSets(values: string[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values ?? []) {
+    const eq = v.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--set expects NAME=VALUE, got ${JSON.stringify(v)}`);
+    out[v.slice(0, eq).trim()] = v.slice(eq + 1);
+  }
+  return out;
+}
+
+export function parseTime(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms))
+    throw new UsageError(
+      `${flag} expects an ISO 8601 time such as 2026-11-01T00:00:00Z, got ${JSON.stringify(value)}`,
+    );
+  return ms;
+}
