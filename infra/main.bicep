@@ -1,0 +1,486 @@
+metadata name = 'unusual-city'
+metadata description = 'The unusual-city detector: a Flex Consumption Function App that reads the Azure Activity Log from a Log Analytics workspace, scores each operation\'s city, and writes alerts to a custom table that a Microsoft Sentinel analytics rule and workbook read. Resource-group scope; the Activity Log itself is routed to the workspace by activity-log/main.bicep (subscription scope).'
+
+targetScope = 'resourceGroup'
+
+// ---------------------------------------------------------------------------------------------------------------
+// Deployment
+// ---------------------------------------------------------------------------------------------------------------
+
+@description('Required. Environment name (azd sets it from AZURE_ENV_NAME): tags every resource and seeds the unique resource names.')
+@minLength(1)
+@maxLength(64)
+param environmentName string
+
+@description('Optional. Azure region of the detector\'s resources. Must offer Flex Consumption (az functionapp list-flexconsumption-locations).')
+param location string = resourceGroup().location
+
+@description('Optional. Short name in every resource name: 2-7 lower-case letters or digits.')
+@minLength(2)
+@maxLength(7)
+param baseName string = 'uc'
+
+@description('Optional. Tags added to every resource.')
+param tags object = {}
+
+@description('Optional. Principal id of the person or pipeline deploying (azd sets AZURE_PRINCIPAL_ID): granted Key Vault Secrets Officer on the vault so they can set the MaxMind secrets. Empty: no such assignment.')
+param deployerPrincipalId string = ''
+
+@description('Optional. Principal type of deployerPrincipalId.')
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+param deployerPrincipalType string = 'User'
+
+// ---------------------------------------------------------------------------------------------------------------
+// Log Analytics and Sentinel
+// ---------------------------------------------------------------------------------------------------------------
+
+@description('Optional. Resource id of the existing Log Analytics workspace that receives the Activity Log and runs Microsoft Sentinel (/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.OperationalInsights/workspaces/<name>). It may be in another resource group or subscription. Empty: a new workspace is created here.')
+param existingWorkspaceResourceId string = ''
+
+@description('Optional. Retention in days of a newly created workspace (ignored with existingWorkspaceResourceId).')
+@minValue(30)
+@maxValue(730)
+param newWorkspaceRetentionInDays int = 90
+
+@description('Optional. Enable Microsoft Sentinel on the workspace. Default: only for a newly created workspace (an existing Sentinel workspace already is).')
+param onboardSentinel bool = empty(existingWorkspaceResourceId)
+
+@description('Optional. Create the Sentinel analytics rule and workbook. Needs Sentinel enabled on the workspace.')
+param deploySentinelContent bool = true
+
+@description('Optional. Whether the Sentinel analytics rule is enabled when created.')
+param analyticsRuleEnabled bool = true
+
+@description('Optional. UC_ALERTS_TABLE: the custom table receiving alerts (ending in _CL). Default: the table of shared/alerts/columns.json.')
+@minLength(4)
+@maxLength(63)
+param alertsTableName string = 'UnusualCityAlerts_CL'
+
+@description('Optional. Interactive retention of the alerts table in days; -1 uses the workspace default.')
+@minValue(-1)
+@maxValue(730)
+param alertsTableRetentionInDays int = -1
+
+// ---------------------------------------------------------------------------------------------------------------
+// Storage, Key Vault, Function App
+// ---------------------------------------------------------------------------------------------------------------
+
+@description('Optional. Replication of the storage account holding the baselines and the GeoIP database.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+])
+param storageSkuName string = 'Standard_LRS'
+
+@description('Optional. UC_TABLE_PREFIX: prefix of the Table Storage tables (letters and digits, starting with a letter).')
+@minLength(3)
+@maxLength(51)
+param tablePrefix string = 'unusualcity'
+
+@description('Optional. Blob container of the GeoIP City database.')
+@minLength(3)
+@maxLength(63)
+param geoIpContainerName string = 'geoip'
+
+@description('Optional. Blob container of the Function App deployment package.')
+@minLength(3)
+@maxLength(63)
+param deploymentContainerName string = 'app-package'
+
+@description('Optional. UC_GEOIP_EDITION: the MaxMind edition refreshGeoIpDatabase downloads; GeoIP2-City needs a paid licence. The blob is <container>/<edition>.mmdb.')
+@allowed([
+  'GeoLite2-City'
+  'GeoIP2-City'
+])
+param geoIpEdition string = 'GeoLite2-City'
+
+@description('Optional. Name of the Key Vault secret holding the MaxMind account id (set it after deploying: infra/README.md).')
+param maxMindAccountIdSecretName string = 'maxmind-account-id'
+
+@description('Optional. Name of the Key Vault secret holding the MaxMind licence key (set it after deploying: infra/README.md).')
+param maxMindLicenseKeySecretName string = 'maxmind-license-key'
+
+@description('Optional. Key Vault purge protection. Cannot be turned off once on; a purge-protected vault name stays taken for 90 days after deletion.')
+param keyVaultEnablePurgeProtection bool = true
+
+@description('Optional. Memory per Function App instance in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Optional. Accept Application Insights telemetry only with an Entra ID token (local auth disabled).')
+param appInsightsDisableLocalAuth bool = true
+
+// ---------------------------------------------------------------------------------------------------------------
+// Detector settings that operations teams tune. Defaults are the code's (shared/config/settings.json); the
+// test in test/infra keeps them equal. Any other catalogue setting can be changed with settingsOverrides.
+// ---------------------------------------------------------------------------------------------------------------
+
+@description('Optional. UC_SCHEDULE: NCRONTAB schedule of the detection timer (six fields, seconds first). Keep it in step with detectionTickInterval.')
+param detectionSchedule string = '0 */15 * * * *'
+
+@description('Optional. UC_TICK_INTERVAL: the period the schedule fires at, as a duration (30s, 15m, 2h, 1d).')
+param detectionTickInterval string = '15m'
+
+@description('Optional. UC_LOOKBACK: window each run reads (at least detectionTickInterval). Longer tolerates later Activity Log ingestion, at a higher query cost.')
+param detectionLookback string = '2h'
+
+@description('Optional. UC_RUN_BUDGET: time one run may spend before stopping cleanly (below the 10-minute function timeout).')
+param runBudget string = '8m'
+
+@description('Optional. UC_ALERT_THRESHOLD: alert when an observation scores at least this (0-100). Higher: fewer, stronger alerts.')
+@minValue(0)
+@maxValue(100)
+param alertThreshold int = 50
+
+@description('Optional. UC_ALERT_COOLDOWN: one alert per (caller, city) episode, which ends after this long without rare activity. Longer: fewer repeat alerts.')
+param alertCooldown string = '24h'
+
+@description('Optional. UC_RESCORE_MARGIN: within an episode, a new alert only for an operation scoring this many points above the episode\'s alert.')
+@minValue(0)
+@maxValue(100)
+param rescoreMargin int = 20
+
+@description('Optional. UC_DAILY_ALERT_CAP: at most this many alerts per UTC day (the rest are counted and logged).')
+@minValue(1)
+@maxValue(1000000)
+param dailyAlertCap int = 50
+
+@description('Optional. UC_EGRESS_RANGES: known egress and cloud ranges scored as their provider instead of a city, as Label=cidr cidr;Label2=cidr (VPN, proxies, CI runners). Empty: none.')
+param egressRanges string = ''
+
+@description('Optional. UC_EGRESS_SCORE_CAP: highest score an IP in egressRanges can get; below alertThreshold means those never alert.')
+@minValue(0)
+@maxValue(100)
+param egressScoreCap int = 40
+
+@description('Optional. UC_FAMILIAR_SCORE_CAP: highest score from a city the caller has worked from on several days (commutes, trips); below alertThreshold means those never alert.')
+@minValue(0)
+@maxValue(100)
+param familiarScoreCap int = 40
+
+@description('Optional. UC_CATEGORIES: comma-separated Activity Log categories to analyse (e.g. Administrative,Security). Empty: all.')
+param activityCategories string = ''
+
+@description('Optional. UC_STATUSES: comma-separated statuses to analyse (e.g. Succeeded). Empty: all.')
+param activityStatuses string = ''
+
+@description('Optional. UC_NO_CITY_MODE: an IP with a country but no city is skipped, or scored with its country as the place.')
+@allowed([
+  'skip'
+  'country'
+])
+param noCityMode string = 'skip'
+
+@description('Optional. UC_ALERT_NAME: AlertName of every alert, also the analytics rule\'s display name.')
+param alertName string = 'Unusual City for an Azure Activity Logs Event'
+
+@description('Optional. UC_ALERT_SEVERITY: severity of every alert (the analytics rule takes it from the alert row).')
+@allowed([
+  'Informational'
+  'Low'
+  'Medium'
+  'High'
+])
+param alertSeverity string = 'Low'
+
+@description('Optional. UC_ADDITIONAL_WORKSPACE_IDS: comma-separated workspace ids (GUIDs) queried with the main workspace. Grant the identity Log Analytics Reader on each yourself.')
+param additionalWorkspaceIds string = ''
+
+@description('Optional. UC_GEOIP_REFRESH_SCHEDULE: NCRONTAB schedule of refreshGeoIpDatabase (MaxMind publishes twice a week).')
+param geoIpRefreshSchedule string = '0 0 4 * * 1'
+
+@description('Optional. UC_GEOIP_MAX_AGE_DAYS: a GeoIP database built longer ago than this raises a warning on every run.')
+@minValue(1)
+@maxValue(3650)
+param geoIpMaxAgeDays int = 35
+
+@description('Optional. UC_TELEMETRY_INCLUDE_IDENTITIES: let Application Insights events carry callers and IPs of alerts (personal data). Default off.')
+param telemetryIncludeIdentities bool = false
+
+@description('Optional. Any other catalogue setting (shared/config/settings.json) by name, value as text, e.g. { "UC_HALF_LIFE_DAYS": "60" }. Names that are not in the catalogue, that have a parameter above, or that are wired from resources are refused (the deployment fails).')
+param settingsOverrides object = {}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Names
+// ---------------------------------------------------------------------------------------------------------------
+
+var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
+var allTags = union(tags, {
+  'azd-env-name': environmentName
+})
+var names = {
+  identity: 'id-${baseName}-${resourceToken}'
+  storage: toLower('st${baseName}${resourceToken}')
+  keyVault: 'kv-${baseName}-${resourceToken}'
+  workspace: 'log-${baseName}-${resourceToken}'
+  appInsights: 'appi-${baseName}-${resourceToken}'
+  dataCollectionRule: 'dcr-${baseName}-${resourceToken}'
+  plan: 'plan-${baseName}-${resourceToken}'
+  functionApp: 'func-${baseName}-${resourceToken}'
+}
+
+// The workspace may live in another resource group or subscription: its content (alerts table, reader role,
+// Sentinel) is deployed there, the rest here.
+var createWorkspace = empty(existingWorkspaceResourceId)
+var workspaceResourceId = createWorkspace
+  ? resourceId('Microsoft.OperationalInsights/workspaces', names.workspace)
+  : existingWorkspaceResourceId
+var workspaceIdSegments = split(workspaceResourceId, '/')
+var workspaceSubscriptionId = workspaceIdSegments[2]
+var workspaceResourceGroupName = workspaceIdSegments[4]
+var workspaceName = workspaceIdSegments[8]
+
+// ---------------------------------------------------------------------------------------------------------------
+// Modules, by concern
+// ---------------------------------------------------------------------------------------------------------------
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  params: {
+    name: names.identity
+    location: location
+    tags: allTags
+  }
+}
+
+module logAnalytics 'modules/logAnalytics.bicep' = if (createWorkspace) {
+  name: 'log-analytics'
+  params: {
+    name: names.workspace
+    location: location
+    tags: allTags
+    retentionInDays: newWorkspaceRetentionInDays
+  }
+}
+
+module workspace 'modules/workspace.bicep' = {
+  name: 'workspace-${resourceToken}'
+  scope: resourceGroup(workspaceSubscriptionId, workspaceResourceGroupName)
+  dependsOn: [
+    logAnalytics
+  ]
+  params: {
+    workspaceName: workspaceName
+    tableName: alertsTableName
+    tableRetentionInDays: alertsTableRetentionInDays
+    principalId: identity.outputs.principalId
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  params: {
+    name: names.storage
+    location: location
+    tags: allTags
+    skuName: storageSkuName
+    tablePrefix: tablePrefix
+    geoIpContainerName: geoIpContainerName
+    deploymentContainerName: deploymentContainerName
+    principalId: identity.outputs.principalId
+  }
+}
+
+module keyVault 'modules/keyVault.bicep' = {
+  name: 'key-vault'
+  params: {
+    name: names.keyVault
+    location: location
+    tags: allTags
+    principalId: identity.outputs.principalId
+    secretsOfficerPrincipalId: deployerPrincipalId
+    secretsOfficerPrincipalType: deployerPrincipalType
+    enablePurgeProtection: keyVaultEnablePurgeProtection
+  }
+}
+
+module appInsights 'modules/appInsights.bicep' = {
+  name: 'app-insights'
+  params: {
+    name: names.appInsights
+    location: location
+    tags: allTags
+    workspaceResourceId: workspaceResourceId
+    principalId: identity.outputs.principalId
+    disableLocalAuth: appInsightsDisableLocalAuth
+  }
+  dependsOn: [
+    logAnalytics
+  ]
+}
+
+module dataCollectionRule 'modules/dataCollectionRule.bicep' = {
+  name: 'data-collection-rule'
+  params: {
+    name: names.dataCollectionRule
+    // Logs Ingestion requires the rule in the workspace's region.
+    location: workspace.outputs.location
+    tags: allTags
+    workspaceResourceId: workspaceResourceId
+    // From the workspace module's output, so the rule waits for the table it writes to.
+    tableName: workspace.outputs.tableName
+    principalId: identity.outputs.principalId
+  }
+}
+
+module sentinel 'modules/sentinel.bicep' = {
+  name: 'sentinel-${resourceToken}'
+  scope: resourceGroup(workspaceSubscriptionId, workspaceResourceGroupName)
+  params: {
+    workspaceName: workspaceName
+    // From the workspace module's output: the rule's query must find the table when Sentinel validates it.
+    tableName: workspace.outputs.tableName
+    appInsightsResourceId: appInsights.outputs.resourceId
+    onboardSentinel: onboardSentinel
+    deployAnalyticsRule: deploySentinelContent
+    deployWorkbook: deploySentinelContent
+    analyticsRuleEnabled: analyticsRuleEnabled
+    analyticsRuleDisplayName: alertName
+    analyticsRuleSeverity: alertSeverity
+    location: workspace.outputs.location
+    tags: allTags
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// App settings: every UC_* setting of the catalogue, with the code's default unless tuned or wired below.
+// ---------------------------------------------------------------------------------------------------------------
+
+// The catalogue the code reads (shared/config/settings.ts): one source of truth, so a setting added to the code
+// reaches Azure with its default without touching this template.
+var settingsCatalogue = loadJsonContent('../shared/config/settings.json')
+var catalogueDefaults = toObject(settingsCatalogue.settings, s => s.name, s => s.default)
+
+// The settings with a parameter above.
+var tunedSettings = {
+  UC_SCHEDULE: detectionSchedule
+  UC_TICK_INTERVAL: detectionTickInterval
+  UC_LOOKBACK: detectionLookback
+  UC_RUN_BUDGET: runBudget
+  UC_ALERT_THRESHOLD: string(alertThreshold)
+  UC_ALERT_COOLDOWN: alertCooldown
+  UC_RESCORE_MARGIN: string(rescoreMargin)
+  UC_DAILY_ALERT_CAP: string(dailyAlertCap)
+  UC_EGRESS_RANGES: egressRanges
+  UC_EGRESS_SCORE_CAP: string(egressScoreCap)
+  UC_FAMILIAR_SCORE_CAP: string(familiarScoreCap)
+  UC_CATEGORIES: activityCategories
+  UC_STATUSES: activityStatuses
+  UC_NO_CITY_MODE: noCityMode
+  UC_ALERT_NAME: alertName
+  UC_ALERT_SEVERITY: alertSeverity
+  UC_ADDITIONAL_WORKSPACE_IDS: additionalWorkspaceIds
+  UC_GEOIP_REFRESH_SCHEDULE: geoIpRefreshSchedule
+  UC_GEOIP_MAX_AGE_DAYS: string(geoIpMaxAgeDays)
+  // string(bool) would give "True"/"False"; the catalogue spells booleans in lower case.
+  UC_TELEMETRY_INCLUDE_IDENTITIES: telemetryIncludeIdentities ? 'true' : 'false'
+}
+
+// The settings that point at the resources deployed here: never a parameter, never overridden.
+var wiredSettings = {
+  UC_WORKSPACE_ID: workspace.outputs.customerId
+  UC_ALERTS_TABLE: workspace.outputs.tableName
+  UC_INGESTION_ENDPOINT: dataCollectionRule.outputs.ingestionEndpoint
+  UC_DCR_IMMUTABLE_ID: dataCollectionRule.outputs.immutableId
+  UC_TABLE_ENDPOINT: storage.outputs.tableEndpoint
+  UC_TABLE_PREFIX: tablePrefix
+  UC_BLOB_ENDPOINT: storage.outputs.blobEndpoint
+  UC_GEOIP_BLOB: '${storage.outputs.geoIpContainerName}/${geoIpEdition}.mmdb'
+  UC_GEOIP_EDITION: geoIpEdition
+  // Local development only (Azurite); in Azure the code must use the endpoints above with the identity.
+  UC_STORAGE_CONNECTION_STRING: ''
+  // Key Vault references, resolved by the platform with the app's identity. Versionless, so a rotated secret is
+  // picked up without redeploying. No value lives in this template or its parameters.
+  UC_MAXMIND_ACCOUNT_ID: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.uri}secrets/${maxMindAccountIdSecretName}/)'
+  UC_MAXMIND_LICENSE_KEY: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.uri}secrets/${maxMindLicenseKeySecretName}/)'
+}
+
+// A name the code does not read would be set silently and ignored (a typo looks like a tuning that "does
+// nothing"); a parameterised or wired name would have two sources. Both are refused.
+var rejectedOverrides = filter(
+  objectKeys(settingsOverrides),
+  settingName =>
+    !contains(catalogueDefaults, settingName) || contains(tunedSettings, settingName) || contains(wiredSettings, settingName)
+)
+
+// Later wins: catalogue defaults, then overrides, then tuned parameters, then the wiring.
+var detectorSettings = union(catalogueDefaults, settingsOverrides, tunedSettings, wiredSettings)
+
+module functionApp 'modules/functionApp.bicep' = {
+  name: 'function-app'
+  params: {
+    name: names.functionApp
+    planName: names.plan
+    location: location
+    tags: union(allTags, {
+      'azd-service-name': 'detector'
+    })
+    identityResourceId: identity.outputs.resourceId
+    identityClientId: identity.outputs.clientId
+    storageBlobEndpoint: storage.outputs.blobEndpoint
+    deploymentContainerUrl: storage.outputs.deploymentContainerUrl
+    appInsightsName: appInsights.outputs.name
+    detectorSettings: detectorSettings
+    rejectedSettingsOverrides: rejectedOverrides
+    instanceMemoryMB: instanceMemoryMB
+  }
+  // No explicit dependsOn: each module whose output feeds a setting also holds that resource's role assignment,
+  // so the app is created after its rights (Entra ID may still take a few minutes to apply them; the timer's
+  // next run retries).
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Outputs (azd stores them in the environment: azd env get-value NAME)
+// ---------------------------------------------------------------------------------------------------------------
+
+@description('Function App name: azd deploy target; az functionapp commands (restart, logs).')
+output FUNCTION_APP_NAME string = functionApp.outputs.name
+
+@description('Key Vault name: az keyvault secret set --vault-name, for the two MaxMind secrets.')
+output KEY_VAULT_NAME string = keyVault.outputs.name
+
+@description('Secret name of the MaxMind account id: az keyvault secret set --name.')
+output MAXMIND_ACCOUNT_ID_SECRET_NAME string = maxMindAccountIdSecretName
+
+@description('Secret name of the MaxMind licence key: az keyvault secret set --name.')
+output MAXMIND_LICENSE_KEY_SECRET_NAME string = maxMindLicenseKeySecretName
+
+@description('Storage account name: az storage blob upload --auth-mode login, for a first GeoIP database without MaxMind credentials.')
+output STORAGE_ACCOUNT_NAME string = storage.outputs.name
+
+@description('UC_GEOIP_BLOB (<container>/<blob>): where refreshGeoIpDatabase writes and the detector reads the GeoIP database.')
+output GEOIP_BLOB string = wiredSettings.UC_GEOIP_BLOB
+
+@description('Resource id of the Log Analytics workspace: the workspaceResourceId parameter of activity-log/main.bicep.')
+output WORKSPACE_RESOURCE_ID string = workspaceResourceId
+
+@description('UC_WORKSPACE_ID, the workspace (customer) id the detector queries.')
+output WORKSPACE_ID string = workspace.outputs.customerId
+
+@description('UC_ALERTS_TABLE: the table the analytics rule and the workbook read.')
+output ALERTS_TABLE string = workspace.outputs.tableName
+
+@description('UC_INGESTION_ENDPOINT: the logs ingestion endpoint alerts are sent to.')
+output INGESTION_ENDPOINT string = dataCollectionRule.outputs.ingestionEndpoint
+
+@description('UC_DCR_IMMUTABLE_ID: the data collection rule alerts are sent through.')
+output DCR_IMMUTABLE_ID string = dataCollectionRule.outputs.immutableId
+
+@description('Resource id of Application Insights: the source of the workbook\'s detector-health section.')
+output APPLICATIONINSIGHTS_RESOURCE_ID string = appInsights.outputs.resourceId
+
+@description('Client id of the detector\'s managed identity (AZURE_CLIENT_ID): grant it Log Analytics Reader on any UC_ADDITIONAL_WORKSPACE_IDS workspace.')
+output IDENTITY_CLIENT_ID string = identity.outputs.clientId
+
+@description('Principal (object) id of the detector\'s managed identity: for role assignments made outside this template.')
+output IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId

@@ -1,0 +1,24 @@
+// The built-in Azure roles the deployment assigns, by role definition id (the same in every tenant and cloud).
+// One map, imported by every module that assigns a role, so each right is named once and reviewed in one place.
+// The detector's identity gets exactly these, each on one resource: nothing at resource-group or subscription
+// scope, and no control-plane role that could read keys.
+
+@export()
+@description('Built-in role definition ids, by role name.')
+var roleIds = {
+  // Query AzureActivity through the Log Analytics query API. Workspace-wide read: the detector reads one table,
+  // but table-level RBAC is an opt-in hardening (see infra/README.md).
+  logAnalyticsReader: '73c42c96-874c-492b-b04d-ab87d138a893'
+  // Baselines, tenant profile, alert episodes, checkpoint and outbox live in Table Storage (entities only).
+  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+  // The Functions host keeps its keys, timer schedule and singleton leases in blobs, the platform reads the
+  // deployment package from a blob container, and refreshGeoIpDatabase writes the GeoIP database blob.
+  // Owner rather than Contributor: it is the role Azure Functions documents for identity-based host storage.
+  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  // Logs Ingestion API (alerts into the DCR) and Application Insights ingestion with Entra ID auth.
+  monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+  // Resolve the MaxMind Key Vault references in app settings (read secret values, nothing else).
+  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
+  // Optional, for the person deploying: lets them `az keyvault secret set` the MaxMind secrets. Never the app.
+  keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+}
