@@ -100,10 +100,10 @@ param deploymentContainerName string = 'app-package'
 ])
 param geoIpEdition string = 'GeoLite2-City'
 
-@description('Optional. Name of the Key Vault secret holding the MaxMind account id (set it after deploying: infra/README.md).')
+@description('Optional. Name of the Key Vault secret holding the MaxMind account id (set it after deploying: README.md, "Deploying to Azure").')
 param maxMindAccountIdSecretName string = 'maxmind-account-id'
 
-@description('Optional. Name of the Key Vault secret holding the MaxMind licence key (set it after deploying: infra/README.md).')
+@description('Optional. Name of the Key Vault secret holding the MaxMind licence key (set it after deploying: README.md, "Deploying to Azure").')
 param maxMindLicenseKeySecretName string = 'maxmind-license-key'
 
 @description('Optional. Key Vault purge protection. Cannot be turned off once on; a purge-protected vault name stays taken for 90 days after deletion.')

@@ -1,4 +1,4 @@
-metadata description = 'Key Vault (RBAC mode) for the MaxMind account id and licence key. The template creates no secret: operators set them with az keyvault secret set (infra/README.md).'
+metadata description = 'Key Vault (RBAC mode) for the MaxMind account id and licence key. The template creates no secret: operators set them with az keyvault secret set (README.md, "Deploying to Azure").'
 
 import { roleIds } from 'roles.bicep'
 

@@ -7,7 +7,7 @@
 @description('Built-in role definition ids, by role name.')
 var roleIds = {
   // Query AzureActivity through the Log Analytics query API. Workspace-wide read: the detector reads one table,
-  // but table-level RBAC is an opt-in hardening (see infra/README.md).
+  // but table-level RBAC is an opt-in hardening (see README.md, "Deploying to Azure").
   logAnalyticsReader: '73c42c96-874c-492b-b04d-ab87d138a893'
   // Baselines, tenant profile, alert episodes, checkpoint and outbox live in Table Storage (entities only).
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'

@@ -8,7 +8,7 @@ import { Language, type Node, Parser } from 'web-tree-sitter';
 /**
  * Offline Bicep reading for the infra tests: tree-sitter-bicep (the grammar compiled to WebAssembly, loaded by
  * web-tree-sitter) gives a real syntax check and a syntax tree to check the templates' structure with. There is
- * no Bicep compiler on this machine, so what only the compiler or Azure can check is listed in infra/README.md.
+ * no Bicep compiler on this machine, so what only the compiler or Azure can check is listed in README.md, "Deploying to Azure".
  */
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
