@@ -23,6 +23,8 @@ export const MAX_LIST = 50;
 export interface BaselineCityEntry {
   city: string;
   country: string;
+  latitude: number;
+  longitude: number;
   hours: number;
 }
 
@@ -160,6 +162,8 @@ export function buildAlert(findings: readonly RareFinding[], tickMs: number, def
     BaselineCities: rarity.knownCities.map((k) => ({
       city: k.name,
       country: k.country,
+      latitude: k.latitude,
+      longitude: k.longitude,
       hours: Math.round(k.hours * 10) / 10,
     })),
     Explanation: {

@@ -68,6 +68,21 @@ const listOf = (pattern: RegExp, allowed: string) =>
     if (values.some((v) => !pattern.test(v))) ctx.addIssue({ code: 'custom', message: allowed });
   });
 
+/**
+ * A secret app setting. An unresolved Key Vault reference (the platform passes the literal
+ * `@Microsoft.KeyVault(...)` text until the secret exists and the identity may read it) counts as empty, so only
+ * the feature that needs the secret fails — with its own message — not every function of the app.
+ */
+const secret = (pattern: RegExp, allowed: string) =>
+  z.string().transform((value, ctx) => {
+    if (/^@Microsoft\.KeyVault\(.*\)$/i.test(value.trim())) return '';
+    if (!pattern.test(value)) {
+      ctx.addIssue({ code: 'custom', message: allowed });
+      return z.NEVER;
+    }
+    return value;
+  });
+
 const text = (pattern: RegExp, allowed: string) =>
   z.string().transform((value, ctx) => {
     if (!pattern.test(value)) {
@@ -226,8 +241,8 @@ const schema = z.object({
   UC_GEOIP_EDITION: oneOf(['GeoLite2-City', 'GeoIP2-City'] as const),
   UC_GEOIP_REFRESH_SCHEDULE: ncrontab,
   UC_GEOIP_MAX_AGE_DAYS: number(1, 3650),
-  UC_MAXMIND_ACCOUNT_ID: text(/^$|^\d{1,12}$/, 'a MaxMind account id (digits), or empty'),
-  UC_MAXMIND_LICENSE_KEY: text(
+  UC_MAXMIND_ACCOUNT_ID: secret(/^$|^\d{1,12}$/, 'a MaxMind account id (digits), or empty'),
+  UC_MAXMIND_LICENSE_KEY: secret(
     /^$|^[A-Za-z0-9_]{6,64}$/,
     'a MaxMind licence key (letters, digits, _), or empty',
   ),

@@ -1,4 +1,5 @@
 import type { Alert } from '../alerts/alert.js';
+import { createCredential } from './clients.js';
 
 /** The counts and durations of one timer invocation (possibly several ticks when catching up). */
 export interface RunReport {

@@ -26,6 +26,8 @@ export interface KnownCity {
   cityKey: string;
   name: string;
   country: string;
+  latitude: number;
+  longitude: number;
   hours: number;
   rawHours: number;
 }
@@ -281,6 +283,8 @@ function baseRarity(
       cityKey: c.cityKey,
       name: placeName(c.name, c.region, c.country),
       country: c.country,
+      latitude: c.latitude,
+      longitude: c.longitude,
       hours: n,
       rawHours: c.rawHours,
     }))

@@ -186,3 +186,13 @@ describe('durations', () => {
     expect(parseDuration(text)).toBeUndefined();
   });
 });
+
+describe('Key Vault references', () => {
+  it('an unresolved reference to a secret counts as empty instead of stopping every function', () => {
+    const s = loadSettings({
+      UC_MAXMIND_LICENSE_KEY:
+        '@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/maxmind-licence-key/)',
+    });
+    expect(s.UC_MAXMIND_LICENSE_KEY).toBe('');
+  });
+});

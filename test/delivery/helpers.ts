@@ -72,7 +72,7 @@ export function makeAlert(i: number, shape: AlertShape = {}): Alert {
     EventCount: 3,
     FirstEventTime: new Date(tickMs - 30 * MINUTE).toISOString(),
     LastEventTime: new Date(tickMs - 20 * MINUTE).toISOString(),
-    BaselineCities: [{ city: 'London', country: 'GB', hours: 120.5 }],
+    BaselineCities: [{ city: 'London', country: 'GB', latitude: 51.5164, longitude: -0.093, hours: 120.5 }],
     Explanation: { summary, operations: [operation] },
     DetectorVersion: 'unusual-city 0.1.0 m1',
   };
