@@ -137,5 +137,11 @@ export async function telemetryFromEnvironment(
   if (connectionString === undefined || connectionString.trim() === '') return noTelemetry;
   // Loaded lazily: the SDK pulls in OpenTelemetry, which the CLI never needs.
   const { TelemetryClient } = await import('applicationinsights');
-  return makeTelemetry(new TelemetryClient(connectionString), includeIdentities);
+  const client = new TelemetryClient(connectionString);
+  // With local authentication disabled on Application Insights (as infra/ deploys it), telemetry must carry an
+  // Entra token from the app's managed identity, or the service drops it.
+  if (/Authorization=AAD/i.test(env.APPLICATIONINSIGHTS_AUTHENTICATION_STRING ?? '')) {
+    client.config.aadTokenCredential = createCredential(env);
+  }
+  return makeTelemetry(client, includeIdentities);
 }
