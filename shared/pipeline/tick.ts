@@ -53,6 +53,11 @@ export interface Pipeline {
   sink: AlertSink;
   defaults: AlertDefaults;
   log?: LogFn;
+  /**
+   * Allowlists (settings and the allow table): returns why a rare finding must not alert, or undefined.
+   * Suppressed findings are still counted in baselines like any other observation; they only never alert.
+   */
+  suppress?: (finding: RareFinding) => string | undefined;
 }
 
 export interface TickStats {
@@ -68,6 +73,8 @@ export interface TickStats {
   scored: number;
   alreadyCounted: number;
   rareFindings: number;
+  /** Rare findings an allowlist kept from alerting. */
+  allowlisted: number;
   alerts: number;
   suppressedByCooldown: number;
   suppressedByCap: number;
@@ -191,6 +198,7 @@ export function newTickStats(tickMs: number, windowStartMs: number): TickStats {
     scored: 0,
     alreadyCounted: 0,
     rareFindings: 0,
+    allowlisted: 0,
     alerts: 0,
     suppressedByCooldown: 0,
     suppressedByCap: 0,
@@ -329,6 +337,11 @@ export async function runTick(
     i = j;
   }
   stats.rareFindings = findings.length;
+  if (p.suppress) {
+    const kept = findings.filter((f) => p.suppress!(f) === undefined);
+    stats.allowlisted = findings.length - kept.length;
+    findings.splice(0, findings.length, ...kept);
+  }
 
   // Decide alerts against the ledger and today's count.
   const ledger = new Map<string, LedgerEntry>();
