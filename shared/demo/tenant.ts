@@ -1,5 +1,6 @@
 import type { ActivityEvent, CallerType } from '../activity/types.js';
 import type { AttackLabel, Labels } from './evaluate.js';
+import { mulberry32 } from './random.js';
 
 /**
  * A deterministic, realistic multi-week Azure tenant ("Contoso") with labelled credential abuse.
@@ -116,18 +117,6 @@ const HOUR = 3_600_000;
 const DAY = 86_400_000;
 const MIN = 60_000;
 
-/** mulberry32: small, fast, deterministic. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 interface Person {
   upn: string;
   role: Role;
@@ -150,7 +139,7 @@ export interface DemoDataset {
 }
 
 export function generateTenant(days = 42, seed = 20261130): DemoDataset {
-  const rand = rng(seed);
+  const rand = mulberry32(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
   const uuid = () => {
     const h = Array.from({ length: 32 }, () => Math.floor(rand() * 16).toString(16)).join('');

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 
 import { newReadStats, readActivityFile, type ReadOptions } from '../../shared/activity/read.js';
 import type { ActivityEvent, CallerType, ReadStats } from '../../shared/activity/types.js';
+import { mulberry32 } from '../../shared/demo/random.js';
 
 export const FIXTURES = fileURLToPath(new URL('../fixtures/activity/', import.meta.url));
 
@@ -34,18 +35,6 @@ export function totalSkipped(stats: ReadStats): number {
   return Object.values(stats.skipped).reduce((a, b) => a + b, 0);
 }
 
-/** Deterministic PRNG (mulberry32) so generated data is stable across runs. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function guid(rnd: () => number): string {
   const hex = (n: number): string =>
     Math.floor(rnd() * 16 ** n)
@@ -69,7 +58,7 @@ const SUBSCRIPTIONS = ['1b2c3d4e-0000-4000-8000-00000000abcd', '9a8b7c6d-1111-42
 
 /** Realistic, varied events covering every caller type and resource id shape. */
 export function* generateEvents(count: number, seed = 7): Generator<ActivityEvent> {
-  const rnd = prng(seed);
+  const rnd = mulberry32(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
   const base = Date.UTC(2024, 0, 1);
   for (let i = 0; i < count; i++) {

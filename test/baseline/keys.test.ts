@@ -9,6 +9,7 @@ import {
   isWellFormed,
   MAX_ENCODED_KEY_LENGTH,
 } from '../../shared/baseline/keys.js';
+import { mulberry32 } from '../../shared/demo/random.js';
 
 /** True if the string holds a character Table Storage rejects in PartitionKey/RowKey. */
 function hasForbidden(s: string): boolean {
@@ -17,18 +18,6 @@ function hasForbidden(s: string): boolean {
     if (c <= 0x1f || (c >= 0x7f && c <= 0x9f) || '/\\#?'.includes(s.charAt(i))) return true;
   }
   return false;
-}
-
-/** Small deterministic PRNG (mulberry32) so that a failure can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Random well-formed strings biased towards the characters the encoding must handle. */
@@ -68,7 +57,7 @@ describe('encodeKey / decodeKey', () => {
 
   it('round-trips, never emits forbidden characters, stays short and is injective (5,000 random keys)', () => {
     const seed = 20241130;
-    const random = prng(seed);
+    const random = mulberry32(seed);
     const seen = new Map<string, string>();
     let hashed = 0;
     for (let i = 0; i < 5000; i++) {

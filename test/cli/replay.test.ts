@@ -27,6 +27,7 @@ import type { Alert } from '../../shared/alerts/alert.js';
 import columnsFile from '../../shared/alerts/columns.json' with { type: 'json' };
 import { loadSettings } from '../../shared/config/settings.js';
 import { evaluateAlerts, type Labels, labelsToJson } from '../../shared/demo/evaluate.js';
+import { mulberry32 } from '../../shared/demo/random.js';
 import { DEMO_START, generateTenant } from '../../shared/demo/tenant.js';
 import { CHECKPOINT_PARTITION, CHECKPOINT_ROW } from '../../shared/pipeline/state.js';
 
@@ -122,18 +123,6 @@ function expectExit(r: CliResult, code: number, what: string): void {
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)));
-
-/** mulberry32: a small seeded generator, so a failing schedule can be replayed. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 // ---------------------------------------------------------------------------------------------------
 // Alert files
@@ -316,7 +305,7 @@ describe.concurrent('unusual-city replay (compiled CLI)', () => {
   test(`SIGKILL at random moments (seed ${CRASH_SEED}), then resume with the same arguments: exactly the reference alerts`, async () => {
     try {
       const seed = CRASH_SEED;
-      const rand = seeded(seed);
+      const rand = mulberry32(seed);
       const dir = await scratchDir('crash');
       const out = path.join(dir, 'B.jsonl');
       const state = path.join(dir, 'state');
