@@ -11,6 +11,8 @@ import { SqliteStore } from '../baseline/sqlite.js';
 import { loadSettings, type Settings, SettingsError } from '../config/settings.js';
 import { runDemo } from '../demo/demo.js';
 import { evaluateAlerts, formatEvaluation, readLabels } from '../demo/evaluate.js';
+import { AllowlistProvider } from '../ops/allowlist.js';
+import { bootstrapPending } from '../ops/bootstrap.js';
 import { replay, type ReplayProgress, type ReplaySummary } from '../pipeline/replay.js';
 import { VERSION } from '../version.js';
 import { parseSets, parseTime, UsageError } from './args.js';
@@ -28,6 +30,16 @@ Usage:
       and time to detect.
   unusual-city demo [--out DIR] [--days N] [--set NAME=VALUE]...
       Generates a realistic multi-week tenant with labelled attacks, replays it and evaluates.
+  unusual-city backtest <file>... [--labels labels.json] [--thresholds 30,40,50,60,70]
+                        [--vary NAME=v1,v2,...]... [--set NAME=VALUE]... [--report report.html] [--json results.json]
+      Replays once and reports alerts per day, noisy (operation, city) pairs and detection for each threshold;
+      each --vary value needs its own replay (backtest --help for details).
+  unusual-city bootstrap [--days N] [--replace] [--from-files <file>... --state DIR] [--status | --cancel]
+      Builds the baselines from the last N days of history before the first run: counted, never alerted
+      on; resumable (bootstrap --help for details).
+  unusual-city baseline show|forget|allow|disallow|allows|audit ... [--state DIR]
+      Shows an operation's known cities, forgets an (operation, city), keeps the allow table (audited;
+      baseline --help for details).
 
 Settings come from the environment (app-setting names, see README) or --set NAME=VALUE.
 `;
@@ -38,7 +50,11 @@ Settings come from the environment (app-setting names, see README) or --set NAME
  * (SettingsError → 78, UsageError → 64).
  */
 export type CommandModule = (args: string[]) => Promise<number>;
-const COMMANDS: Record<string, () => Promise<CommandModule>> = {};
+const COMMANDS: Record<string, () => Promise<CommandModule>> = {
+  backtest: async () => (await import('./backtest.js')).run,
+  bootstrap: async () => (await import('./bootstrap.js')).run,
+  baseline: async () => (await import('./baseline.js')).run,
+};
 
 const replayOptions = {
   out: { type: 'string' },
@@ -101,6 +117,9 @@ export function formatSummary(s: ReplaySummary): string {
     `runs simulated:      ${s.ticks.toLocaleString('en-US')}${s.resumedFromMs > 0 ? ` (resumed after checkpoint ${new Date(s.resumedFromMs).toISOString()})` : ''}`,
     `observations scored: ${s.observations.toLocaleString('en-US')} (operation, city, hour)`,
     `alerts:              ${s.alerts} (joined to an episode in cooldown: ${s.suppressedByCooldown}, over daily cap: ${s.suppressedByCap})`,
+    ...(s.allowlisted > 0
+      ? [`allowlisted:         ${s.allowlisted} rare finding(s) kept from alerting`]
+      : []),
     `throughput:          ${secs > 0 ? Math.round(s.read.records / secs).toLocaleString('en-US') : '-'} events/s (read ${(s.readMs / 1000).toFixed(1)} s, detect ${(s.detectMs / 1000).toFixed(1)} s)`,
   ];
   return lines.join('\n') + '\n';
@@ -122,6 +141,13 @@ async function runReplay(
   try {
     const fromMs = parseTime('--from', values.from as string | undefined);
     const toMs = parseTime('--to', values.to as string | undefined);
+    // History before the present: an unfinished `bootstrap --from-files` into this state must end first.
+    if (stateDir !== undefined && (await bootstrapPending(store)))
+      throw new UsageError(
+        `${stateDir} holds an unfinished bootstrap: run it again to finish it, or --cancel it`,
+      );
+    // Allowlists: settings and service tags, plus the allow table of --state (baseline allow), read once.
+    const allowlist = await (await AllowlistProvider.fromSettings(settings)).forRun(store);
     const summary = await replay({
       events: readActivityFiles(files, stats),
       readStats: stats,
@@ -134,7 +160,9 @@ async function runReplay(
       ...(toMs !== undefined ? { toMs } : {}),
       log: (level, message) => process.stderr.write(`${level}: ${message}\n`),
       onProgress: progressPrinter(values.quiet === true),
+      ...(allowlist.size > 0 ? { suppress: allowlist.suppress } : {}),
     });
+    if (allowlist.suppressed > 0) process.stderr.write(`allowlist matches: ${allowlist.describeCounts()}\n`);
     return summary;
   } finally {
     await store.close();
