@@ -1,0 +1,124 @@
+import type { BacktestResults, ThresholdResult, VariantResult } from './types.js';
+
+/**
+ * Control characters (C0, DEL, C1) of data-derived text replaced before it reaches a terminal: a caller name
+ * with an ANSI escape sequence must not rewrite the analyst's screen.
+ */
+export function terminalSafe(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, '\uFFFD');
+}
+
+const clip = (text: string, max: number): string =>
+  text.length <= max ? text : `${text.slice(0, Math.max(0, max - 1))}…`;
+
+/** Number formats shared by the stdout table and the HTML report (so both show the same figures). */
+export const fmt = {
+  threshold: (t: number): string => String(t),
+  perDay: (x: number): string => x.toFixed(2),
+  score: (x: number): string => x.toFixed(1),
+  detected: (r: ThresholdResult): string =>
+    r.evaluation !== undefined ? `${r.evaluation.detected}/${r.evaluation.attacks}` : '-',
+  falsePerDay: (r: ThresholdResult): string =>
+    r.evaluation !== undefined ? r.evaluation.falseAlertsPerDay.toFixed(2) : '-',
+  ttd: (r: ThresholdResult): string =>
+    r.evaluation?.medianTimeToDetectMin !== undefined ? `${r.evaluation.medianTimeToDetectMin} min` : '-',
+};
+
+/** A plain-text table: right-aligned numbers, left-aligned text, two spaces between columns. */
+export function textTable(
+  header: readonly string[],
+  rows: readonly string[][],
+  left: readonly number[] = [],
+): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) => (left.includes(i) ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n') + '\n';
+}
+
+export const SUMMARY_HEADER = [
+  'threshold',
+  'alerts',
+  'per day',
+  'callers',
+  'operations',
+  'places',
+  'detected',
+  'false/day',
+  'median TTD',
+] as const;
+
+export function summaryRow(r: ThresholdResult): string[] {
+  return [
+    `${r.current ? '*' : ''}${fmt.threshold(r.threshold)}`,
+    String(r.alerts),
+    fmt.perDay(r.alertsPerDay),
+    String(r.callers),
+    String(r.operations),
+    String(r.cities),
+    fmt.detected(r),
+    fmt.falsePerDay(r),
+    fmt.ttd(r),
+  ];
+}
+
+function pairsText(r: ThresholdResult): string {
+  if (r.topPairs.length === 0) return '  (none)\n';
+  const labels = r.topPairs.some((p) => p.falseAlerts !== undefined);
+  const header = ['alerts', ...(labels ? ['false'] : []), 'max', 'operation', 'place', 'silence with'];
+  const rows = r.topPairs.map((p) => [
+    String(p.alerts),
+    ...(labels ? [String(p.falseAlerts ?? 0)] : []),
+    fmt.score(p.maxScore),
+    clip(terminalSafe(p.operation), 56),
+    clip(terminalSafe(p.country !== '' ? `${p.city}, ${p.country}` : p.city), 28),
+    clip(terminalSafe(p.silence?.assignment ?? '(no single setting)'), 60),
+  ]);
+  const textCols = labels ? [3, 4, 5] : [2, 3, 4];
+  return textTable(header, rows, textCols)
+    .split('\n')
+    .map((l) => (l === '' ? l : `  ${l}`))
+    .join('\n');
+}
+
+function variantRows(v: VariantResult): string[][] {
+  return v.results.map((r) => [terminalSafe(v.name), v.method, ...summaryRow(r)]);
+}
+
+/** The readable summary `unusual-city backtest` prints on stdout. */
+export function formatBacktest(b: BacktestResults): string {
+  const base = b.variants[0]!;
+  const out: string[] = [];
+  const day = (iso: string) => iso.slice(0, 10);
+  out.push(
+    `Backtest of ${base.replay.events.toLocaleString('en-US')} events, ${day(b.period.start)} .. ${day(b.period.end)} ` +
+      `(${b.period.days.toFixed(1)} days), ${base.replay.runs.toLocaleString('en-US')} simulated runs, ` +
+      `${b.replays} replay(s); ${base.replay.scores.toLocaleString('en-US')} per-caller scores, ` +
+      `${base.replay.findingsKept.toLocaleString('en-US')} at or above ${b.thresholds[0]}.`,
+  );
+  const setText = Object.entries(b.set)
+    .map(([k, v]) => terminalSafe(`${k}=${v}`))
+    .join(' ');
+  out.push(`Current settings${setText !== '' ? ` (--set ${setText})` : ''}; * = UC_ALERT_THRESHOLD.`, '');
+  out.push(textTable(SUMMARY_HEADER, base.results.map(summaryRow)));
+  const cur = base.results.find((r) => r.current) ?? base.results[0]!;
+  if (cur.allowlisted > 0)
+    out.push(
+      `Allowlists (UC_ALLOW_*) kept ${cur.allowlisted} rare finding(s) from alerting at ${cur.threshold}.`,
+      '',
+    );
+  out.push(
+    `Noisy (operation, place) pairs at UC_ALERT_THRESHOLD=${cur.threshold}` +
+      `${cur.evaluation !== undefined ? ' (false alerts only)' : ''}, with the one setting that would silence each:`,
+  );
+  out.push(pairsText(cur));
+  if (b.variants.length > 1) {
+    out.push('Variants (--vary; "decision" re-used the recorded findings, "replay" replayed the files):');
+    out.push(textTable(['variant', 'method', ...SUMMARY_HEADER], b.variants.flatMap(variantRows), [0, 1]));
+  }
+  return out.join('\n') + '\n';
+}

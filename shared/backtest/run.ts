@@ -1,0 +1,282 @@
+import { newReadStats, readActivityFiles } from '../activity/read.js';
+import type { RareFinding } from '../alerts/alert.js';
+import type { EpisodePolicy } from '../alerts/episodes.js';
+import { SqliteStore } from '../baseline/sqlite.js';
+import { alertDefaults, openGeo } from '../cli/runtime.js';
+import { loadSettings, type SettingName, type Settings } from '../config/settings.js';
+import type { Labels } from '../demo/evaluate.js';
+import { AllowlistProvider } from '../ops/allowlist.js';
+import { replay, type ReplayProgress, type ReplaySummary } from '../pipeline/replay.js';
+import { VERSION } from '../version.js';
+import { decideAt, type Suppress, type ThresholdDecision } from './decide.js';
+import { DAY_MS, type MetricsContext, type Period, thresholdResult } from './metrics.js';
+import { FindingRecorder, HISTOGRAM_BIN } from './record.js';
+import type { BacktestResults, VariantResult } from './types.js';
+
+/**
+ * Settings that only the alert decision reads (episode policy, alert columns) or the allowlists (which keep
+ * findings from the decision; baselines still count them): a variant that changes only these decides the
+ * first replay's recorded findings again instead of replaying the files.
+ */
+export const DECISION_SETTINGS: readonly SettingName[] = [
+  'UC_ALERT_COOLDOWN',
+  'UC_RESCORE_MARGIN',
+  'UC_DAILY_ALERT_CAP',
+  'UC_ALERT_NAME',
+  'UC_ALERT_SEVERITY',
+  'UC_ALERT_RISK_SCORE',
+  'UC_ALLOW_RANGES',
+  'UC_ALLOW_CITIES',
+  'UC_ALLOW_CALLERS',
+  'UC_ALLOW_OPERATIONS',
+  'UC_ALLOW_SERVICE_TAGS',
+  'UC_SERVICE_TAGS_FILE',
+];
+
+export interface VaryOption {
+  name: string;
+  values: string[];
+}
+
+export interface BacktestOptions {
+  files: string[];
+  labels?: Labels;
+  labelsPath?: string;
+  /** Thresholds to sweep; the configured UC_ALERT_THRESHOLD is added when missing. */
+  thresholds: readonly number[];
+  /** --set: applies to every variant. */
+  set: Readonly<Record<string, string>>;
+  vary: readonly VaryOption[];
+  env: Readonly<Record<string, string | undefined>>;
+  /** Noisy pairs listed per threshold (default 10). */
+  top?: number;
+  /** Keep every variant's decisions (`Backtest.variantDecisions`), not only the first's: more memory. */
+  keepAllDecisions?: boolean;
+  onProgress?: (replay: { index: number; count: number; variant: string }, p: ReplayProgress) => void;
+  warn?: (message: string) => void;
+}
+
+export interface Backtest {
+  results: BacktestResults;
+  /** The first variant's (current settings) decisions, one per threshold of `results.thresholds`. */
+  decisions: ThresholdDecision[];
+  /** With `keepAllDecisions`: every variant's decisions, in the order of `results.variants`. */
+  variantDecisions?: ThresholdDecision[][];
+}
+
+interface Variant {
+  name: string;
+  change?: { setting: string; value: string };
+  settings: Settings;
+  method: 'replay' | 'decision';
+  /** The allowlists of the settings (UC_ALLOW_*), as the replay command applies them; none: undefined. */
+  suppress?: Suppress;
+}
+
+interface Recording {
+  recorder: FindingRecorder;
+  summary: ReplaySummary;
+  seconds: number;
+}
+
+const policyOf = (s: Settings): EpisodePolicy => ({
+  cooldownMs: s.UC_ALERT_COOLDOWN,
+  rescoreMargin: s.UC_RESCORE_MARGIN,
+  dailyCap: s.UC_DAILY_ALERT_CAP,
+});
+
+/** Builds (and so validates) every variant's settings before the first replay: a typo fails in a second. */
+export function variantsOf(o: Pick<BacktestOptions, 'set' | 'vary' | 'env'>): Variant[] {
+  const base = loadSettings(o.env, o.set);
+  const out: Variant[] = [{ name: 'current settings', settings: base, method: 'replay' }];
+  for (const v of o.vary) {
+    for (const value of v.values) {
+      const settings = loadSettings(o.env, { ...o.set, [v.name]: value });
+      out.push({
+        name: `${v.name}=${value}`,
+        change: { setting: v.name, value },
+        settings,
+        method: (DECISION_SETTINGS as readonly string[]).includes(v.name) ? 'decision' : 'replay',
+      });
+    }
+  }
+  return out;
+}
+
+async function record(
+  files: readonly string[],
+  settings: Settings,
+  floor: number,
+  onProgress: ((p: ReplayProgress) => void) | undefined,
+  warn: ((message: string) => void) | undefined,
+): Promise<Recording> {
+  const t0 = performance.now();
+  const { geo, warning } = await openGeo(settings);
+  if (warning !== undefined) warn?.(warning);
+  const recorder = new FindingRecorder(floor);
+  const stats = newReadStats();
+  const store = SqliteStore.open(':memory:');
+  let summary: ReplaySummary;
+  try {
+    // Threshold 0 and no allowlists: every per-caller score reaches the recorder (for the histogram). The
+    // replay's own alerts are discarded; scores and baselines depend on neither.
+    summary = await replay({
+      events: readActivityFiles(files, stats),
+      readStats: stats,
+      store,
+      geo,
+      sink: { write: () => Promise.resolve() },
+      settings: { ...settings, UC_ALERT_THRESHOLD: 0 },
+      defaults: alertDefaults(settings),
+      onFindings: recorder.onFindings,
+      ...(onProgress ? { onProgress } : {}),
+    });
+  } finally {
+    await store.close();
+  }
+  return { recorder, summary, seconds: (performance.now() - t0) / 1000 };
+}
+
+function periodOf(labels: Labels | undefined, summary: ReplaySummary): Period {
+  const startMs = (labels?.startMs || undefined) ?? summary.firstEventMs;
+  const endMs = (labels?.endMs || undefined) ?? summary.lastEventMs;
+  return { startMs, endMs, days: Math.max(1, (endMs - startMs) / DAY_MS) };
+}
+
+/**
+ * Replays the files once per variant that needs it, recording every rare finding at the lowest threshold,
+ * then decides alerts again at each threshold (pure and in memory) and computes the numbers of each.
+ */
+export async function runBacktest(o: BacktestOptions): Promise<Backtest> {
+  const variants = variantsOf(o);
+  // Allowlists of every variant, before the first replay (a bad service tags file fails here). No allow table:
+  // a backtest starts from an empty state, like replay without --state.
+  for (const v of variants) {
+    const allowlist = await (await AllowlistProvider.fromSettings(v.settings)).forRun();
+    if (allowlist.size > 0) v.suppress = allowlist.suppress;
+  }
+  const base = variants[0]!;
+  const current = base.settings.UC_ALERT_THRESHOLD;
+  const thresholds = [...new Set([...o.thresholds, current])].sort((a, b) => a - b);
+  const floor = thresholds[0]!;
+  const replays = variants.filter((v) => v.method === 'replay');
+  let baseRecording: Recording | undefined;
+  let period: Period | undefined;
+  const results: VariantResult[] = [];
+  let decisions: ThresholdDecision[] = [];
+  const kept = new Map<Variant, ThresholdDecision[]>();
+
+  const evaluateVariant = (v: Variant, rec: Recording): VariantResult => {
+    const defaults = alertDefaults(v.settings);
+    const policy = policyOf(v.settings);
+    const memo = new Map<number, ThresholdDecision>();
+    const check = (t: number) => {
+      if (t < floor) throw new Error(`backtest: threshold ${t} is below the recording's ${floor}`);
+    };
+    const decide = (t: number): ThresholdDecision => {
+      check(t);
+      let d = memo.get(t);
+      if (d === undefined) {
+        d = decideAt(rec.recorder.ticks, t, policy, defaults, v.suppress);
+        memo.set(t, d);
+      }
+      return d;
+    };
+    const decideAllowing = (t: number, allowed: (f: RareFinding) => boolean): ThresholdDecision => {
+      check(t);
+      const own = v.suppress;
+      return decideAt(rec.recorder.ticks, t, policy, defaults, (f) =>
+        allowed(f) ? 'proposed allow rule' : own?.(f),
+      );
+    };
+    const ctx: MetricsContext = {
+      ...(o.labels !== undefined ? { labels: o.labels } : {}),
+      period: period!,
+      settings: v.settings,
+      ticks: rec.recorder.ticks,
+      decide,
+      decideAllowing,
+      top: o.top ?? 10,
+    };
+    const perThreshold = thresholds.map((t) => thresholdResult(decide(t), current, ctx));
+    if (v === base) decisions = thresholds.map((t) => decide(t));
+    if (o.keepAllDecisions === true)
+      kept.set(
+        v,
+        thresholds.map((t) => decide(t)),
+      );
+    const s = rec.summary;
+    return {
+      name: v.name,
+      ...(v.change !== undefined ? { change: v.change } : {}),
+      currentThreshold: current,
+      method: v.method,
+      replay: {
+        events: s.events,
+        runs: s.ticks,
+        observations: s.observations,
+        internalEvents: s.internalEvents,
+        noCityEvents: s.noCityEvents,
+        notFoundEvents: s.notFoundEvents,
+        scores: rec.recorder.scores,
+        findingsKept: rec.recorder.kept,
+        seconds: v.method === 'replay' ? Math.round(rec.seconds * 10) / 10 : 0,
+      },
+      scoreHistogram: { binWidth: HISTOGRAM_BIN, counts: [...rec.recorder.histogram] },
+      results: perThreshold,
+    };
+  };
+
+  // The current settings first, then the variants that re-use its findings, then one replay per other variant.
+  const order = [base, ...variants.filter((v) => v.method === 'decision'), ...replays.slice(1)];
+  const byVariant = new Map<Variant, VariantResult>();
+  for (const v of order) {
+    let rec: Recording;
+    if (v.method === 'decision') {
+      rec = baseRecording!;
+    } else {
+      const index = replays.indexOf(v);
+      rec = await record(
+        o.files,
+        v.settings,
+        floor,
+        o.onProgress
+          ? (p) => o.onProgress!({ index: index + 1, count: replays.length, variant: v.name }, p)
+          : undefined,
+        v === base ? o.warn : undefined,
+      );
+      if (v === base) {
+        if (rec.summary.events === 0)
+          throw new Error(
+            `no events to backtest in ${o.files.join(', ')} (after UC_CATEGORIES/UC_STATUSES filters)`,
+          );
+        baseRecording = rec;
+        period = periodOf(o.labels, rec.summary);
+      }
+    }
+    byVariant.set(v, evaluateVariant(v, rec));
+  }
+  for (const v of variants) results.push(byVariant.get(v)!);
+
+  const p = period!;
+  return {
+    results: {
+      tool: 'unusual-city backtest',
+      version: VERSION,
+      generatedAt: new Date().toISOString(),
+      files: [...o.files],
+      ...(o.labelsPath !== undefined ? { labels: o.labelsPath } : {}),
+      period: {
+        start: new Date(p.startMs).toISOString(),
+        end: new Date(p.endMs).toISOString(),
+        days: p.days,
+      },
+      thresholds,
+      set: { ...o.set },
+      replays: replays.length,
+      variants: results,
+    },
+    decisions,
+    ...(o.keepAllDecisions === true ? { variantDecisions: variants.map((v) => kept.get(v)!) } : {}),
+  };
+}

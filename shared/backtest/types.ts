@@ -1,0 +1,128 @@
+/** The JSON results of `unusual-city backtest` (`--json`); the HTML report and the stdout table show them. */
+export interface BacktestResults {
+  tool: 'unusual-city backtest';
+  version: string;
+  generatedAt: string;
+  files: string[];
+  /** The labels file, when one was given. */
+  labels?: string;
+  /** Time range the per-day numbers are over: the labels' range, else the first to the last event. */
+  period: { start: string; end: string; days: number };
+  /** Thresholds swept, ascending; the configured UC_ALERT_THRESHOLD is always one of them. */
+  thresholds: number[];
+  /** Settings given with --set (every variant has them). */
+  set: Record<string, string>;
+  /** Full replays of the files that were run (decision-only variants need none). */
+  replays: number;
+  /** The first is the configured settings; one more per --vary value. */
+  variants: VariantResult[];
+}
+
+export interface VariantResult {
+  /** "current settings" or NAME=VALUE. */
+  name: string;
+  /** The setting changed from the current settings (absent for the first variant). */
+  change?: { setting: string; value: string };
+  /** The configured UC_ALERT_THRESHOLD. */
+  currentThreshold: number;
+  /**
+   * "replay": the files were replayed with this variant's settings; "decision": the first replay's findings
+   * were decided again (a setting only the alert decision or the allowlists read).
+   */
+  method: 'replay' | 'decision';
+  replay: {
+    events: number;
+    runs: number;
+    observations: number;
+    internalEvents: number;
+    noCityEvents: number;
+    notFoundEvents: number;
+    /** Per-caller scores of the replay (before allowlists), and those kept (≥ the lowest threshold). */
+    scores: number;
+    findingsKept: number;
+    seconds: number;
+  };
+  /** Per-caller scores of every (operation, city, hour) observation, in 20 bins of 5 points (last bin: 95–100). */
+  scoreHistogram: { binWidth: number; counts: number[] };
+  results: ThresholdResult[];
+}
+
+export interface ThresholdResult {
+  threshold: number;
+  /** The configured UC_ALERT_THRESHOLD. */
+  current: boolean;
+  alerts: number;
+  alertsPerDay: number;
+  perDay: DayCount[];
+  /** Distinct callers alerted on. */
+  callers: number;
+  /** Distinct operations named in alerts (every rare operation an alert lists, case-insensitive). */
+  operations: number;
+  /** Distinct places (cities, or egress labels) alerted from. */
+  cities: number;
+  suppressedByCooldown: number;
+  suppressedByCap: number;
+  /** Rare findings at or above the threshold that allowlists (UC_ALLOW_*) kept from alerting. */
+  allowlisted: number;
+  evaluation?: ThresholdEvaluation;
+  topPairs: NoisyPair[];
+  alertCities: AlertCity[];
+  alertIds: string[];
+}
+
+export interface DayCount {
+  day: string;
+  alerts: number;
+  /** With labels: alerts not part of a labelled attack. */
+  falseAlerts?: number;
+}
+
+export interface ThresholdEvaluation {
+  attacks: number;
+  detected: number;
+  detectedIds: string[];
+  missedIds: string[];
+  falseAlerts: number;
+  falseAlertsPerDay: number;
+  medianTimeToDetectMin?: number;
+  maxTimeToDetectMin?: number;
+}
+
+/** An (operation, city) pair that alerts; with labels only pairs with false alerts count as noisy. */
+export interface NoisyPair {
+  operation: string;
+  cityKey: string;
+  city: string;
+  country: string;
+  alerts: number;
+  falseAlerts?: number;
+  callers: string[];
+  callerCount: number;
+  maxScore: number;
+  silence?: Silence;
+}
+
+/** The one setting change that would silence a pair, why, and what it costs. */
+export interface Silence {
+  setting: string;
+  value: string;
+  /** NAME=VALUE, ready for --set, app settings or settingsOverrides. */
+  assignment: string;
+  why: string;
+  /**
+   * For a new UC_ALERT_THRESHOLD or an allowed city: what the whole tenant gets after the change (computed by
+   * deciding the recorded findings again, not estimated).
+   */
+  at?: { alerts: number; alertsPerDay: number; detected?: number; attacks?: number };
+}
+
+export interface AlertCity {
+  cityKey: string;
+  city: string;
+  country: string;
+  latitude: number;
+  longitude: number;
+  alerts: number;
+  /** With labels: alerts of labelled attacks from this place. */
+  attackAlerts?: number;
+}

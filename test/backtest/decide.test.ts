@@ -1,0 +1,392 @@
+/**
+ * Unit tests of the backtest's pure parts on hand-made findings: re-deciding alerts at a threshold (episodes,
+ * daily cap, re-raised ids), the one setting that silences a noisy pair, escaping in the report and on the
+ * terminal.
+ */
+import { describe, expect, test } from 'vitest';
+
+import type { RareFinding } from '../../shared/alerts/alert.js';
+import type { EpisodePolicy } from '../../shared/alerts/episodes.js';
+import { decideAt, type ThresholdDecision } from '../../shared/backtest/decide.js';
+import { terminalSafe } from '../../shared/backtest/format.js';
+import { type MetricsContext, thresholdResult } from '../../shared/backtest/metrics.js';
+import { FindingRecorder, type RecordedTick } from '../../shared/backtest/record.js';
+import { escapeHtml, renderReport } from '../../shared/backtest/report.js';
+import type { BacktestResults, ThresholdResult } from '../../shared/backtest/types.js';
+import { loadSettings } from '../../shared/config/settings.js';
+import { parseEgressRanges } from '../../shared/geo/egress.js';
+import type { City } from '../../shared/geo/types.js';
+
+const HOUR = 3_600_000;
+const DAY = 86_400_000;
+const T0 = Date.UTC(2026, 8, 7);
+const DEFAULTS = { name: 'Unusual City', severity: 'Low', riskScore: 21, detectorVersion: 'test' };
+const POLICY: EpisodePolicy = { cooldownMs: 24 * HOUR, rescoreMargin: 20, dailyCap: 50 };
+
+const city = (
+  key: string,
+  name: string,
+  country: string,
+  lat: number,
+  lon: number,
+  egress?: string,
+): City => ({
+  key,
+  ...(key.startsWith('g:') ? { geonameId: Number(key.slice(2)) } : {}),
+  name,
+  region: '',
+  country,
+  countryName: country,
+  latitude: lat,
+  longitude: lon,
+  ...(egress !== undefined ? { egress } : {}),
+});
+const FRANKFURT = city('g:2925533', 'Frankfurt am Main', 'DE', 50.11, 8.68);
+const PARIS = city('g:2988507', 'Paris', 'FR', 48.85, 2.35);
+const LAGOS = city('g:2332459', 'Lagos', 'NG', 6.45, 3.39);
+const VPN = city('e:CorpVPN', 'CorpVPN', '', 0, 0, 'CorpVPN');
+
+function finding(o: {
+  caller: string;
+  place: City;
+  hour: number;
+  score: number;
+  op?: string;
+  ip?: string;
+  familiar?: boolean;
+}): RareFinding {
+  const op = o.op ?? 'MICROSOFT.STORAGE/STORAGEACCOUNTS/LISTKEYS/ACTION';
+  const hourMs = T0 + o.hour * HOUR;
+  return {
+    observation: {
+      operationKey: op.toLowerCase(),
+      operation: op,
+      city: o.place,
+      hourMs,
+      events: 1,
+      callers: [],
+    },
+    activity: {
+      caller: o.caller,
+      callerType: 'user',
+      ips: [o.ip ?? '46.101.99.10'],
+      events: 1,
+      firstMs: hourMs + 60_000,
+      lastMs: hourMs + 120_000,
+      resourceIds: [],
+      correlationIds: [],
+      subscriptionId: 's',
+      resourceGroup: 'rg',
+    },
+    rarity: {
+      score: o.score,
+      rarity: o.score,
+      probability: 1e-3,
+      seenForOperation: false,
+      established: false,
+      hoursSeen: 0,
+      rawHoursSeen: 0,
+      missingMass: 0.1,
+      tenantPrior: 0.1,
+      tenantShare: 0,
+      seenInTenant: false,
+      distanceFactor: 1,
+      newCountryForOperation: false,
+      newCountryForTenant: false,
+      newCityForCaller: false,
+      familiarToCaller: o.familiar ?? false,
+      learningFactor: 1,
+      operationActiveHours: 100,
+      tenantDays: 30,
+      capped: o.familiar ?? false,
+      knownCities: [],
+      operationHours: 100,
+      sentence: 'test',
+    },
+  };
+}
+
+/** One run per hour with findings, at the end of the hour (as the timer would raise them). */
+function ticksOf(fs: RareFinding[]): RecordedTick[] {
+  const byTick = new Map<number, RareFinding[]>();
+  for (const f of fs) {
+    const t = f.observation.hourMs + HOUR;
+    byTick.set(t, [...(byTick.get(t) ?? []), f]);
+  }
+  return [...byTick.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([tickMs, findings]) => ({ tickMs, findings }));
+}
+
+function resultAt(
+  threshold: number,
+  fs: RareFinding[],
+  set: Record<string, string> = {},
+  labels?: MetricsContext['labels'],
+): ThresholdResult {
+  const ticks = ticksOf(fs);
+  const memo = new Map<number, ThresholdDecision>();
+  const decide = (t: number) => memo.get(t) ?? memo.set(t, decideAt(ticks, t, POLICY, DEFAULTS)).get(t)!;
+  const ctx: MetricsContext = {
+    ...(labels !== undefined ? { labels } : {}),
+    period: { startMs: T0, endMs: T0 + 10 * DAY, days: 10 },
+    settings: loadSettings({}, set),
+    ticks,
+    decide,
+    decideAllowing: (t, allowed) =>
+      decideAt(ticks, t, POLICY, DEFAULTS, (f) => (allowed(f) ? 'allowed' : undefined)),
+    top: 10,
+  };
+  return thresholdResult(decide(threshold), 50, ctx);
+}
+
+describe('decideAt', () => {
+  test('keeps episodes across runs, filters by threshold, counts the daily cap per run day', () => {
+    const fs = [
+      finding({ caller: 'a', place: PARIS, hour: 1, score: 60 }),
+      finding({ caller: 'a', place: PARIS, hour: 3, score: 70 }), // same episode, < 60 + 20: joins silently
+      finding({ caller: 'a', place: PARIS, hour: 5, score: 85 }), // 25 above: a new alert
+      finding({ caller: 'b', place: PARIS, hour: 5, score: 40 }),
+      finding({ caller: 'a', place: PARIS, hour: 40, score: 55 }), // after the cooldown: a new episode
+    ];
+    const at50 = decideAt(ticksOf(fs), 50, POLICY, DEFAULTS);
+    expect(at50.alerts.map((a) => [a.alert.Caller, a.alert.AnomalyScore])).toEqual([
+      ['a', 60],
+      ['a', 85],
+      ['a', 55],
+    ]);
+    expect(at50.suppressedByCooldown).toBe(1);
+    expect(at50.alerts[1]!.top).toBe(fs[2]);
+    const at30 = decideAt(ticksOf(fs), 30, POLICY, DEFAULTS);
+    expect(at30.alerts.map((a) => a.alert.Caller)).toEqual(['a', 'a', 'b', 'a']);
+
+    const capped = decideAt(ticksOf(fs), 30, { ...POLICY, dailyCap: 2 }, DEFAULTS);
+    // Day 1 holds runs at hours 2, 4 and 6: two alerts, then the cap; day 2 (hour 41) starts again.
+    expect(capped.alerts.map((a) => a.alert.AnomalyScore)).toEqual([60, 85, 55]);
+    expect(capped.suppressedByCap).toBe(1);
+  });
+
+  test('allowlists keep findings from the decision and are counted', () => {
+    const fs = [
+      finding({ caller: 'a', place: PARIS, hour: 1, score: 60 }),
+      finding({ caller: 'b', place: LAGOS, hour: 1, score: 70 }),
+      finding({ caller: 'c', place: PARIS, hour: 2, score: 20 }),
+    ];
+    const d = decideAt(ticksOf(fs), 50, POLICY, DEFAULTS, (f) =>
+      f.observation.city.key === PARIS.key ? 'city Paris' : undefined,
+    );
+    expect(d.alerts.map((a) => a.alert.Caller)).toEqual(['b']);
+    expect(d.allowlisted).toBe(1); // the score 20 is below the threshold: never reached the allowlist
+  });
+
+  test('an alert raised again by a later run (same id) is listed once', () => {
+    const f = finding({ caller: 'a', place: PARIS, hour: 1, score: 80 });
+    const ticks: RecordedTick[] = [
+      { tickMs: T0 + 2 * HOUR, findings: [f] },
+      { tickMs: T0 + 2 * HOUR + 15 * 60_000, findings: [f] },
+    ];
+    expect(decideAt(ticks, 50, POLICY, DEFAULTS).alerts).toHaveLength(1);
+  });
+
+  test('the recorder keeps findings at or above its floor and bins every score', () => {
+    const r = new FindingRecorder(30);
+    r.onFindings(T0 + HOUR, [
+      finding({ caller: 'a', place: PARIS, hour: 0, score: 0 }),
+      finding({ caller: 'b', place: PARIS, hour: 0, score: 29.9 }),
+      finding({ caller: 'c', place: PARIS, hour: 0, score: 30 }),
+      finding({ caller: 'd', place: PARIS, hour: 0, score: 100 }),
+    ]);
+    r.onFindings(T0 + 2 * HOUR, []);
+    expect(r.ticks).toHaveLength(1);
+    expect(r.ticks[0]!.findings.map((f) => f.activity.caller)).toEqual(['c', 'd']);
+    expect(r.scores).toBe(4);
+    expect(r.histogram[0]).toBe(1);
+    expect(r.histogram[5]).toBe(1);
+    expect(r.histogram[6]).toBe(1);
+    expect(r.histogram[19]).toBe(1);
+    expect(() => r.onFindings(T0, [finding({ caller: 'e', place: PARIS, hour: 0, score: 90 })])).toThrow(
+      /order/,
+    );
+  });
+});
+
+describe('the one setting that silences a noisy pair', () => {
+  test('callers familiar with the city: UC_FAMILIAR_SCORE_CAP below the threshold', () => {
+    const r = resultAt(30, [
+      finding({ caller: 'a', place: FRANKFURT, hour: 1, score: 40, familiar: true }),
+      finding({ caller: 'b', place: FRANKFURT, hour: 30, score: 40, familiar: true }),
+    ]);
+    expect(r.topPairs).toHaveLength(1);
+    expect(r.topPairs[0]).toMatchObject({
+      alerts: 2,
+      callerCount: 2,
+      maxScore: 40,
+      city: 'Frankfurt am Main',
+    });
+    expect(r.topPairs[0]!.silence).toMatchObject({ setting: 'UC_FAMILIAR_SCORE_CAP', value: '29' });
+  });
+
+  test('a listed egress range: UC_EGRESS_SCORE_CAP below the threshold', () => {
+    const r = resultAt(30, [finding({ caller: 'a', place: VPN, hour: 1, score: 40 })]);
+    expect(r.topPairs[0]!.silence?.assignment).toBe('UC_EGRESS_SCORE_CAP=29');
+    expect(r.alertCities[0]).toMatchObject({ cityKey: 'e:CorpVPN', city: 'CorpVPN' });
+  });
+
+  test('many callers from one IP: an UC_EGRESS_RANGES entry that parses, appended to the current value', () => {
+    const fs = ['a', 'b', 'c'].map((c, i) =>
+      finding({ caller: c, place: FRANKFURT, hour: 1 + i * 30, score: 70 }),
+    );
+    const r = resultAt(50, fs, { UC_EGRESS_RANGES: 'AzureWestEurope=20.50.0.0/16' });
+    const s = r.topPairs[0]!.silence!;
+    expect(s.setting).toBe('UC_EGRESS_RANGES');
+    expect(s.value).toBe('AzureWestEurope=20.50.0.0/16;Egress-Frankfurt-am-Main=46.101.99.10/32');
+    expect(parseEgressRanges(s.value).match('46.101.99.10')).toBe('Egress-Frankfurt-am-Main');
+    // An egress cap at or above the threshold would not silence it: then it is not proposed.
+    const high = resultAt(30, fs);
+    expect(high.topPairs[0]!.silence?.setting).toBe('UC_ALERT_THRESHOLD');
+  });
+
+  test('a higher threshold, with what the whole tenant gets at it', () => {
+    const r = resultAt(50, [
+      finding({ caller: 'a', place: PARIS, hour: 1, score: 60 }),
+      finding({ caller: 'a', place: PARIS, hour: 30, score: 64.2 }),
+      finding({
+        caller: 'x',
+        place: LAGOS,
+        hour: 50,
+        score: 95,
+        op: 'MICROSOFT.AUTHORIZATION/ROLEASSIGNMENTS/WRITE',
+      }),
+    ]);
+    const paris = r.topPairs.find((p) => p.city === 'Paris')!;
+    expect(paris.alerts).toBe(2);
+    expect(paris.silence).toMatchObject({ setting: 'UC_ALERT_THRESHOLD', value: '64.3', at: { alerts: 1 } });
+    expect(paris.silence!.at!.alertsPerDay).toBeCloseTo(0.1, 10);
+  });
+
+  test('with labels, a change that loses a detected attack is only proposed when nothing else silences', () => {
+    const labels = {
+      startMs: T0,
+      endMs: T0 + 10 * DAY,
+      attacks: [
+        {
+          id: 'A1',
+          description: '',
+          caller: 'x',
+          ips: ['41.58.99.10'],
+          startMs: T0 + 50 * HOUR,
+          endMs: T0 + 51 * HOUR,
+        },
+      ],
+    };
+    const attack = finding({ caller: 'x', place: LAGOS, hour: 50, score: 55, ip: '41.58.99.10' });
+    // The noisy pair scores above the attack: a threshold above it would miss A1; allowing Paris does not.
+    const r = resultAt(50, [finding({ caller: 'a', place: PARIS, hour: 1, score: 60 }), attack], {}, labels);
+    expect(r.evaluation).toMatchObject({ detected: 1, falseAlerts: 1 });
+    expect(r.topPairs).toHaveLength(1); // the attack's pair is not noise
+    expect(r.topPairs[0]!.falseAlerts).toBe(1);
+    expect(r.topPairs[0]!.silence).toMatchObject({
+      setting: 'UC_ALLOW_CITIES',
+      value: '2988507',
+      at: { alerts: 1, detected: 1, attacks: 1 },
+    });
+    // Noise from the attack's own city: both options lose A1, so the first (the threshold) says so.
+    const same = resultAt(
+      50,
+      [finding({ caller: 'a', place: LAGOS, hour: 1, score: 60 }), attack],
+      {},
+      labels,
+    );
+    expect(same.topPairs[0]!.silence!.setting).toBe('UC_ALERT_THRESHOLD');
+    expect(same.topPairs[0]!.silence!.why).toContain('Loses labelled attack(s) A1');
+    // A score of 100 cannot be out-thresholded.
+    const max = resultAt(50, [finding({ caller: 'a', place: PARIS, hour: 1, score: 100 })]);
+    expect(max.topPairs[0]!.silence).toMatchObject({ setting: 'UC_ALLOW_CITIES', value: '2988507' });
+  });
+});
+
+describe('escaping', () => {
+  const EVIL = `<script>alert(1)</script><img src=x onerror="alert(2)">'&\``;
+
+  test('escapeHtml leaves no markup character', () => {
+    expect(escapeHtml(EVIL)).not.toMatch(/[<>"'`]/);
+    expect(escapeHtml('a&b')).toBe('a&#38;b');
+  });
+
+  test('terminalSafe removes control characters (ANSI escapes) from data', () => {
+    expect(terminalSafe('evil\u001b[2J\u0007\r\nname\u009b')).toBe(
+      'evil\uFFFD[2J\uFFFD\uFFFD\uFFFDname\uFFFD',
+    );
+  });
+
+  test('the report puts every data string through escaping', () => {
+    const r = resultAt(30, [
+      finding({ caller: EVIL, place: city('g:1', EVIL, EVIL, 10, 10), hour: 1, score: 90, op: EVIL }),
+    ]);
+    const results: BacktestResults = {
+      tool: 'unusual-city backtest',
+      version: 'test',
+      generatedAt: new Date(T0).toISOString(),
+      files: [EVIL],
+      labels: EVIL,
+      period: { start: new Date(T0).toISOString(), end: new Date(T0 + 10 * DAY).toISOString(), days: 10 },
+      thresholds: [30],
+      set: { UC_ALERT_NAME: EVIL },
+      replays: 1,
+      variants: [
+        {
+          name: 'current settings',
+          currentThreshold: 30,
+          method: 'replay',
+          replay: {
+            events: 1,
+            runs: 1,
+            observations: 1,
+            internalEvents: 0,
+            noCityEvents: 0,
+            notFoundEvents: 0,
+            scores: 1,
+            findingsKept: 1,
+            seconds: 0,
+          },
+          scoreHistogram: { binWidth: 5, counts: new Array<number>(20).fill(1) },
+          results: [{ ...r, current: true }],
+        },
+        {
+          name: `UC_ALERT_NAME=${EVIL}`,
+          change: { setting: 'UC_ALERT_NAME', value: EVIL },
+          currentThreshold: 30,
+          method: 'decision',
+          replay: {
+            events: 1,
+            runs: 1,
+            observations: 1,
+            internalEvents: 0,
+            noCityEvents: 0,
+            notFoundEvents: 0,
+            scores: 1,
+            findingsKept: 1,
+            seconds: 0,
+          },
+          scoreHistogram: { binWidth: 5, counts: new Array<number>(20).fill(1) },
+          results: [{ ...r, current: true }],
+        },
+      ],
+    };
+    const alerts = decideAt(
+      ticksOf([
+        finding({ caller: EVIL, place: city('g:1', EVIL, EVIL, 10, 10), hour: 1, score: 90, op: EVIL }),
+      ]),
+      30,
+      POLICY,
+      DEFAULTS,
+    ).alerts.map((a) => a.alert);
+    expect(alerts).toHaveLength(1);
+    const html = renderReport(results, alerts, () => EVIL);
+    expect(html).not.toContain('<script');
+    expect(html).not.toContain('<img');
+    expect(html).not.toContain('onerror="');
+    expect(html).toContain(escapeHtml('<script>alert(1)'));
+    expect(html).toMatch(/Content-Security-Policy" content="default-src 'none';/);
+  });
+});

@@ -1,0 +1,177 @@
+/**
+ * `runBacktest` in process on a 21-day demo tenant: variants (--vary) give the alerts of a replay with the
+ * changed setting — decision-only settings without a replay of their own — and the settings proposed to
+ * silence noisy pairs do silence them when applied.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+
+import { writeJsonLines } from '../../shared/activity/formats.js';
+import { newReadStats, readActivityFiles } from '../../shared/activity/read.js';
+import { MemoryAlertSink } from '../../shared/alerts/sinks.js';
+import type { ThresholdDecision } from '../../shared/backtest/decide.js';
+import { type Backtest, runBacktest, variantsOf } from '../../shared/backtest/run.js';
+import { SqliteStore } from '../../shared/baseline/sqlite.js';
+import { alertDefaults, openGeo } from '../../shared/cli/runtime.js';
+import { loadSettings, SettingsError } from '../../shared/config/settings.js';
+import { generateTenant } from '../../shared/demo/tenant.js';
+import { AllowlistProvider } from '../../shared/ops/allowlist.js';
+import { replay } from '../../shared/pipeline/replay.js';
+
+/** Paris (MaxMind geoname id): a commuter's city in the demo tenant. */
+const PARIS = '2988507';
+
+let tmp = '';
+let file = '';
+let labels: ReturnType<typeof generateTenant>['labels'];
+let bt: Backtest;
+
+/** The production replay with these settings: the alert ids a sink would hold. */
+async function replayIds(set: Record<string, string>): Promise<string[]> {
+  const settings = loadSettings({}, set);
+  const { geo } = await openGeo(settings);
+  const store = SqliteStore.open(':memory:');
+  const sink = new MemoryAlertSink();
+  const stats = newReadStats();
+  try {
+    // Allowlists as the replay command applies them (shared/cli/main.ts).
+    const allowlist = await (await AllowlistProvider.fromSettings(settings)).forRun(store);
+    await replay({
+      events: readActivityFiles([file], stats),
+      readStats: stats,
+      store,
+      geo,
+      sink,
+      settings,
+      defaults: alertDefaults(settings),
+      ...(allowlist.size > 0 ? { suppress: allowlist.suppress } : {}),
+    });
+  } finally {
+    await store.close();
+  }
+  return sink.alerts.map((a) => a.AlertId);
+}
+
+const at = (b: Backtest, variant: string, threshold: number) =>
+  b.results.variants.find((v) => v.name === variant)!.results.find((r) => r.threshold === threshold)!;
+
+beforeAll(async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'uc-backtest-vary-'));
+  file = path.join(tmp, 'activity.jsonl');
+  const data = generateTenant(21);
+  labels = data.labels;
+  await writeJsonLines(data.events, file);
+  bt = await runBacktest({
+    files: [file],
+    labels,
+    thresholds: [30, 50],
+    set: {},
+    vary: [
+      { name: 'UC_ALERT_COOLDOWN', values: ['2h'] },
+      { name: 'UC_FAMILIAR_SCORE_CAP', values: ['60'] },
+      { name: 'UC_ALLOW_CITIES', values: [PARIS] },
+    ],
+    env: {},
+  });
+}, 120_000);
+
+afterAll(async () => {
+  if (tmp !== '') await rm(tmp, { recursive: true, force: true });
+});
+
+describe('backtest variants', () => {
+  test('one replay for the current settings and one per replay variant; decision variants re-use it', () => {
+    const r = bt.results;
+    expect(r.replays).toBe(2);
+    expect(r.variants.map((v) => [v.name, v.method])).toEqual([
+      ['current settings', 'replay'],
+      ['UC_ALERT_COOLDOWN=2h', 'decision'],
+      ['UC_FAMILIAR_SCORE_CAP=60', 'replay'],
+      [`UC_ALLOW_CITIES=${PARIS}`, 'decision'],
+    ]);
+    const allowed = at(bt, `UC_ALLOW_CITIES=${PARIS}`, 30);
+    expect(allowed.allowlisted).toBeGreaterThan(0);
+    expect(allowed.alertCities.map((c) => c.cityKey)).not.toContain(`g:${PARIS}`);
+    expect(at(bt, 'current settings', 30).allowlisted).toBe(0);
+    expect(r.variants[1]!.change).toEqual({ setting: 'UC_ALERT_COOLDOWN', value: '2h' });
+    expect(r.thresholds).toEqual([30, 50]);
+    expect(bt.decisions.map((d: ThresholdDecision) => d.threshold)).toEqual([30, 50]);
+  });
+
+  test.each([
+    ['UC_ALERT_COOLDOWN=2h', 30, { UC_ALERT_COOLDOWN: '2h' }],
+    ['UC_FAMILIAR_SCORE_CAP=60', 50, { UC_FAMILIAR_SCORE_CAP: '60' }],
+    [`UC_ALLOW_CITIES=${PARIS}`, 30, { UC_ALLOW_CITIES: PARIS }],
+  ] as const)('%s at %i gives the alerts of a replay with that setting', async (variant, threshold, set) => {
+    const ids = await replayIds({ ...set, UC_ALERT_THRESHOLD: String(threshold) });
+    expect(at(bt, variant, threshold).alertIds).toEqual(ids);
+    // The variant changed something: otherwise this could not tell a variant from the current settings.
+    expect(ids).not.toEqual(at(bt, 'current settings', threshold).alertIds);
+  });
+
+  test('the proposed settings silence their pair when applied, and "at" is what the tenant then gets', async () => {
+    const T = 30;
+    const pairs = at(bt, 'current settings', T).topPairs;
+    const proposals = pairs.filter((p) => p.silence !== undefined);
+    const kinds = new Set(proposals.map((p) => p.silence!.setting));
+    expect(kinds).toEqual(new Set(['UC_FAMILIAR_SCORE_CAP', 'UC_ALERT_THRESHOLD', 'UC_ALLOW_CITIES']));
+    const thresholds = proposals
+      .filter((p) => p.silence!.setting === 'UC_ALERT_THRESHOLD')
+      .map((p) => Number(p.silence!.value));
+    const others = [
+      ...new Set(
+        proposals
+          .filter((p) => p.silence!.setting !== 'UC_ALERT_THRESHOLD')
+          .map((p) => p.silence!.assignment),
+      ),
+    ];
+    // One backtest: the proposed thresholds need no replay, nor do allowed cities; a score cap needs one.
+    const vary = new Map<string, string[]>();
+    for (const a of others) {
+      const eq = a.indexOf('=');
+      vary.set(a.slice(0, eq), [...(vary.get(a.slice(0, eq)) ?? []), a.slice(eq + 1)]);
+    }
+    const check = await runBacktest({
+      files: [file],
+      thresholds: [T, ...thresholds],
+      set: {},
+      vary: [...vary].map(([name, values]) => ({ name, values })),
+      env: {},
+      keepAllDecisions: true,
+    });
+    expect(check.results.replays).toBe(1 + (vary.get('UC_FAMILIAR_SCORE_CAP')?.length ?? 0));
+    for (const p of proposals) {
+      const s = p.silence!;
+      const variant = s.setting === 'UC_ALERT_THRESHOLD' ? 'current settings' : s.assignment;
+      const t = s.setting === 'UC_ALERT_THRESHOLD' ? Number(s.value) : T;
+      const v = check.results.variants.findIndex((x) => x.name === variant);
+      const decision = check.variantDecisions![v]![check.results.thresholds.indexOf(t)]!;
+      const still = decision.alerts.filter(
+        (a) => a.top.observation.operation === p.operation && a.top.observation.city.key === p.cityKey,
+      );
+      expect(still, `${p.operation} from ${p.city} after ${s.assignment}`).toEqual([]);
+      if (s.at !== undefined) expect(decision.alerts.length).toBe(s.at.alerts);
+    }
+    // ... and before the change the pair did alert at T.
+    const before = bt.decisions[0]!;
+    for (const p of proposals)
+      expect(
+        before.alerts.some(
+          (a) => a.top.observation.operation === p.operation && a.top.observation.city.key === p.cityKey,
+        ),
+      ).toBe(true);
+  });
+
+  test('every variant is validated before the first replay', () => {
+    expect(() =>
+      variantsOf({ set: {}, vary: [{ name: 'UC_MERGE_KM', values: ['10', 'far'] }], env: {} }),
+    ).toThrow(SettingsError);
+    expect(() => variantsOf({ set: { UC_NOPE: '1' }, vary: [], env: {} })).toThrow(/UC_NOPE/);
+    expect(
+      variantsOf({ set: {}, vary: [{ name: 'UC_RESCORE_MARGIN', values: ['5', '40'] }], env: {} }),
+    ).toHaveLength(3);
+  });
+});
