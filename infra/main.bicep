@@ -88,6 +88,11 @@ param tablePrefix string = 'unusualcity'
 @maxLength(63)
 param geoIpContainerName string = 'geoip'
 
+@description('Optional. UC_SHARD_QUEUE: Storage queue carrying the shards of each tick in queue mode (its poison queue is <name>-poison).')
+@minLength(3)
+@maxLength(56)
+param shardQueueName string = 'unusualcity-shards'
+
 @description('Optional. Blob container of the Function App deployment package.')
 @minLength(3)
 @maxLength(63)
@@ -207,6 +212,18 @@ param geoIpMaxAgeDays int = 35
 @description('Optional. UC_TELEMETRY_INCLUDE_IDENTITIES: let Application Insights events carry callers and IPs of alerts (personal data). Default off.')
 param telemetryIncludeIdentities bool = false
 
+@description('Optional. UC_SHARDING: off (one instance runs each tick) or queue (the timer splits each tick into shards on the Storage queue, processShard runs them on as many instances as the platform scales to).')
+@allowed([
+  'off'
+  'queue'
+])
+param sharding string = 'off'
+
+@description('Optional. UC_SHARD_COUNT: shards per tick in queue mode (operation-hash ranges).')
+@minValue(1)
+@maxValue(64)
+param shardCount int = 4
+
 @description('Optional. Any other catalogue setting (shared/config/settings.json) by name, value as text, e.g. { "UC_HALF_LIFE_DAYS": "60" }. Names that are not in the catalogue, that have a parameter above, or that are wired from resources are refused (the deployment fails).')
 param settingsOverrides object = {}
 
@@ -287,6 +304,7 @@ module storage 'modules/storage.bicep' = {
     tablePrefix: tablePrefix
     geoIpContainerName: geoIpContainerName
     deploymentContainerName: deploymentContainerName
+    shardQueueName: shardQueueName
     principalId: identity.outputs.principalId
   }
 }
@@ -384,6 +402,8 @@ var tunedSettings = {
   UC_GEOIP_MAX_AGE_DAYS: string(geoIpMaxAgeDays)
   // string(bool) would give "True"/"False"; the catalogue spells booleans in lower case.
   UC_TELEMETRY_INCLUDE_IDENTITIES: telemetryIncludeIdentities ? 'true' : 'false'
+  UC_SHARDING: sharding
+  UC_SHARD_COUNT: string(shardCount)
 }
 
 // The settings that point at the resources deployed here: never a parameter, never overridden.
@@ -394,6 +414,8 @@ var wiredSettings = {
   UC_DCR_IMMUTABLE_ID: dataCollectionRule.outputs.immutableId
   UC_TABLE_ENDPOINT: storage.outputs.tableEndpoint
   UC_TABLE_PREFIX: tablePrefix
+  UC_QUEUE_ENDPOINT: storage.outputs.queueEndpoint
+  UC_SHARD_QUEUE: storage.outputs.shardQueueName
   UC_BLOB_ENDPOINT: storage.outputs.blobEndpoint
   UC_GEOIP_BLOB: '${storage.outputs.geoIpContainerName}/${geoIpEdition}.mmdb'
   UC_GEOIP_EDITION: geoIpEdition
@@ -428,6 +450,7 @@ module functionApp 'modules/functionApp.bicep' = {
     identityResourceId: identity.outputs.resourceId
     identityClientId: identity.outputs.clientId
     storageBlobEndpoint: storage.outputs.blobEndpoint
+    storageQueueEndpoint: storage.outputs.queueEndpoint
     deploymentContainerUrl: storage.outputs.deploymentContainerUrl
     appInsightsName: appInsights.outputs.name
     detectorSettings: detectorSettings

@@ -21,6 +21,9 @@ param identityClientId string
 @description('Required. Blob service URL of the host storage account (trailing slash).')
 param storageBlobEndpoint string
 
+@description('Required. Queue service URL of the host storage account (trailing slash): the identity-based connection of processShard\'s queue trigger.')
+param storageQueueEndpoint string
+
 @description('Required. URL of the blob container the platform deploys the package from.')
 param deploymentContainerUrl string
 
@@ -61,6 +64,8 @@ var platformSettings = {
   AzureWebJobsStorage__credential: 'managedidentity'
   AzureWebJobsStorage__clientId: identityClientId
   AzureWebJobsStorage__blobServiceUri: storageBlobEndpoint
+  // processShard's queue trigger (connection 'AzureWebJobsStorage', queue mode) reaches the queues with the identity.
+  AzureWebJobsStorage__queueServiceUri: storageQueueEndpoint
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
   // Entra ID authentication for the host's telemetry (local auth is disabled on the component).
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'

@@ -15,6 +15,9 @@ var roleIds = {
   // deployment package from a blob container, and refreshGeoIpDatabase writes the GeoIP database blob.
   // Owner rather than Contributor: it is the role Azure Functions documents for identity-based host storage.
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  // Queue mode (UC_SHARDING=queue): the timer enqueues shards, processShard's identity-based queue trigger reads and
+  // deletes them and moves failed ones to the poison queue (which it creates: queues/write is in this role).
+  storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   // Logs Ingestion API (alerts into the DCR) and Application Insights ingestion with Entra ID auth.
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
   // Resolve the MaxMind Key Vault references in app settings (read secret values, nothing else).

@@ -1,4 +1,4 @@
-metadata description = 'Storage for the detector: Functions host storage, the deployment package, the GeoIP database blob and the Table Storage state, reachable with Entra ID only.'
+metadata description = 'Storage for the detector: Functions host storage, the deployment package, the GeoIP database blob, the Table Storage state and the shard queue, reachable with Entra ID only.'
 
 import { roleIds } from 'roles.bicep'
 
@@ -32,6 +32,11 @@ param geoIpContainerName string
 
 @description('Required. Blob container the Flex Consumption platform deploys the app package from.')
 param deploymentContainerName string
+
+@description('Required. UC_SHARD_QUEUE: the Storage queue carrying shards in queue mode; its poison queue <name>-poison is created with it.')
+@minLength(3)
+@maxLength(56)
+param shardQueueName string
 
 @description('Required. Principal id of the detector\'s managed identity.')
 param principalId string
@@ -103,6 +108,23 @@ resource tables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-
   }
 ]
 
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: account
+  name: 'default'
+}
+
+// Queue mode (UC_SHARDING=queue): the timer enqueues each tick's shards here and processShard consumes them. The
+// poison queue is the one the Functions host moves a message to after maxDequeueCount failures (host.json).
+resource shardQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: shardQueueName
+}
+
+resource shardPoisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: '${shardQueueName}-poison'
+}
+
 // Role assignments: scoped to this account, named from (scope, principal, role) so a redeployment finds the
 // same assignment instead of failing on a duplicate.
 resource tableDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
@@ -125,6 +147,16 @@ resource blobDataOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
+resource queueDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(account.id, principalId, roleIds.storageQueueDataContributor)
+  scope: account
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageQueueDataContributor)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
 @description('Resource id of the storage account.')
 output resourceId string = account.id
 
@@ -136,6 +168,12 @@ output blobEndpoint string = account.properties.primaryEndpoints.blob
 
 @description('Table service URL (trailing slash): UC_TABLE_ENDPOINT.')
 output tableEndpoint string = account.properties.primaryEndpoints.table
+
+@description('Queue service URL (trailing slash): UC_QUEUE_ENDPOINT and AzureWebJobsStorage__queueServiceUri.')
+output queueEndpoint string = account.properties.primaryEndpoints.queue
+
+@description('Name of the shard queue: UC_SHARD_QUEUE.')
+output shardQueueName string = shardQueue.name
 
 @description('URL of the deployment container: the Function App\'s functionAppConfig.deployment.storage.value.')
 output deploymentContainerUrl string = '${account.properties.primaryEndpoints.blob}${deploymentContainer.name}'

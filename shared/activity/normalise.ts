@@ -24,9 +24,54 @@ export function isDict(value: unknown): value is Dict {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date);
 }
 
+const LONE_SURROGATE = /\p{Cs}/u;
+const LONE_SURROGATES = /\p{Cs}/gu;
+
+/**
+ * The text with lone UTF-16 surrogates (from JSON escapes such as "\ud800") replaced by U+FFFD, as any UTF-8
+ * encoder would: no store can key on them, so one such record would otherwise fail every run that reads it.
+ */
+export function wellFormed(s: string): string {
+  return LONE_SURROGATE.test(s) ? s.replace(LONE_SURROGATES, '\uFFFD') : s;
+}
+
+/**
+ * Longest operation, caller and caller IP accepted (characters). Azure's are far shorter (operation names are
+ * provider/type/action paths, callers UPNs or GUIDs, IPs at most 45 characters plus a port or zone); longer
+ * values are hostile or corrupt, and would not fit the baseline rows (Table Storage strings hold 32K characters,
+ * a city row lists up to 100 callers, a ledger row up to 50 operations). Such records are skipped as
+ * 'oversized-field'.
+ */
+export const FIELD_LIMITS = { operation: 512, caller: 256, callerIp: 256 } as const;
+/** Context fields (ids, resource id, group, category, status) are cut to this many characters. */
+export const MAX_CONTEXT_LENGTH = 2048;
+/**
+ * Event times accepted: the Activity Log has none before 2000 or after 2099. Anything else is corrupt and would
+ * make a replay simulate centuries of runs (or fail to print the time at all).
+ */
+export const EARLIEST_EVENT_MS = Date.UTC(2000, 0, 1);
+export const LATEST_EVENT_MS = Date.UTC(2100, 0, 1);
+
+/** Why an event's identity fields cannot be used (too long), or undefined. */
+export function oversizedField(fields: {
+  operation: string;
+  caller: string;
+  callerIp: string;
+}): string | undefined {
+  for (const name of ['operation', 'caller', 'callerIp'] as const) {
+    const length = fields[name].length;
+    if (length > FIELD_LIMITS[name]) {
+      return `${name} of ${length} characters (at most ${FIELD_LIMITS[name]})`;
+    }
+  }
+  return undefined;
+}
+
+const cut = (s: string): string => (s.length > MAX_CONTEXT_LENGTH ? s.slice(0, MAX_CONTEXT_LENGTH) : s);
+
 /** String content of a scalar cell; numbers are accepted because CSV/JSON producers disagree on ids. */
 function text(value: unknown): string {
-  if (typeof value === 'string') return value.trim();
+  if (typeof value === 'string') return wellFormed(value.trim());
   if (typeof value === 'number' && Number.isFinite(value)) return String(value);
   return '';
 }
@@ -259,9 +304,15 @@ function build(f: Fields): NormaliseResult {
   if (isAbsent(f.time)) return fail('missing-time', id);
   const timeMs = parseActivityTime(f.time);
   if (Number.isNaN(timeMs)) return fail('invalid-time', id, `unparsable time ${preview(f.time)}`);
+  if (timeMs < EARLIEST_EVENT_MS || timeMs >= LATEST_EVENT_MS) {
+    return fail('invalid-time', id, `time ${preview(f.time)} is not in the years 2000 to 2099`);
+  }
   if (!f.operation) return fail('missing-operation', id);
 
   const caller = f.callerColumn || callerFromClaims(f.claims) || text(f.properties()?.caller);
+  const callerIp = normaliseCallerIp(f.callerIp);
+  const oversized = oversizedField({ operation: f.operation, caller, callerIp });
+  if (oversized !== undefined) return fail('oversized-field', id, oversized);
   const evidence = parseDynamic(f.authorization?.evidence);
   const fromId = f.subscriptionId && f.resourceGroup ? undefined : parseResourceId(f.resourceId);
   return {
@@ -272,14 +323,14 @@ function build(f: Fields): NormaliseResult {
       operationKey: f.operation.toLowerCase(),
       caller,
       callerType: classifyCaller(caller, f.claims, evidence),
-      callerIp: normaliseCallerIp(f.callerIp),
-      category: f.category,
-      status: canonicalStatus(f.status),
-      correlationId: f.correlationId,
-      eventDataId: f.eventDataId || text(f.properties()?.eventDataId),
-      subscriptionId: (f.subscriptionId || fromId?.subscriptionId || '').toLowerCase(),
-      resourceGroup: f.resourceGroup || fromId?.resourceGroup || '',
-      resourceId: f.resourceId,
+      callerIp,
+      category: cut(f.category),
+      status: cut(canonicalStatus(f.status)),
+      correlationId: cut(f.correlationId),
+      eventDataId: cut(f.eventDataId || text(f.properties()?.eventDataId)),
+      subscriptionId: cut((f.subscriptionId || fromId?.subscriptionId || '').toLowerCase()),
+      resourceGroup: cut(f.resourceGroup || fromId?.resourceGroup || ''),
+      resourceId: cut(f.resourceId),
     },
   };
 }

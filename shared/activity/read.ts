@@ -5,6 +5,7 @@ import { constants as zlibConstants, createGunzip } from 'node:zlib';
 import { type Options as CsvOptions, Parser as CsvParser } from 'csv-parse';
 import JsonParser from 'stream-json/Parser.js';
 
+import { displaySafe } from '../display.js';
 import {
   isDict,
   normaliseActivityRow,
@@ -36,6 +37,8 @@ const MAX_LINE_BYTES = 64 * 1024 * 1024;
 /** Same bound for one CSV record (characters), e.g. an unbalanced quote swallowing the rest of a file. */
 const MAX_CSV_RECORD_CHARS = 64 * 1024 * 1024;
 const READ_CHUNK = 256 * 1024;
+/** Skipped-record ids and details are cut to this many characters. */
+const MAX_SAMPLE_TEXT = 300;
 
 /** Bookkeeping shared by the format readers for one file. */
 class Sink {
@@ -58,8 +61,9 @@ class Sink {
   skip(reason: SkipReason, position: string, id?: string, detail?: string): void {
     this.stats.skipped[reason] = (this.stats.skipped[reason] ?? 0) + 1;
     const s: SkippedRecord = { source: this.source, position, reason };
-    if (id) s.id = id;
-    if (detail) s.detail = detail;
+    // Both come from the file (a parser's message quotes it): printed by the CLI, so made safe to show.
+    if (id) s.id = displaySafe(id, MAX_SAMPLE_TEXT);
+    if (detail) s.detail = displaySafe(detail, MAX_SAMPLE_TEXT);
     if (this.stats.skippedSamples.length < this.maxSamples) this.stats.skippedSamples.push(s);
     this.opts.onSkip?.(s);
   }

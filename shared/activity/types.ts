@@ -34,6 +34,8 @@ export type SkipReason =
   | 'missing-time'
   | 'invalid-time'
   | 'missing-operation'
+  /** An operation, caller or caller IP longer than any Azure writes (see FIELD_LIMITS in normalise.ts). */
+  | 'oversized-field'
   | 'unknown-format';
 
 export interface SkippedRecord {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 
 import type { CallerType } from '../activity/types.js';
+import { displaySafe } from '../display.js';
 import type { City } from '../geo/types.js';
 import type { CallerActivity, Observation } from '../scoring/model.js';
 import type { RarityScore } from '../scoring/score.js';
@@ -138,7 +139,8 @@ export function buildAlert(findings: readonly RareFinding[], tickMs: number, def
     Severity: defaults.severity,
     RiskScore: defaults.riskScore,
     AnomalyScore: rarity.score,
-    Description: description,
+    // Text for people (Sentinel, the workbook): control characters from log fields shown as escapes.
+    Description: displaySafe(description),
     Tactics: 'InitialAccess',
     Techniques: 'T1078,T1078.004',
     Operation: obs.operation,
@@ -167,14 +169,14 @@ export function buildAlert(findings: readonly RareFinding[], tickMs: number, def
       hours: Math.round(k.hours * 10) / 10,
     })),
     Explanation: {
-      summary: rarity.sentence,
+      summary: displaySafe(rarity.sentence),
       operations: sorted.map((f) => {
         const { sentence, knownCities: _known, ...factors } = f.rarity;
         return {
           operation: f.observation.operation,
           score: f.rarity.score,
           hour: new Date(f.observation.hourMs).toISOString(),
-          sentence,
+          sentence: displaySafe(sentence),
           factors,
         };
       }),

@@ -1,6 +1,7 @@
 import { constants } from 'node:fs';
 import { access, open, readFile, truncate } from 'node:fs/promises';
 
+import { displaySafe } from '../display.js';
 import { type Alert, ALERT_COLUMNS } from './alert.js';
 
 /** Where alerts go. `write` must be idempotent by AlertId: re-runs hand it alerts it already holds. */
@@ -98,19 +99,24 @@ export class JsonlAlertSink implements AlertSink {
   }
 }
 
-/** A readable table of alerts for the console. */
+/**
+ * A readable table of alerts for the console. Every cell is {@link displaySafe}: a caller or operation holding
+ * ANSI escapes, CR/LF or bidirectional overrides shows them as escapes instead of acting on the terminal.
+ */
 export function formatAlertTable(alerts: readonly Alert[], withExplanations = true): string {
   if (alerts.length === 0) return 'No alerts.\n';
   const header = ['Time (UTC)', 'Score', 'Caller', 'Place', 'IP', 'Operation', 'Ops'];
-  const rows = alerts.map((a) => [
-    a.TimeGenerated.slice(0, 16).replace('T', ' '),
-    a.AnomalyScore.toFixed(1),
-    a.Caller,
-    [a.SrcGeoCity, a.SrcGeoCountry].filter((s) => s !== '').join(', '),
-    a.SrcIpAddr,
-    a.Operation,
-    String(a.Operations.length),
-  ]);
+  const rows = alerts.map((a) =>
+    [
+      a.TimeGenerated.slice(0, 16).replace('T', ' '),
+      a.AnomalyScore.toFixed(1),
+      a.Caller,
+      [a.SrcGeoCity, a.SrcGeoCountry].filter((s) => s !== '').join(', '),
+      a.SrcIpAddr,
+      a.Operation,
+      String(a.Operations.length),
+    ].map((cell) => displaySafe(cell)),
+  );
   const widths = header.map((h, i) =>
     Math.min(60, Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length))),
   );
@@ -118,7 +124,7 @@ export function formatAlertTable(alerts: readonly Alert[], withExplanations = tr
   const lines = [fmt(header), widths.map((w) => '-'.repeat(w)).join('  ')];
   alerts.forEach((a, i) => {
     lines.push(fmt(rows[i] ?? []));
-    if (withExplanations) lines.push(`    ${a.Explanation.summary}`);
+    if (withExplanations) lines.push(`    ${displaySafe(a.Explanation.summary)}`);
   });
   return lines.join('\n') + '\n';
 }

@@ -2,7 +2,8 @@
  * BaselineStore on a local SQLite file, for the CLI, local runs and tests.
  *
  * Every updatePartition is one `BEGIN IMMEDIATE` transaction (read, apply, write), so it is atomic and
- * serialised against every other connection to the file, including other processes. That is stronger than
+ * serialised against every other connection to the file, including other processes; inside `batch` it is a
+ * savepoint of the batch's one transaction. That is stronger than
  * Table Storage (optimistic, per row, chunks of 100), which is fine: callers must be written for the weaker one.
  */
 import { mkdirSync } from 'node:fs';
@@ -143,6 +144,26 @@ export class SqliteStore implements BaselineStore {
 
   listPartitions(table: TableName): Promise<string[]> {
     return run(() => this.selectPartitions.all(table).map((r) => r.pk));
+  }
+
+  /**
+   * One `BEGIN IMMEDIATE` transaction around all of `fn` (see BaselineStore.batch): each update inside runs in a
+   * savepoint, and only the final COMMIT is made durable (one fsync instead of one per update). A rejection of
+   * `fn` rolls everything back. The write lock is held until `fn` settles: other connections wait (up to
+   * SQLITE_BUSY_TIMEOUT_MS), so `fn` should be one run, not a long-lived task.
+   */
+  async batch<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.db.inTransaction) return fn();
+    this.db.prepare('BEGIN IMMEDIATE').run();
+    let result: T;
+    try {
+      result = await fn();
+    } catch (err) {
+      if (this.db.inTransaction) this.db.prepare('ROLLBACK').run();
+      throw err;
+    }
+    if (this.db.inTransaction) this.db.prepare('COMMIT').run();
+    return result;
   }
 
   close(): Promise<void> {

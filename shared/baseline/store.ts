@@ -45,6 +45,19 @@ export interface BaselineStore {
   /** Every partition key of a table, in any order (for tools; not used on the hot path). */
   listPartitions(table: TableName): Promise<string[]>;
   close(): Promise<void>;
+  /**
+   * Optional: runs `fn` (one detection run's reads and writes) with the backend's grouping, and resolves with its
+   * result. Callers must be correct without it (`store.batch?.(fn) ?? fn()`); it only saves work:
+   * - SQLite makes all of `fn` one transaction: one commit and one fsync instead of one per update. A failure
+   *   inside `fn` rolls every write of `fn` back, which leaves the store as a crash before `fn` would have —
+   *   callers already converge from that state (updates are idempotent and re-applied on the next run).
+   * - Table Storage has no multi-partition transaction; it remembers each partition `fn` reads (with the ETags)
+   *   and lets the first update of that partition start from that read instead of reading it again: one read per
+   *   partition per run. Optimistic concurrency is unchanged: a row changed since the read fails the conditional
+   *   write, and the update re-reads and re-applies, as it would after any other race.
+   * Nested calls run inside the outer one.
+   */
+  batch?<T>(fn: () => Promise<T>): Promise<T>;
 }
 
 /** Raised when optimistic concurrency keeps losing. */

@@ -155,6 +155,11 @@ function attachDeleteEtags(request: PipelineRequest, etags: readonly string[]): 
 export class TableStorageStore implements BaselineStore {
   private conflicts = 0;
   private closed = false;
+  /**
+   * Inside `batch`: the partitions read so far (rows with ETags), by table and partition. The first update of a
+   * partition starts from that read instead of reading it again.
+   */
+  private readonly reads = new AsyncLocalStorage<Map<string, Map<string, StoredRow>>>();
 
   private constructor(
     private readonly clients: Readonly<Record<TableName, TableClient>>,
@@ -209,7 +214,19 @@ export class TableStorageStore implements BaselineStore {
   }
 
   async readPartition(table: TableName, partition: string): Promise<Map<string, Entity>> {
-    return toEntities(await this.queryPartition(table, partition));
+    const rows = await this.queryPartition(table, partition);
+    this.reads.getStore()?.set(readKey(table, partition), rows);
+    return toEntities(rows);
+  }
+
+  /**
+   * See BaselineStore.batch: partitions read inside `fn` are remembered (with their ETags) for the first update
+   * of each inside `fn`, which then needs no second read. A remembered read that has gone stale fails the
+   * conditional write like any lost race, and that update re-reads and re-applies.
+   */
+  batch<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.reads.getStore() !== undefined) return fn();
+    return this.reads.run(new Map(), fn);
   }
 
   async readRows(
@@ -221,7 +238,21 @@ export class TableStorageStore implements BaselineStore {
   }
 
   updatePartition(table: TableName, partition: string, apply: PartitionUpdate): Promise<void> {
-    return this.update(table, partition, () => this.queryPartition(table, partition), apply);
+    const reads = this.reads.getStore();
+    const key = readKey(table, partition);
+    let remembered = reads?.get(key);
+    // Used once: after this update the partition's ETags have changed.
+    reads?.delete(key);
+    return this.update(
+      table,
+      partition,
+      () => {
+        const rows = remembered;
+        remembered = undefined;
+        return rows !== undefined ? Promise.resolve(rows) : this.queryPartition(table, partition);
+      },
+      apply,
+    );
   }
 
   updateRows(
@@ -398,6 +429,8 @@ async function createTable(client: TableClient, name: string): Promise<void> {
     });
   }
 }
+
+const readKey = (table: TableName, partition: string): string => `${table}\u0000${partition}`;
 
 function statusOf(err: unknown): number | undefined {
   const status = (err as { statusCode?: unknown } | null)?.statusCode;

@@ -181,22 +181,22 @@ const schema = z.object({
     'letters and digits starting with a letter, 3 to 51 characters',
   ),
   UC_CATEGORIES: list.superRefine((values, ctx) => {
-    for (const v of values) {
-      if (!/^[A-Za-z]+$/.test(v))
-        ctx.addIssue({
-          code: 'custom',
-          message: 'comma-separated category names (letters only), e.g. Administrative,Security',
-        });
-    }
+    // The same rule as the query builder's (shared/source/logAnalytics.ts): these names reach KQL.
+    if (values.length > 64 || values.some((v) => !/^[A-Za-z]{1,64}$/.test(v)))
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'at most 64 comma-separated category names (letters only, at most 64 each), e.g. Administrative,Security',
+      });
   }),
   UC_STATUSES: list.superRefine((values, ctx) => {
-    for (const v of values) {
-      if (!/^[A-Za-z]+$/.test(v))
-        ctx.addIssue({
-          code: 'custom',
-          message: 'comma-separated status names (letters only), e.g. Succeeded,Failed',
-        });
-    }
+    // The same rule as the query builder's (shared/source/logAnalytics.ts): these names reach KQL.
+    if (values.length > 64 || values.some((v) => !/^[A-Za-z]{1,64}$/.test(v)))
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'at most 64 comma-separated status names (letters only, at most 64 each), e.g. Succeeded,Failed',
+      });
   }),
   UC_SCHEDULE: ncrontab,
   UC_RUN_BUDGET: duration(10_000, ' (at least 10s)'),
@@ -288,17 +288,35 @@ export type Settings = z.output<typeof schema>;
 export type SettingName = keyof Settings;
 export const SETTING_NAMES = Object.keys(schema.shape) as SettingName[];
 
-/** A bad setting stops start-up: the message names the setting, the value and what is allowed. */
+/**
+ * Credentials that can sit inside a value that is not itself secret (a connection string pasted into
+ * UC_STORAGE_CONNECTION_STRING, a SAS URL in an endpoint): their values are never echoed.
+ */
+const CREDENTIAL_PARTS =
+  /\b(AccountKey|SharedAccessKey|SharedAccessSignature|InstrumentationKey|sig|password|pwd)=[^;&\s]*/gi;
+
+/** A value as errors may carry it: secrets masked, embedded credentials redacted. */
+function redacted(name: string, value: string): string {
+  return SECRET.has(name) ? '(secret, not shown)' : value.replace(CREDENTIAL_PARTS, '$1=(not shown)');
+}
+
+/**
+ * A bad setting stops start-up: the message names the setting, the value and what is allowed. Values are kept
+ * (in `problems` too) only as {@link redacted} shows them: the error is logged and sent to telemetry.
+ */
 export class SettingsError extends Error {
-  constructor(readonly problems: { name: string; value: string; allowed: string }[]) {
+  readonly problems: { name: string; value: string; allowed: string }[];
+  constructor(problems: { name: string; value: string; allowed: string }[]) {
+    const safe = problems.map((p) => ({ ...p, value: redacted(p.name, p.value) }));
     super(
-      problems
+      safe
         .map(
           (p) =>
-            `Invalid app setting ${p.name}=${SECRET.has(p.name) ? '(secret, not shown)' : JSON.stringify(p.value)}: expected ${p.allowed}.`,
+            `Invalid app setting ${p.name}=${SECRET.has(p.name) ? p.value : JSON.stringify(p.value)}: expected ${p.allowed}.`,
         )
         .join('\n'),
     );
+    this.problems = safe;
     this.name = 'SettingsError';
   }
 }

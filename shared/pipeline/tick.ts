@@ -1,5 +1,11 @@
-import { type AlertDefaults, type RareFinding } from '../alerts/alert.js';
-import { decideAlerts, type EpisodePolicy, type LedgerEntry, ledgerKey } from '../alerts/episodes.js';
+import { type Alert, type AlertDefaults, type RareFinding } from '../alerts/alert.js';
+import {
+  decideAlerts,
+  type EpisodeDecision,
+  type EpisodePolicy,
+  type LedgerEntry,
+  ledgerKey,
+} from '../alerts/episodes.js';
 import type { AlertSink } from '../alerts/sinks.js';
 import type { BaselineStore, Entity } from '../baseline/store.js';
 import type { Settings } from '../config/settings.js';
@@ -22,19 +28,24 @@ import {
   countOperationHour,
   countTenantHour,
   type HourUpdate,
-  MAX_CITIES_PER_CALLER,
 } from '../scoring/update.js';
 import {
-  callerCitiesFromRows,
-  callerCityToEntity,
-  callerPartition,
+  bucketsOnly,
+  CALLER_LAYOUT_BUCKETS,
+  CALLER_LAYOUT_PROPERTY,
+  readCallerHistories,
+  updateCallerHistories,
+} from './callers.js';
+import {
   CHECKPOINT_PARTITION,
   CHECKPOINT_ROW,
+  cityToEntity,
   dayPartition,
   ledgerFromEntity,
   ledgerToEntity,
+  OPERATION_SUMMARY_ROW,
   operationFromRows,
-  operationToRows,
+  operationSummaryEntity,
   sameEntity,
   TENANT_PARTITION,
   TENANT_SUMMARY_ROW,
@@ -58,6 +69,12 @@ export interface Pipeline {
    * Suppressed findings are still counted in baselines like any other observation; they only never alert.
    */
   suppress?: (finding: RareFinding) => string | undefined;
+  /**
+   * Observer (backtests): the rare findings of run `tickMs` — at or above UC_ALERT_THRESHOLD, before allowlists
+   * (`suppress`) and the alert decision — called once per run that has observations. Must not keep or modify the
+   * array (allowlists filter it in place afterwards); the findings themselves are not modified. Absent: no effect.
+   */
+  onFindings?: (tickMs: number, findings: readonly RareFinding[]) => void;
 }
 
 export interface TickStats {
@@ -92,6 +109,8 @@ export function buildObservations(
   stats: TickStats,
 ): Observation[] {
   const byKey = new Map<string, Observation>();
+  // (observation, caller) → its activity: a hot observation has thousands of callers (no linear search).
+  const activities = new Map<string, CallerActivity>();
   for (const g of groups) {
     stats.events += g.count;
     const where = geo.locate(g.callerIp);
@@ -117,7 +136,8 @@ export function buildObservations(
       byKey.set(key, obs);
     }
     obs.events += g.count;
-    let act: CallerActivity | undefined = obs.callers.find((c) => c.caller === g.caller);
+    const actKey = `${key}\u0000${g.caller}`;
+    let act: CallerActivity | undefined = activities.get(actKey);
     if (!act) {
       act = {
         caller: g.caller,
@@ -132,6 +152,7 @@ export function buildObservations(
         resourceGroup: g.resourceGroup,
       };
       obs.callers.push(act);
+      activities.set(actKey, act);
     }
     act.events += g.count;
     act.firstMs = Math.min(act.firstMs, g.firstMs);
@@ -212,11 +233,28 @@ export function newTickStats(tickMs: number, windowStartMs: number): TickStats {
  * ledger are updated. Crash-safe by order and idempotence: alerts reach the sink before anything that
  * would stop a re-run from raising them again, and every update counts an (operation, city, hour) once.
  * The checkpoint is the caller's job (see `commitCheckpoint`), after this resolves.
+ *
+ * With `countOnly` (bootstrap from history, shared/ops/bootstrap.ts) the window is scored and counted exactly
+ * as above, but no finding reaches the alert decision: nothing is written to the sink, the ledger or the daily
+ * count. `stats.rareFindings` still tells how many findings history held.
  */
-export async function runTick(
+export function runTick(
   p: Pipeline,
   tickMs: number,
   groups: readonly EventGroup[],
+  options: { countOnly?: boolean } = {},
+): Promise<TickStats> {
+  // One batch per run (BaselineStore.batch): SQLite commits the run once; Table Storage reads each partition
+  // once. Correct without it, so stores without batch simply run it as is.
+  const run = () => runTickBatched(p, tickMs, groups, options);
+  return p.store.batch ? p.store.batch(run) : run();
+}
+
+async function runTickBatched(
+  p: Pipeline,
+  tickMs: number,
+  groups: readonly EventGroup[],
+  options: { countOnly?: boolean },
 ): Promise<TickStats> {
   const s = p.settings;
   const params: ScoringParams = scoringParams(s);
@@ -227,7 +265,8 @@ export async function runTick(
   if (observations.length === 0) return stats;
 
   // Load: the tenant's cities (one partition) and each operation's cities (one partition per operation).
-  let tenant: TenantBaseline = tenantFromRows(await p.store.readPartition('tenant', TENANT_PARTITION));
+  const tenantRows = await p.store.readPartition('tenant', TENANT_PARTITION);
+  let tenant: TenantBaseline = tenantFromRows(tenantRows);
   const opKeys = [...new Set(observations.map((o) => o.operationKey))];
   const display = new Map(observations.map((o) => [o.operationKey, o.operation]));
   const loaded = await mapLimit(opKeys, 8, async (k) =>
@@ -237,14 +276,9 @@ export async function runTick(
   const callerKeys = [...new Set(observations.flatMap((o) => o.callers.map((c) => c.caller)))].filter(
     (c) => c !== '',
   );
-  const callerCities = new Map<string, Map<string, CallerCity>>(
-    await mapLimit(
-      callerKeys,
-      8,
-      async (c) =>
-        [c, callerCitiesFromRows(await p.store.readPartition('tenant', callerPartition(c)))] as const,
-    ),
-  );
+  // Callers' cities: one read per bucket of callers (shared/pipeline/callers.ts), not one per caller.
+  const histories = await readCallerHistories(p.store, callerKeys, tenantRows);
+  const callerCities: Map<string, Map<string, CallerCity>> = histories.cities;
   const callerUpdates = new Map<string, { cityKey: string; hourMs: number }[]>();
   /** Scores one caller's part of an observation: the operation's rarity plus the caller's own history. */
   const scoreFor = (
@@ -320,23 +354,35 @@ export async function runTick(
       if (list) list.push(u);
       else updates.set(obs.operationKey, [u]);
     }
+    // Tenant and caller counts are per (city, hour) and per (caller, city, hour): count each once, however many
+    // operations saw it (counting is idempotent, but every call copies the caller's or the tenant's cities).
+    const tenantSeen = new Set<string>();
+    const callerSeen = new Set<string>();
     for (const obs of hourObs) {
-      tenant = countTenantHour(tenant, obs.city, hourMs, params).tenant;
-      tenantUpdates.push({ city: obs.city, hourMs });
+      if (!tenantSeen.has(obs.city.key)) {
+        tenantSeen.add(obs.city.key);
+        tenant = countTenantHour(tenant, obs.city, hourMs, params).tenant;
+        tenantUpdates.push({ city: obs.city, hourMs });
+      }
       for (const c of obs.callers) {
         if (c.caller === '') continue;
+        const seen = `${c.caller}\u0000${obs.city.key}`;
+        if (callerSeen.has(seen)) continue;
+        callerSeen.add(seen);
         callerCities.set(
           c.caller,
           countCallerHour(callerCities.get(c.caller) ?? new Map(), obs.city.key, hourMs).cities,
         );
-        const list = callerUpdates.get(c.caller) ?? [];
-        list.push({ cityKey: obs.city.key, hourMs });
-        callerUpdates.set(c.caller, list);
+        const list = callerUpdates.get(c.caller);
+        if (list) list.push({ cityKey: obs.city.key, hourMs });
+        else callerUpdates.set(c.caller, [{ cityKey: obs.city.key, hourMs }]);
       }
     }
     i = j;
   }
   stats.rareFindings = findings.length;
+  if (options.countOnly === true) findings.length = 0; // history is counted, never alerted on
+  p.onFindings?.(tickMs, findings);
   if (p.suppress) {
     const kept = findings.filter((f) => p.suppress!(f) === undefined);
     stats.allowlisted = findings.length - kept.length;
@@ -384,42 +430,45 @@ export async function runTick(
     );
   }
 
-  // 1. Alerts first: once they are safe, nothing below can lose them (a re-run recomputes the same ids).
-  await p.sink.write(decision.alerts);
+  // 1. The ledger, as a claim: each (caller, city) episode is decided again against its ledger row as stored at
+  //    the moment of writing (updateRows re-reads and re-applies on an ETag conflict). Alone, this gives exactly
+  //    the decision above. When another writer got there first — a queue-mode shard raising an alert for the
+  //    same caller and city from other operations (shared/runtime/shards.ts) — this run's finding joins that
+  //    episode instead of raising a second alert: at most one alert per episode.
+  //    Crash-safe before the sink: a re-run finds its own AlertId in the ledger and raises the alert again
+  //    (decideAlerts' same-AlertId rule), so an alert claimed but not yet written is not lost.
+  const alerts = await claimAlerts(p, tickMs, findings, ledger, decision, policy);
+  stats.alerts = alerts.length;
+  const kept = new Set(alerts.map((a) => a.AlertId));
+  stats.suppressedByCooldown += decision.alerts.filter((a) => !kept.has(a.AlertId)).length;
 
-  // 2. The daily count and the ledger (idempotent: rows keyed by alert id and by (caller, city)).
-  if (decision.alerts.length > 0) {
+  // 2. Alerts: once they are safe, nothing below can lose them (a re-run recomputes the same ids).
+  await p.sink.write(alerts);
+
+  // 3. The daily count (idempotent: rows keyed by alert id).
+  if (alerts.length > 0) {
     await p.store.updatePartition('state', dayPartition(day), (cur) => {
       const out = new Map<string, Entity | null>();
-      for (const a of decision.alerts)
-        if (!cur.has(a.AlertId)) out.set(a.AlertId, { tickMs, score: a.AnomalyScore });
+      for (const a of alerts) if (!cur.has(a.AlertId)) out.set(a.AlertId, { tickMs, score: a.AnomalyScore });
       return out;
     });
   }
-  const ledgerByCaller = new Map<string, LedgerEntry[]>();
-  for (const l of decision.ledger) ledgerByCaller.set(l.caller, [...(ledgerByCaller.get(l.caller) ?? []), l]);
-  await mapLimit([...ledgerByCaller.entries()], 8, ([caller, entries]) =>
-    p.store.updateRows(
-      'alerts',
-      caller,
-      entries.map((e) => e.cityKey),
-      (cur) => {
-        const out = new Map<string, Entity | null>();
-        for (const e of entries) {
-          const ent = ledgerToEntity(e);
-          if (!sameEntity(cur.get(e.cityKey), ent)) out.set(e.cityKey, ent);
-        }
-        return out;
-      },
-    ),
-  );
 
-  // 3. Baselines: re-apply this run's hours to what is stored now (a concurrent writer may have moved it).
+  // 4. Baselines: re-apply this run's hours to what is stored now (a concurrent writer may have moved it).
   await mapLimit([...updates.entries()], 8, async ([opKey, hours]) => {
     await p.store.updatePartition('baselines', opKey, (cur) => {
       let op = operationFromRows(opKey, display.get(opKey) ?? opKey, cur);
-      for (const u of hours) op = countOperationHour(op, u, params).op;
-      return changedRows(cur, operationToRows(op));
+      // Only the summary and the cities this run counted can change: build rows for those, not for every city
+      // of the operation (a busy operation has hundreds).
+      const touched = new Set<string>();
+      for (const u of hours) {
+        const r = countOperationHour(op, u, params);
+        op = r.op;
+        if (r.changedCity) touched.add(r.changedCity.cityKey);
+      }
+      const next = new Map<string, Entity>([[OPERATION_SUMMARY_ROW, operationSummaryEntity(op)]]);
+      for (const key of touched) next.set(key, cityToEntity(op.cities.get(key)!));
+      return changedRows(cur, next);
     });
     stats.operationsWritten += 1;
   });
@@ -428,32 +477,91 @@ export async function runTick(
       let t = tenantFromRows(cur);
       for (const u of tenantUpdates) t = countTenantHour(t, u.city, u.hourMs, params).tenant;
       const next = new Map<string, Entity>();
-      next.set(TENANT_SUMMARY_ROW, { firstSeenMs: t.firstSeenMs });
+      next.set(TENANT_SUMMARY_ROW, {
+        firstSeenMs: t.firstSeenMs,
+        // A store whose callers all live in buckets says so (no old per-caller partitions to look in).
+        ...(bucketsOnly(cur) ? { [CALLER_LAYOUT_PROPERTY]: CALLER_LAYOUT_BUCKETS } : {}),
+      });
       for (const c of t.cities.values()) next.set(c.cityKey, tenantCityToEntity(c));
       return changedRows(cur, next);
     });
   }
-  await mapLimit([...callerUpdates.entries()], 8, ([caller, list]) =>
-    p.store.updatePartition('tenant', callerPartition(caller), (cur) => {
-      let cities = callerCitiesFromRows(cur);
-      for (const u of list) cities = countCallerHour(cities, u.cityKey, u.hourMs).cities;
-      const out = new Map<string, Entity | null>();
-      // Keep the most recently used cities: an old city dropped here is simply "new to the caller" again.
-      const keep = [...cities.values()].sort(
-        (a, b) => b.lastSeenMs - a.lastSeenMs || a.cityKey.localeCompare(b.cityKey),
-      );
-      keep.forEach((c, i) => {
-        if (i >= MAX_CITIES_PER_CALLER) {
-          if (cur.has(c.cityKey)) out.set(c.cityKey, null);
-          return;
-        }
-        const e = callerCityToEntity(c);
-        if (!sameEntity(cur.get(c.cityKey), e)) out.set(c.cityKey, e);
-      });
-      return out;
-    }),
-  );
+  await updateCallerHistories(p.store, callerUpdates, histories.legacy);
   return stats;
+}
+
+/**
+ * Writes the ledger rows of a decision as claims (see runTick, step 1) and returns the alerts that hold: those
+ * of `decision`, less any whose episode another writer claimed first, in the decision's order, followed by any
+ * a concurrent writer's lower-scoring alert turned into a rescore.
+ */
+async function claimAlerts(
+  p: Pipeline,
+  tickMs: number,
+  findings: readonly RareFinding[],
+  ledger: ReadonlyMap<string, LedgerEntry>,
+  decision: EpisodeDecision,
+  policy: EpisodePolicy,
+): Promise<Alert[]> {
+  const byKey = new Map<string, RareFinding[]>();
+  for (const f of findings) {
+    const key = ledgerKey(f.activity.caller, f.observation.city.key);
+    const list = byKey.get(key);
+    if (list) list.push(f);
+    else byKey.set(key, [f]);
+  }
+  // The daily cap was applied above, across all episodes; the re-decision of one episode must not apply it
+  // again (it sees no other episode), but an episode the cap suppressed stays suppressed.
+  const uncapped: EpisodePolicy = { ...policy, dailyCap: Number.MAX_SAFE_INTEGER };
+  const decided = new Set(decision.alerts.map((a) => a.AlertId));
+  const byCaller = new Map<string, { cityKey: string; findings: RareFinding[] }[]>();
+  for (const [key, fs] of byKey) {
+    const first = fs[0]!;
+    const caller = first.activity.caller;
+    const cityKey = first.observation.city.key;
+    const prev = ledger.get(key);
+    const alone = decideAlerts(
+      fs,
+      prev ? new Map([[key, prev]]) : new Map(),
+      new Map(),
+      tickMs,
+      uncapped,
+      p.defaults,
+    );
+    if (alone.alerts.some((a) => !decided.has(a.AlertId))) continue; // over the daily cap
+    const list = byCaller.get(caller);
+    if (list) list.push({ cityKey, findings: fs });
+    else byCaller.set(caller, [{ cityKey, findings: fs }]);
+  }
+  const outcome = new Map<string, Alert[]>();
+  await mapLimit([...byCaller.entries()], 8, ([caller, episodes]) =>
+    p.store.updateRows(
+      'alerts',
+      caller,
+      episodes.map((e) => e.cityKey),
+      (cur) => {
+        const out = new Map<string, Entity | null>();
+        for (const { cityKey, findings: fs } of episodes) {
+          const key = ledgerKey(caller, cityKey);
+          const row = cur.get(cityKey);
+          const prev = row ? new Map([[key, ledgerFromEntity(row)]]) : new Map<string, LedgerEntry>();
+          const d = decideAlerts(fs, prev, new Map(), tickMs, uncapped, p.defaults);
+          // Pure in `cur`: a retry after a conflict overwrites the outcome of the attempt that lost.
+          outcome.set(key, d.alerts);
+          for (const l of d.ledger) {
+            const ent = ledgerToEntity(l);
+            if (!sameEntity(row, ent)) out.set(cityKey, ent);
+          }
+        }
+        return out;
+      },
+    ),
+  );
+  const held = new Set([...outcome.values()].flat().map((a) => a.AlertId));
+  const alerts = decision.alerts.filter((a) => held.has(a.AlertId));
+  const listed = new Set(alerts.map((a) => a.AlertId));
+  for (const list of outcome.values()) for (const a of list) if (!listed.has(a.AlertId)) alerts.push(a);
+  return alerts;
 }
 
 /** The last tick that completed (0 when none). */

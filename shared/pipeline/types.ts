@@ -22,8 +22,11 @@ export interface EventGroup {
 
 /** Where a run's events come from: the Log Analytics workspace in Azure, files in `replay`. */
 export interface EventSource {
-  /** Event groups with events in [startMs, endMs). */
-  read(startMs: number, endMs: number): Promise<EventGroup[]>;
+  /**
+   * Event groups with events in [startMs, endMs). With `keep`, a source may leave out the groups of operations
+   * it rejects (queue-mode shards read their operations only); callers still filter, so a source may ignore it.
+   */
+  read(startMs: number, endMs: number, keep?: (operationKey: string) => boolean): Promise<EventGroup[]>;
 }
 
 export const MAX_GROUP_LIST = 20;

@@ -14,6 +14,8 @@ function gcd(a: number, b: number): number {
 export class AggregatedEvents implements EventSource {
   readonly slotMs: number;
   private readonly slots = new Map<number, Map<string, EventGroup>>();
+  /** Slot starts in order, built on demand by nextEventSlot (reset when a slot is added). */
+  private sortedSlots: number[] | undefined;
   minMs = Number.POSITIVE_INFINITY;
   maxMs = Number.NEGATIVE_INFINITY;
   events = 0;
@@ -29,6 +31,7 @@ export class AggregatedEvents implements EventSource {
     if (!groups) {
       groups = new Map();
       this.slots.set(slot, groups);
+      this.sortedSlots = undefined;
     }
     const key = `${ev.operationKey}\u0000${ev.caller}\u0000${ev.callerIp}`;
     let g = groups.get(key);
@@ -91,6 +94,19 @@ export class AggregatedEvents implements EventSource {
       if (t >= startMs && this.slots.has(t)) return true;
     }
     return false;
+  }
+
+  /** Start of the first slot at or after `ms` that has events; undefined when there is none. */
+  nextEventSlot(ms: number): number | undefined {
+    const sorted = (this.sortedSlots ??= [...this.slots.keys()].sort((a, b) => a - b));
+    let lo = 0;
+    let hi = sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (sorted[mid]! < ms) lo = mid + 1;
+      else hi = mid;
+    }
+    return sorted[lo];
   }
 
   read(startMs: number, endMs: number): Promise<EventGroup[]> {

@@ -7,11 +7,13 @@ import type { Settings } from '../config/settings.js';
 import { AlertUploader, deliverPending } from '../delivery/ingestion.js';
 import { AlertOutbox } from '../delivery/outbox.js';
 import { blobServiceFromSettings, GeoDatabaseProvider } from '../geo/provider.js';
+import { AllowlistProvider } from '../ops/allowlist.js';
 import type { LogFn } from '../pipeline/tick.js';
 import { LogAnalyticsSource } from '../source/logAnalytics.js';
 import { RunBudget } from './budget.js';
 import { createCredential, openTableStore, requireRuntimeSettings } from './clients.js';
 import type { DetectorDeps } from './detector.js';
+import { shardQueueFromSettings } from './shards.js';
 import { telemetryFromEnvironment } from './telemetry.js';
 
 /** Options for tests: trust a local CA for the https fakes, inject a Blob client. Never set in production. */
@@ -55,6 +57,8 @@ export async function createAzureDeps(
     settings.UC_ALERTS_TABLE === 'UnusualCityAlerts_CL' ? ALERT_STREAM : `Custom-${settings.UC_ALERTS_TABLE}`;
   const uploader = new AlertUploader(ingestion, settings.UC_DCR_IMMUTABLE_ID, stream);
   const telemetry = await telemetryFromEnvironment(env, settings.UC_TELEMETRY_INCLUDE_IDENTITIES);
+  // Settings and service tags are read once per process; the allow table once per run.
+  const allowlists = await AllowlistProvider.fromSettings(settings);
   return {
     settings,
     store,
@@ -67,5 +71,8 @@ export async function createAzureDeps(
       return `purged ${r.markers} delivered-alert marker(s) and ${r.orphanedPayloadRows} orphaned payload row(s) older than 30 days`;
     },
     telemetry,
+    allowlist: () => allowlists.forRun(store),
+    // Queue mode (UC_SHARDING=queue): the timer enqueues shards for processShard.
+    ...(settings.UC_SHARDING === 'queue' ? { shardQueue: shardQueueFromSettings(settings, credential) } : {}),
   };
 }

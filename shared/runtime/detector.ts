@@ -4,9 +4,12 @@ import type { AlertSink } from '../alerts/sinks.js';
 import type { BaselineStore } from '../baseline/store.js';
 import type { Settings } from '../config/settings.js';
 import type { Geolocator } from '../geo/types.js';
+import type { Allowlist } from '../ops/allowlist.js';
+import { baselineGate, bootstrapPending } from '../ops/bootstrap.js';
 import { commitCheckpoint, type LogFn, readCheckpoint, runTick } from '../pipeline/tick.js';
 import type { EventSource } from '../pipeline/types.js';
 import { BudgetExceededError, RunBudget } from './budget.js';
+import { runShardedTimer, type ShardQueue } from './shards.js';
 import type { RunReport, Telemetry } from './telemetry.js';
 
 /** What a detection run needs; built once per process (clients are reused across invocations). */
@@ -26,6 +29,10 @@ export interface DetectorDeps {
   telemetry: Telemetry;
   log: LogFn;
   clock?: () => number;
+  /** Allowlists of one run: settings and service tags, and the allow table as it is now. Absent: none. */
+  allowlist?: () => Promise<Allowlist>;
+  /** UC_SHARDING=queue: where the timer enqueues the shards of each tick (shared/runtime/shards.ts). */
+  shardQueue?: ShardQueue;
 }
 
 /** Time kept back from catching up so the run can still deliver the alerts it raised. */
@@ -48,6 +55,10 @@ export async function runScheduled(
   invocation: { invocationId: string; isPastDue: boolean },
 ): Promise<RunReport> {
   const s = deps.settings;
+  // Queue mode: this timer only enqueues shards; processShard detects (shared/runtime/shards.ts).
+  if (s.UC_SHARDING === 'queue' && deps.shardQueue) {
+    return runShardedTimer({ ...deps, shardQueue: deps.shardQueue }, invocation);
+  }
   const clock = deps.clock ?? Date.now;
   const budget = new RunBudget(s.UC_RUN_BUDGET, clock);
   const interval = s.UC_TICK_INTERVAL;
@@ -79,6 +90,8 @@ export async function runScheduled(
     geoIpAgeDays: 0,
     durationsMs: { geo: 0, query: 0, detect: 0, deliver: 0, total: 0 },
     raised,
+    baseline: 'ready',
+    allowlisted: 0,
   };
   try {
     let t = clock();
@@ -94,10 +107,19 @@ export async function runScheduled(
       );
     }
 
+    // History comes before the present: an unfinished bootstrap is continued (within the budget) and detection
+    // waits for it; a first run with nothing learned says so (shared/ops/bootstrap.ts).
+    const gate = await baselineGate(
+      { settings: s, store: deps.store, source: deps.source, geo: geo.geo, log: deps.log, clock },
+      { owner: `timer:${invocation.invocationId}`, budget, reserveMs: DELIVERY_RESERVE_MS },
+    );
+    report.baseline = gate.baseline;
+    const allow = gate.baseline !== 'bootstrapping' && deps.allowlist ? await deps.allowlist() : undefined;
     const checkpoint = await readCheckpoint(deps.store);
     const ticks: number[] = [];
-    if (checkpoint === 0)
-      ticks.push(scheduledMs); // first run ever: start now (bootstrap is a separate tool)
+    if (gate.baseline === 'bootstrapping') report.stoppedBecause = 'bootstrap in progress';
+    else if (checkpoint === 0)
+      ticks.push(scheduledMs); // first run ever, no bootstrap: start now
     else for (let x = checkpoint + interval; x <= scheduledMs; x += interval) ticks.push(x);
     if (invocation.isPastDue || ticks.length > 1) {
       deps.log(
@@ -105,7 +127,7 @@ export async function runScheduled(
         `Catching up ${ticks.length} tick(s) since the checkpoint ${new Date(checkpoint).toISOString()}`,
       );
     }
-    if (ticks.length === 0)
+    if (ticks.length === 0 && gate.baseline !== 'bootstrapping')
       deps.log('info', `Tick ${new Date(scheduledMs).toISOString()} is already done (checkpoint)`);
 
     const sink: AlertSink = {
@@ -118,6 +140,11 @@ export async function runScheduled(
       const tick = ticks[i]!;
       if (budget.remainingMs() < DELIVERY_RESERVE_MS) {
         report.stoppedBecause = 'run budget spent (UC_RUN_BUDGET)';
+        report.ticksLeft = ticks.length - i;
+        break;
+      }
+      if (i > 0 && (await bootstrapPending(deps.store))) {
+        report.stoppedBecause = 'a bootstrap started';
         report.ticksLeft = ticks.length - i;
         break;
       }
@@ -142,7 +169,15 @@ export async function runScheduled(
       report.rowsFetched += deps.source.lastRead?.rows ?? groups.length;
       t = clock();
       const stats = await runTick(
-        { store: deps.store, geo: geo.geo, settings: s, sink, defaults: alertDefaults(s), log: deps.log },
+        {
+          store: deps.store,
+          geo: geo.geo,
+          settings: s,
+          sink,
+          defaults: alertDefaults(s),
+          log: deps.log,
+          ...(allow ? { suppress: allow.suppress } : {}),
+        },
         tick,
         groups,
       );
@@ -158,7 +193,10 @@ export async function runScheduled(
       report.alerts += stats.alerts;
       report.suppressedByCooldown += stats.suppressedByCooldown;
       report.suppressedByCap += stats.suppressedByCap;
+      report.allowlisted = (report.allowlisted ?? 0) + stats.allowlisted;
     }
+    if (allow && allow.suppressed > 0)
+      deps.log('info', `Allowlisted ${allow.suppressed} rare finding(s): ${allow.describeCounts()}`);
 
     t = clock();
     try {

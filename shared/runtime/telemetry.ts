@@ -30,6 +30,10 @@ export interface RunReport {
   durationsMs: { geo: number; query: number; detect: number; deliver: number; total: number };
   /** Alerts raised by this run (identities only leave the process when the setting allows it). */
   raised: Alert[];
+  /** empty: first run with nothing learned (see bootstrap); bootstrapping: a bootstrap runs, detection waits. */
+  baseline?: 'ready' | 'empty' | 'bootstrapping';
+  /** Rare findings an allowlist kept from alerting. */
+  allowlisted?: number;
 }
 
 /** The subset of applicationinsights' TelemetryClient we use (so tests can observe it). */
@@ -80,6 +84,7 @@ export function makeTelemetry(client: TelemetryClientLike, includeIdentities: bo
         delivered: r.delivered,
         deliveryFailed: r.deliveryFailed,
         pendingOutbox: r.pendingOutbox,
+        allowlisted: r.allowlisted ?? 0,
         geoIpAgeDays: r.geoIpAgeDays,
         geoMs: r.durationsMs.geo,
         queryMs: r.durationsMs.query,
@@ -98,6 +103,7 @@ export function makeTelemetry(client: TelemetryClientLike, includeIdentities: bo
           stoppedBecause: r.stoppedBecause ?? '',
           geoIpBuildDate: r.geoIpBuildDate,
           geoIpSource: r.geoIpSource,
+          baseline: r.baseline ?? 'ready',
         },
         measurements,
       });

@@ -13,7 +13,9 @@ import {
   CLAIM,
   classifyCaller,
   normaliseCallerIp,
+  oversizedField,
   parseResourceId,
+  wellFormed,
 } from '../activity/normalise.js';
 import { type EventGroup, type EventSource, MAX_GROUP_LIST } from '../pipeline/types.js';
 import { BudgetExceededError, RunBudget, sleepWithin } from '../runtime/budget.js';
@@ -255,7 +257,11 @@ export interface LogAnalyticsSourceOptions {
   queryTemplate?: string;
 }
 
-type Outcome = { kind: 'groups'; groups: EventGroup[] } | { kind: 'split'; reason: string };
+type Outcome =
+  | { kind: 'groups'; groups: EventGroup[] }
+  | { kind: 'split'; reason: string }
+  /** Cut by the byte limit after whole hours: those hours' groups, and where to read on from. */
+  | { kind: 'prefix'; reason: string; groups: EventGroup[]; resumeAtMs: number };
 
 interface RestErrorLike {
   name: 'RestError';
@@ -350,7 +356,7 @@ function cellMs(v: unknown): number {
 }
 
 function cellText(v: unknown): string {
-  if (typeof v === 'string') return v.trim();
+  if (typeof v === 'string') return wellFormed(v.trim());
   if (typeof v === 'number' && Number.isFinite(v)) return String(v);
   return '';
 }
@@ -380,8 +386,12 @@ function cellList(v: unknown): string[] {
   return out;
 }
 
-/** Maps the result rows by column name; a missing column means the query and this code disagree. */
-export function rowsToGroups(table: LogsTable): EventGroup[] {
+/**
+ * Maps the result rows by column name; a missing column means the query and this code disagree. A row whose
+ * operation, caller or IP is longer than any Azure writes (FIELD_LIMITS) is skipped and reported to `onSkip`:
+ * it could not be stored, and would fail every run that reads its window.
+ */
+export function rowsToGroups(table: LogsTable, onSkip?: (why: string) => void): EventGroup[] {
   const index = new Map(table.columnDescriptors.map((c, i) => [c.name ?? '', i]));
   const missing = (Object.keys(RESULT_COLUMNS) as ResultColumn[]).filter((c) => !index.has(c));
   if (missing.length > 0) {
@@ -403,6 +413,12 @@ export function rowsToGroups(table: LogsTable): EventGroup[] {
       throw new Error(`Log Analytics result row has an invalid time or count: ${JSON.stringify(row)}`);
     }
     const caller = cellText(col(row, 'Caller'));
+    const operation = cellText(col(row, 'Operation')) || operationKey;
+    const oversized = oversizedField({ operation: operationKey, caller, callerIp });
+    if (oversized !== undefined) {
+      onSkip?.(oversized);
+      continue;
+    }
     const claims: Record<string, unknown> = {
       [CLAIM.managedIdentityResourceId]: cellNumber(col(row, 'ManagedIdentityEvents')) > 0 ? 'present' : '',
       [CLAIM.idType]: cellText(col(row, 'IdType')),
@@ -412,7 +428,7 @@ export function rowsToGroups(table: LogsTable): EventGroup[] {
     const resourceIds = cellList(col(row, 'ResourceIds'));
     const fromId = parseResourceId(resourceIds[0] ?? '');
     groups.push({
-      operation: cellText(col(row, 'Operation')) || operationKey,
+      operation,
       operationKey,
       caller,
       callerType: classifyCaller(caller, claims, { principalType: cellText(col(row, 'PrincipalType')) }),
@@ -503,7 +519,11 @@ export class LogAnalyticsSource implements EventSource {
     if (!opts.workspaceId) throw new Error('LogAnalyticsSource needs a workspace id (UC_WORKSPACE_ID)');
   }
 
-  async read(startMs: number, endMs: number): Promise<EventGroup[]> {
+  async read(
+    startMs: number,
+    endMs: number,
+    keep?: (operationKey: string) => boolean,
+  ): Promise<EventGroup[]> {
     checkTime('startMs', startMs);
     checkTime('endMs', endMs);
     if (endMs < startMs)
@@ -520,8 +540,23 @@ export class LogAnalyticsSource implements EventSource {
       for (let w = pending.shift(); w !== undefined; w = pending.shift()) {
         const [s, e] = w;
         const outcome = await this.queryWindow(template, s, e, budget, stats);
+        // Only the groups asked for are kept (a queue-mode shard's operations): memory follows the shard.
+        const wanted = (gs: EventGroup[]) => (keep ? gs.filter((g) => keep(g.operationKey)) : gs);
         if (outcome.kind === 'groups') {
-          mergeGroups(merged, outcome.groups);
+          mergeGroups(merged, wanted(outcome.groups));
+          continue;
+        }
+        if (outcome.kind === 'prefix' && stats.splits < MAX_SPLITS_PER_READ) {
+          // The answer is ordered by hour and cut by size: every hour before its last is complete. Keep them
+          // and read on from the last hour, instead of throwing the whole answer away and halving the window.
+          mergeGroups(merged, wanted(outcome.groups));
+          stats.splits += 1;
+          this.log(
+            'warn',
+            `Log Analytics: ${outcome.reason}; keeping ${iso(s)} to ${iso(outcome.resumeAtMs)} (complete hours), ` +
+              `reading ${iso(outcome.resumeAtMs)} to ${iso(e)} next`,
+          );
+          pending.unshift([outcome.resumeAtMs, e]);
           continue;
         }
         if (e - s < 2 * MIN_WINDOW_MS || stats.splits >= MAX_SPLITS_PER_READ) {
@@ -629,7 +664,26 @@ export class LogAnalyticsSource implements EventSource {
       const table = primaryTable(result.tables);
       stats.rows += table.rows.length;
       const tooBig = this.tooBig(table);
-      return tooBig ? { kind: 'split', reason: tooBig } : { kind: 'groups', groups: rowsToGroups(table) };
+      if (tooBig && table.rows.length <= this.maxRows) {
+        // Over the byte limit only: the rows are a prefix of the answer ordered by Hour (activity.kql), so the
+        // rows of every hour before the last one in it are all of those hours' rows.
+        const hourAt = table.columnDescriptors.findIndex((c) => c.name === 'Hour');
+        const lastHourMs = cellMs(table.rows.at(-1)?.[hourAt]);
+        if (hourAt >= 0 && Number.isFinite(lastHourMs) && lastHourMs > startMs && lastHourMs < endMs) {
+          const complete = table.rows.filter((r) => cellMs(r[hourAt]) < lastHourMs);
+          if (complete.length > 0) {
+            const groups = rowsToGroups({ ...table, rows: complete }, (why) =>
+              this.log('warn', `Log Analytics: a group was skipped: ${why}`),
+            );
+            return { kind: 'prefix', reason: tooBig, groups, resumeAtMs: lastHourMs };
+          }
+        }
+      }
+      if (tooBig) return { kind: 'split', reason: tooBig };
+      const groups = rowsToGroups(table, (why) =>
+        this.log('warn', `Log Analytics: a group was skipped: ${why}`),
+      );
+      return { kind: 'groups', groups };
     }
     const err = result.partialError;
     const rows = result.partialTables.reduce((n, t) => n + t.rows.length, 0);

@@ -62,6 +62,9 @@ const API_VERSIONS: Readonly<Record<string, string>> = {
   'Microsoft.Storage/storageAccounts/blobServices/containers': '2023-05-01',
   'Microsoft.Storage/storageAccounts/tableServices': '2023-05-01',
   'Microsoft.Storage/storageAccounts/tableServices/tables': '2023-05-01',
+  // Queue mode: the shard queue and its poison queue.
+  'Microsoft.Storage/storageAccounts/queueServices': '2023-05-01',
+  'Microsoft.Storage/storageAccounts/queueServices/queues': '2023-05-01',
   'Microsoft.KeyVault/vaults': '2023-07-01',
   'Microsoft.OperationalInsights/workspaces': '2023-09-01',
   'Microsoft.OperationalInsights/workspaces/tables': '2022-10-01',
@@ -83,6 +86,7 @@ const BUILT_IN_ROLES: Readonly<Record<string, string>> = {
   logAnalyticsReader: '73c42c96-874c-492b-b04d-ab87d138a893',
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3',
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b',
+  storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88',
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb',
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6',
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7',
@@ -96,6 +100,8 @@ const EXPECTED_ASSIGNMENTS = [
   'identity monitoringMetricsPublisher on Microsoft.Insights/components',
   'identity monitoringMetricsPublisher on Microsoft.Insights/dataCollectionRules',
   'identity storageBlobDataOwner on Microsoft.Storage/storageAccounts',
+  // Queue mode (UC_SHARDING=queue): the timer enqueues shards, processShard's trigger consumes them.
+  'identity storageQueueDataContributor on Microsoft.Storage/storageAccounts',
   'identity storageTableDataContributor on Microsoft.Storage/storageAccounts',
 ].sort();
 
@@ -338,6 +344,13 @@ describe('resources: the security-relevant settings', () => {
       ['deploymentContainerName', 'geoIpContainerName'].sort(),
     );
     for (const c of containers) expect(literal(propertyAt(c.body, 'properties.publicAccess'))).toBe('None');
+    // Queue mode: the shard queue (UC_SHARD_QUEUE) and the poison queue the Functions host moves failures to.
+    const queues = decl(path).resources.filter(
+      (r) => r.type === 'Microsoft.Storage/storageAccounts/queueServices/queues',
+    );
+    expect(queues.map((q) => propertyAt(q.body, 'name')?.text).sort()).toEqual(
+      ["'${shardQueueName}-poison'", 'shardQueueName'].sort(),
+    );
   });
 
   it('function app: Flex Consumption, Node 22, the user-assigned identity everywhere', () => {

@@ -51,6 +51,8 @@ const WIRED: Readonly<Record<string, string>> = {
   UC_DCR_IMMUTABLE_ID: 'dataCollectionRule.outputs.immutableId',
   UC_TABLE_ENDPOINT: 'storage.outputs.tableEndpoint',
   UC_TABLE_PREFIX: 'tablePrefix',
+  UC_QUEUE_ENDPOINT: 'storage.outputs.queueEndpoint',
+  UC_SHARD_QUEUE: 'storage.outputs.shardQueueName',
   UC_BLOB_ENDPOINT: 'storage.outputs.blobEndpoint',
   UC_GEOIP_BLOB: "'${storage.outputs.geoIpContainerName}/${geoIpEdition}.mmdb'",
   UC_GEOIP_EDITION: 'geoIpEdition',
@@ -69,6 +71,8 @@ const OUTPUT_SOURCES: Readonly<Record<string, string>> = {
   'dataCollectionRule.outputs.immutableId': 'rule.properties.immutableId',
   'storage.outputs.tableEndpoint': 'account.properties.primaryEndpoints.table',
   'storage.outputs.blobEndpoint': 'account.properties.primaryEndpoints.blob',
+  'storage.outputs.queueEndpoint': 'account.properties.primaryEndpoints.queue',
+  'storage.outputs.shardQueueName': 'shardQueue.name',
   'storage.outputs.geoIpContainerName': 'geoIpContainer.name',
   'keyVault.outputs.uri': 'vault.properties.vaultUri',
 };
@@ -216,6 +220,9 @@ describe('main.bicep app settings and the settings catalogue (shared/config/sett
     expect(propertyAt(workspaceModule?.body, 'params.tableName')?.text).toBe('alertsTableName');
     expect(paramDefaultText(main, 'tablePrefix')).toBe(catalogueDefault('UC_TABLE_PREFIX'));
     expect(paramDefaultText(main, 'geoIpEdition')).toBe(catalogueDefault('UC_GEOIP_EDITION'));
+    expect(paramDefaultText(main, 'shardQueueName')).toBe(catalogueDefault('UC_SHARD_QUEUE'));
+    const storageModule = main.modules.find((m) => m.symbol === 'storage');
+    expect(propertyAt(storageModule?.body, 'params.shardQueueName')?.text).toBe('shardQueueName');
   });
 
   it("with every parameter at its default, the app settings pass the code's own validation", () => {
@@ -233,6 +240,8 @@ describe('main.bicep app settings and the settings catalogue (shared/config/sett
       UC_DCR_IMMUTABLE_ID: 'dcr-0123456789abcdef0123456789abcdef',
       UC_TABLE_ENDPOINT: 'https://stucabc.table.core.windows.net/',
       UC_TABLE_PREFIX: paramDefaultText(main, 'tablePrefix'),
+      UC_QUEUE_ENDPOINT: 'https://stucabc.queue.core.windows.net/',
+      UC_SHARD_QUEUE: paramDefaultText(main, 'shardQueueName'),
       UC_BLOB_ENDPOINT: 'https://stucabc.blob.core.windows.net/',
       UC_GEOIP_BLOB: `${paramDefaultText(main, 'geoIpContainerName')}/${paramDefaultText(main, 'geoIpEdition')}.mmdb`,
       UC_GEOIP_EDITION: paramDefaultText(main, 'geoIpEdition'),
@@ -283,6 +292,8 @@ describe('functionApp.bicep app settings', () => {
         'AZURE_CLIENT_ID',
         'AzureWebJobsStorage__blobServiceUri',
         'AzureWebJobsStorage__clientId',
+        // processShard's identity-based queue trigger (queue mode).
+        'AzureWebJobsStorage__queueServiceUri',
         'AzureWebJobsStorage__credential',
       ].sort(),
     );

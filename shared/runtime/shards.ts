@@ -1,0 +1,561 @@
+/**
+ * Queue mode (UC_SHARDING=queue): scale-out beyond one instance.
+ *
+ * The timer no longer detects. For each tick it records the tick in Table Storage and enqueues UC_SHARD_COUNT
+ * messages on the Storage queue UC_SHARD_QUEUE, one per shard. A shard is a range of a stable 32-bit hash of
+ * the operation key (shardOf), so shards own disjoint operation partitions of the baselines; the queue-triggered
+ * function processShard (functions/processShard.ts) runs the same pipeline (runTick) over its shard's part of
+ * the window, on as many instances as the platform scales to.
+ *
+ * Completion, and why the checkpoint cannot gap or double count:
+ * - a shard writes its completion row (state/`shards:<tick>`/`s<index>`) only after runTick resolved, i.e.
+ *   after its alerts are in the outbox and its baselines written; a shard that fails throws, and the platform
+ *   retries it (visibility timeout) up to maxDequeueCount times, then moves it to `<queue>-poison`;
+ * - the checkpoint (the existing one) moves to a tick only when every shard of that tick and of every earlier
+ *   tick has its completion row. Ticks are enqueued ahead of it (the `enqueued` pointer), so a slow or failing
+ *   shard holds the checkpoint back but not later ticks;
+ * - every timer run looks at the ticks between the checkpoint and the pointer and enqueues again each shard
+ *   without a completion row whose last enqueue is older than REENQUEUE_AFTER_MS — a shard lost to the poison
+ *   queue or a deleted message is retried, however long it takes: no gap;
+ * - a shard processed twice (re-enqueued while a slow first copy still ran, or retried after a crash past its
+ *   writes) changes nothing: runTick counts each (operation, city, hour) once, alert ids are deterministic, the
+ *   ledger claim keeps one alert per episode, the outbox dedupes by AlertId: no double count. The other choice —
+ *   checkpoint as soon as the shards are enqueued and leave completion to the platform's retries — loses a
+ *   shard for good once it reaches the poison queue (its late events are seen by no later window).
+ *
+ * Shared partitions. The tenant partition and the callers' bucket partitions are written by every shard: their
+ * updates are read-modify-write with optimistic concurrency (ETag; a lost race re-reads and re-applies, and
+ * counting is idempotent), so concurrent shards converge to what one run would have written
+ * (test/scale/shards.test.ts). Two limits, documented in docs/performance.md: a shard may score against tenant
+ * and caller counts that already include another shard's hours of the same tick (as an unsharded run does for
+ * hours an earlier overlapping run counted), and the daily alert cap is applied per shard.
+ *
+ * Alerts of one (caller, city) from operations in different shards: each shard decides its own findings, then
+ * claims the episode in the ledger row with a conditional write (runTick, claimAlerts): the first claim raises
+ * the alert, the other shard's findings join that episode (or raise a rescore alert when they score
+ * UC_RESCORE_MARGIN higher, as in one process). The alert lists only the claiming shard's operations; the
+ * ledger row lists all of them.
+ */
+import type { TokenCredential } from '@azure/identity';
+import { QueueClient, StorageSharedKeyCredential } from '@azure/storage-queue';
+
+import type { Alert } from '../alerts/alert.js';
+import { alertDefaults } from '../alerts/defaults.js';
+import type { AlertSink } from '../alerts/sinks.js';
+import type { BaselineStore, Entity } from '../baseline/store.js';
+import { type Settings, SettingsError } from '../config/settings.js';
+import { baselineGate } from '../ops/bootstrap.js';
+import { commitCheckpoint, type LogFn, readCheckpoint, runTick, type TickStats } from '../pipeline/tick.js';
+import { BudgetExceededError, RunBudget } from './budget.js';
+import { parseLocalConnectionString } from './clients.js';
+import type { DetectorDeps } from './detector.js';
+import type { RunReport } from './telemetry.js';
+
+/** A shard's message on the queue (JSON, base64-encoded as the Functions queue trigger expects by default). */
+export interface ShardMessage {
+  v: 1;
+  tickMs: number;
+  windowStartMs: number;
+  windowEndMs: number;
+  shard: number;
+  shards: number;
+}
+
+/** Where shard messages go: the Storage queue in Azure, anything with `send` in tests. */
+export interface ShardQueue {
+  readonly name: string;
+  send(message: ShardMessage): Promise<void>;
+}
+
+/** A shard without a completion row is enqueued again this long after its last enqueue. */
+export const REENQUEUE_AFTER_MS = 30 * 60_000;
+/** Most new ticks one timer run enqueues (a catch-up after a long outage continues on the next run). */
+export const MAX_TICKS_PER_RUN = 96;
+const TICK_ROW = 'tick';
+const POINTER_PARTITION = 'checkpoint';
+const POINTER_ROW = 'enqueued';
+export const shardsPartition = (tickMs: number): string => `shards:${tickMs}`;
+export const shardRow = (shard: number): string => `s${shard}`;
+
+/** FNV-1a over UTF-16 code units: stable across processes and versions (it decides who owns a partition). */
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/** The shard owning an operation: its hash's range among `shards` equal ranges of the 32-bit space. */
+export function shardOf(operationKey: string, shards: number): number {
+  return Math.floor((fnv1a(operationKey) * shards) / 2 ** 32);
+}
+
+export function encodeShardMessage(m: ShardMessage): string {
+  return Buffer.from(JSON.stringify(m), 'utf8').toString('base64');
+}
+
+/** Validates a message as the queue trigger hands it over (already decoded and parsed by the host). */
+export function parseShardMessage(raw: unknown): ShardMessage {
+  let value = raw;
+  if (typeof value === 'string') {
+    try {
+      value = JSON.parse(value);
+    } catch {
+      throw new Error('shard message is not JSON');
+    }
+  }
+  const m = value as Partial<ShardMessage> | null;
+  const int = (x: unknown) => typeof x === 'number' && Number.isSafeInteger(x);
+  if (
+    m === null ||
+    typeof m !== 'object' ||
+    m.v !== 1 ||
+    !int(m.tickMs) ||
+    !int(m.windowStartMs) ||
+    !int(m.windowEndMs) ||
+    !int(m.shard) ||
+    !int(m.shards) ||
+    m.shards! < 1 ||
+    m.shards! > 64 ||
+    m.shard! < 0 ||
+    m.shard! >= m.shards! ||
+    m.windowEndMs! <= m.windowStartMs!
+  ) {
+    throw new Error(`not a shard message: ${JSON.stringify(raw).slice(0, 200)}`);
+  }
+  return m as ShardMessage;
+}
+
+const isLoopbackUrl = (u: string): boolean => {
+  try {
+    const h = new URL(u).hostname.replace(/^\[|\]$/g, '');
+    return h === 'localhost' || h === '::1' || /^127\./.test(h);
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * The shard queue from settings: UC_QUEUE_ENDPOINT with the managed identity in Azure, or the QueueEndpoint of
+ * the local-development connection string (Azurite; loopback only). The queue is created when missing (the
+ * deployment creates it in Azure).
+ */
+export function shardQueueFromSettings(s: Settings, credential: TokenCredential): ShardQueue {
+  let client: QueueClient;
+  if (s.UC_QUEUE_ENDPOINT !== '') {
+    client = new QueueClient(`${s.UC_QUEUE_ENDPOINT.replace(/\/+$/, '')}/${s.UC_SHARD_QUEUE}`, credential);
+  } else {
+    const endpoint = /QueueEndpoint=([^;]+)/i.exec(s.UC_STORAGE_CONNECTION_STRING)?.[1];
+    if (endpoint === undefined || !isLoopbackUrl(endpoint)) {
+      throw new SettingsError([
+        {
+          name: 'UC_QUEUE_ENDPOINT',
+          value: '',
+          allowed:
+            'the Queue service URL of the storage account (UC_SHARDING=queue), or a local UC_STORAGE_CONNECTION_STRING with a 127.0.0.1 QueueEndpoint',
+        },
+      ]);
+    }
+    const local = parseLocalConnectionString(s.UC_STORAGE_CONNECTION_STRING);
+    client = new QueueClient(
+      `${endpoint.replace(/\/+$/, '')}/${s.UC_SHARD_QUEUE}`,
+      new StorageSharedKeyCredential(local.credential.name, local.credential.key),
+    );
+  }
+  let ready: Promise<unknown> | undefined;
+  return {
+    name: s.UC_SHARD_QUEUE,
+    async send(message) {
+      ready ??= client.createIfNotExists().catch((e: unknown) => {
+        ready = undefined;
+        throw e;
+      });
+      await ready;
+      await client.sendMessage(encodeShardMessage(message));
+    },
+  };
+}
+
+interface TickRecord {
+  shards: number;
+  windowStartMs: number;
+  windowEndMs: number;
+  enqueuedAtMs: number;
+  enqueues: number;
+  finalizedAtMs: number;
+  done: Set<number>;
+}
+
+function readTick(rows: ReadonlyMap<string, Entity>): TickRecord | undefined {
+  const t = rows.get(TICK_ROW);
+  if (t === undefined) return undefined;
+  const num = (k: string) => (typeof t[k] === 'number' ? t[k] : 0);
+  const done = new Set<number>();
+  for (const key of rows.keys()) if (/^s\d+$/.test(key)) done.add(Number(key.slice(1)));
+  return {
+    shards: num('shards'),
+    windowStartMs: num('windowStartMs'),
+    windowEndMs: num('windowEndMs'),
+    enqueuedAtMs: num('enqueuedAtMs'),
+    enqueues: num('enqueues'),
+    finalizedAtMs: num('finalizedAtMs'),
+    done,
+  };
+}
+
+const complete = (r: TickRecord | undefined): boolean =>
+  r !== undefined && r.shards > 0 && [...Array(r.shards).keys()].every((i) => r.done.has(i));
+
+async function readPointer(store: BaselineStore): Promise<{ firstTickMs: number; lastTickMs: number }> {
+  const row = (await store.readRows('state', POINTER_PARTITION, [POINTER_ROW])).get(POINTER_ROW);
+  const num = (k: string) => (typeof row?.[k] === 'number' ? row[k] : 0);
+  return { firstTickMs: num('firstTickMs'), lastTickMs: num('lastTickMs') };
+}
+
+async function advancePointer(store: BaselineStore, tickMs: number): Promise<void> {
+  await store.updateRows('state', POINTER_PARTITION, [POINTER_ROW], (cur) => {
+    const row = cur.get(POINTER_ROW);
+    const last = typeof row?.lastTickMs === 'number' ? row.lastTickMs : 0;
+    if (last >= tickMs) return new Map<string, Entity | null>();
+    const first = typeof row?.firstTickMs === 'number' && row.firstTickMs > 0 ? row.firstTickMs : tickMs;
+    return new Map([[POINTER_ROW, { firstTickMs: first, lastTickMs: tickMs }]]);
+  });
+}
+
+/** Enqueues the given shards of a tick, recording the enqueue first (so a crash in between re-enqueues). */
+async function enqueue(
+  store: BaselineStore,
+  queue: ShardQueue,
+  tickMs: number,
+  windowMs: number,
+  shards: number,
+  which: readonly number[],
+  nowMs: number,
+): Promise<void> {
+  let record = { shards, windowStartMs: tickMs - windowMs, windowEndMs: tickMs };
+  await store.updateRows('state', shardsPartition(tickMs), [TICK_ROW], (cur) => {
+    const row = cur.get(TICK_ROW);
+    const num = (k: string, d: number) => (typeof row?.[k] === 'number' ? row[k] : d);
+    // A tick keeps the shard count and window it was first recorded with: shards own hash ranges of that count.
+    record = {
+      shards: num('shards', shards),
+      windowStartMs: num('windowStartMs', tickMs - windowMs),
+      windowEndMs: num('windowEndMs', tickMs),
+    };
+    return new Map([
+      [
+        TICK_ROW,
+        {
+          ...record,
+          enqueuedAtMs: nowMs,
+          enqueues: num('enqueues', 0) + 1,
+          finalizedAtMs: num('finalizedAtMs', 0),
+        },
+      ],
+    ]);
+  });
+  for (const shard of which) {
+    if (shard >= record.shards) continue;
+    await queue.send({
+      v: 1,
+      tickMs,
+      windowStartMs: record.windowStartMs,
+      windowEndMs: record.windowEndMs,
+      shard,
+      shards: record.shards,
+    });
+  }
+}
+
+export interface Progress {
+  /** Ticks found complete and checkpointed, in order. */
+  checkpointed: number[];
+  /** Ticks still waiting for shards (after the checkpoint). */
+  waiting: number[];
+  /** Shards enqueued again. */
+  reenqueued: number;
+}
+
+/**
+ * Moves the checkpoint over every complete tick after it (in order, stopping at the first incomplete one) and,
+ * when a queue is given, enqueues again the shards of incomplete ticks that have waited REENQUEUE_AFTER_MS.
+ */
+export async function advanceShardCheckpoint(
+  store: BaselineStore,
+  s: Settings,
+  nowMs: number,
+  queue?: ShardQueue,
+): Promise<Progress> {
+  const out: Progress = { checkpointed: [], waiting: [], reenqueued: 0 };
+  const interval = s.UC_TICK_INTERVAL;
+  const checkpoint = await readCheckpoint(store);
+  const pointer = await readPointer(store);
+  if (pointer.lastTickMs === 0) return out;
+  let t = checkpoint > 0 ? checkpoint + interval : pointer.firstTickMs;
+  let contiguous = true;
+  for (; t <= pointer.lastTickMs; t += interval) {
+    const record = readTick(await store.readPartition('state', shardsPartition(t)));
+    if (complete(record)) {
+      if (contiguous) {
+        await commitCheckpoint(store, t);
+        out.checkpointed.push(t);
+      }
+      continue;
+    }
+    contiguous = false;
+    out.waiting.push(t);
+    if (queue === undefined) continue;
+    const shards = record?.shards ?? s.UC_SHARD_COUNT;
+    if (record === undefined || nowMs - record.enqueuedAtMs >= REENQUEUE_AFTER_MS) {
+      const missing = [...Array(shards).keys()].filter((i) => !record?.done.has(i));
+      await enqueue(store, queue, t, s.UC_LOOKBACK, shards, missing, nowMs);
+      out.reenqueued += missing.length;
+    }
+  }
+  return out;
+}
+
+/** The timer in queue mode: enqueue new ticks, advance the checkpoint, deliver. Returns the run report. */
+export async function runShardedTimer(
+  deps: DetectorDeps & { shardQueue: ShardQueue },
+  invocation: { invocationId: string; isPastDue: boolean },
+): Promise<RunReport> {
+  const s = deps.settings;
+  const clock = deps.clock ?? Date.now;
+  const budget = new RunBudget(s.UC_RUN_BUDGET, clock);
+  const interval = s.UC_TICK_INTERVAL;
+  const started = clock();
+  const scheduledMs = Math.floor(started / interval) * interval;
+  const report: RunReport = {
+    invocationId: invocation.invocationId,
+    scheduledMs,
+    isPastDue: invocation.isPastDue,
+    ticks: [],
+    ticksLeft: 0,
+    rowsFetched: 0,
+    queries: 0,
+    groups: 0,
+    events: 0,
+    internalEvents: 0,
+    noCityEvents: 0,
+    notFoundEvents: 0,
+    observations: 0,
+    alerts: 0,
+    suppressedByCooldown: 0,
+    suppressedByCap: 0,
+    delivered: 0,
+    deliveryFailed: 0,
+    pendingOutbox: 0,
+    geoIpSource: '',
+    geoIpBuildDate: '',
+    geoIpAgeDays: 0,
+    durationsMs: { geo: 0, query: 0, detect: 0, deliver: 0, total: 0 },
+    raised: [],
+  };
+  try {
+    // As in one process: an unfinished bootstrap runs first and detection waits for it (shared/ops/bootstrap.ts).
+    const geo = await deps.geo.current();
+    report.geoIpSource = geo.source;
+    report.geoIpBuildDate = geo.buildDate.toISOString().slice(0, 10);
+    report.geoIpAgeDays = geo.ageDays;
+    const gate = await baselineGate(
+      { settings: s, store: deps.store, source: deps.source, geo: geo.geo, log: deps.log, clock },
+      { owner: `timer:${invocation.invocationId}`, budget, reserveMs: 60_000 },
+    );
+    report.baseline = gate.baseline;
+    if (gate.baseline === 'bootstrapping') {
+      report.stoppedBecause = 'bootstrap in progress';
+      report.durationsMs.total = clock() - started;
+      deps.telemetry.run(report);
+      return report;
+    }
+    const progress = await advanceShardCheckpoint(deps.store, s, started, deps.shardQueue);
+    const checkpoint = await readCheckpoint(deps.store);
+    const pointer = await readPointer(deps.store);
+    const from = Math.max(checkpoint, pointer.lastTickMs);
+    const ticks: number[] = [];
+    if (from === 0) ticks.push(scheduledMs);
+    else
+      for (let t = from + interval; t <= scheduledMs && ticks.length < MAX_TICKS_PER_RUN; t += interval)
+        ticks.push(t);
+    for (const tick of ticks) {
+      if (budget.remainingMs() <= 0) break;
+      await enqueue(
+        deps.store,
+        deps.shardQueue,
+        tick,
+        s.UC_LOOKBACK,
+        s.UC_SHARD_COUNT,
+        [...Array(s.UC_SHARD_COUNT).keys()],
+        clock(),
+      );
+      await advancePointer(deps.store, tick);
+      report.ticks.push(tick);
+    }
+    report.ticksLeft = progress.waiting.length;
+    if (progress.waiting.length > 0) {
+      report.stoppedBecause = `checkpoint waits for shards of ${progress.waiting.length} tick(s) (first ${new Date(progress.waiting[0]!).toISOString()})`;
+    }
+    deps.log(
+      'info',
+      `Queue mode: enqueued ${report.ticks.length} tick(s) × ${s.UC_SHARD_COUNT} shard(s) on ${deps.shardQueue.name}; ` +
+        `checkpointed ${progress.checkpointed.length} complete tick(s); ${progress.waiting.length} waiting` +
+        (progress.reenqueued > 0 ? `; ${progress.reenqueued} shard(s) enqueued again` : ''),
+    );
+    const t = clock();
+    try {
+      const d = await deps.deliver(budget);
+      report.delivered = d.delivered;
+      report.deliveryFailed = d.failed;
+      report.pendingOutbox = d.pending;
+    } catch (error) {
+      deps.log(
+        'error',
+        `Alert delivery failed, alerts stay pending: ${error instanceof Error ? error.message : String(error)}`,
+      );
+      report.pendingOutbox = await deps.outbox.countPending();
+    }
+    report.durationsMs.deliver = clock() - t;
+    if (deps.dailyMaintenance && report.ticks.some((tick) => tick % 86_400_000 === 0)) {
+      try {
+        deps.log('info', `Daily maintenance: ${await deps.dailyMaintenance()}`);
+      } catch (error) {
+        deps.log(
+          'warn',
+          `Daily maintenance failed: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      }
+    }
+    report.durationsMs.total = clock() - started;
+    deps.telemetry.run(report);
+    return report;
+  } catch (error) {
+    deps.telemetry.exception(error instanceof Error ? error : new Error(String(error)), { stage: 'enqueue' });
+    throw error;
+  } finally {
+    await deps.telemetry.flush().catch(() => undefined);
+  }
+}
+
+export interface ShardOutcome {
+  message: ShardMessage;
+  /** True when the shard's completion row already existed: nothing was done again. */
+  alreadyDone: boolean;
+  stats?: TickStats;
+  /** Rows Log Analytics returned for the window, and the groups of this shard. */
+  groups: number;
+  shardGroups: number;
+  /** This shard completed its tick and delivered the tick's alerts. */
+  finalized: boolean;
+  raised: Alert[];
+}
+
+/**
+ * One shard: read the window, keep the shard's operations, run the pipeline, record completion. Throws when the
+ * window cannot be read completely (the platform retries the message). The shard that completes a tick last
+ * (elected by a conditional write) delivers the outbox and moves the checkpoint.
+ */
+export async function runShard(
+  deps: Omit<DetectorDeps, 'log'> & { log: LogFn },
+  raw: unknown,
+  invocation: { invocationId: string; dequeueCount?: number },
+): Promise<ShardOutcome> {
+  const s = deps.settings;
+  const m = parseShardMessage(raw);
+  const clock = deps.clock ?? Date.now;
+  const outcome: ShardOutcome = {
+    message: m,
+    alreadyDone: false,
+    groups: 0,
+    shardGroups: 0,
+    finalized: false,
+    raised: [],
+  };
+  const partition = shardsPartition(m.tickMs);
+  const before = readTick(await deps.store.readPartition('state', partition));
+  if (before?.done.has(m.shard)) {
+    outcome.alreadyDone = true;
+    deps.log('info', `Shard ${m.shard}/${m.shards} of ${new Date(m.tickMs).toISOString()} is already done`);
+    return outcome;
+  }
+  const budget = new RunBudget(s.UC_RUN_BUDGET, clock);
+  const geo = await deps.geo.current();
+  const mineOnly = (operationKey: string) => shardOf(operationKey, m.shards) === m.shard;
+  const groups = await deps.source.read(m.windowStartMs, m.windowEndMs, mineOnly);
+  if (budget.expired())
+    throw new BudgetExceededError(`reading shard ${m.shard} of ${new Date(m.tickMs).toISOString()}`);
+  const mine = groups.filter((g) => mineOnly(g.operationKey));
+  outcome.groups = deps.source.lastRead?.rows ?? groups.length;
+  outcome.shardGroups = mine.length;
+  const allow = deps.allowlist ? await deps.allowlist() : undefined;
+  const sink: AlertSink = {
+    write: async (alerts) => {
+      await deps.outbox.write(alerts);
+      outcome.raised.push(...alerts);
+    },
+  };
+  outcome.stats = await runTick(
+    {
+      store: deps.store,
+      geo: geo.geo,
+      settings: s,
+      sink,
+      defaults: alertDefaults(s),
+      log: deps.log,
+      ...(allow ? { suppress: allow.suppress } : {}),
+    },
+    m.tickMs,
+    mine,
+  );
+  // Done: only now can the checkpoint count on this shard.
+  await deps.store.updateRows(
+    'state',
+    partition,
+    [shardRow(m.shard)],
+    () =>
+      new Map([
+        [
+          shardRow(m.shard),
+          {
+            doneAtMs: clock(),
+            invocationId: invocation.invocationId,
+            dequeueCount: invocation.dequeueCount ?? 0,
+            groups: mine.length,
+            observations: outcome.stats?.scored ?? 0,
+            alerts: outcome.stats?.alerts ?? 0,
+          },
+        ],
+      ]),
+  );
+  // The last shard to finish finalizes the tick: one winner, by a conditional write of the tick row.
+  const after = readTick(await deps.store.readPartition('state', partition));
+  if (complete(after) && after!.finalizedAtMs === 0) {
+    let won = false;
+    const now = clock();
+    await deps.store.updateRows('state', partition, [TICK_ROW], (cur) => {
+      const row = cur.get(TICK_ROW);
+      won = row !== undefined && row.finalizedAtMs === 0;
+      return won ? new Map([[TICK_ROW, { ...row, finalizedAtMs: now }]]) : new Map<string, Entity | null>();
+    });
+    if (won) {
+      outcome.finalized = true;
+      await advanceShardCheckpoint(deps.store, s, now);
+      try {
+        await deps.deliver(budget);
+      } catch (error) {
+        deps.log(
+          'warn',
+          `Alert delivery after shard ${m.shard} failed (the next timer run retries): ${error instanceof Error ? error.message : String(error)}`,
+        );
+      }
+    }
+  }
+  deps.log(
+    'info',
+    `Shard ${m.shard}/${m.shards} of ${new Date(m.tickMs).toISOString()}: ${mine.length} groups (of ${outcome.groups} rows read), ` +
+      `${outcome.stats.scored} observations, ${outcome.stats.alerts} alert(s)${outcome.finalized ? '; tick complete' : ''}`,
+  );
+  return outcome;
+}

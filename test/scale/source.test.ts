@@ -1,0 +1,71 @@
+/**
+ * Reading a window larger than the byte limit: the answer is ordered by hour and cut by size, so the reader keeps
+ * its complete hours and reads on from the last hour, instead of discarding it and halving the window. Same
+ * groups as one unlimited read; fewer rows cross the wire.
+ */
+import { DefaultAzureCredential } from '@azure/identity';
+import { LogsQueryClient } from '@azure/monitor-query-logs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { DEMO_START } from '../../shared/demo/tenant.js';
+import { LogAnalyticsSource } from '../../shared/source/logAnalytics.js';
+import { DAY, differences, HOUR, reference, tenantRows } from '../source/reference.js';
+import { type FakeLogAnalytics, startFakeLogAnalytics } from '../support/fakeLogAnalytics.js';
+import { type FakeIdentity, startFakeIdentity } from '../support/identity.js';
+
+const WS = '0b9f3c2e-1d4a-4c6b-9e8f-7a6b5c4d3e2f';
+const D11 = DEMO_START + 11 * DAY;
+
+describe('LogAnalyticsSource over the byte limit', () => {
+  let identity: FakeIdentity;
+  let restore: () => void;
+  let fake: FakeLogAnalytics;
+  let client: LogsQueryClient;
+  const rows = tenantRows(14);
+
+  beforeAll(async () => {
+    identity = await startFakeIdentity();
+    restore = identity.install();
+    fake = await startFakeLogAnalytics({ rows });
+    client = new LogsQueryClient(new DefaultAzureCredential(), {
+      endpoint: fake.endpoint,
+      tlsOptions: { ca: fake.ca },
+      retryOptions: { maxRetries: 0 },
+    });
+  });
+  afterAll(async () => {
+    restore();
+    await fake.close();
+    await identity.close();
+  });
+
+  it('keeps the complete hours of a cut answer and reads on from its last hour', async () => {
+    const start = D11 + 6 * HOUR;
+    const end = D11 + 18 * HOUR;
+    const logs: string[] = [];
+    const src = new LogAnalyticsSource({
+      client,
+      workspaceId: WS,
+      retryBaseMs: 5,
+      maxBytesPerQuery: 40_000,
+      log: (level, msg) => logs.push(`${level} ${msg}`),
+    });
+    fake.reset();
+    const groups = await src.read(start, end);
+    const ref = await reference(rows, start, end);
+    expect(differences(groups, ref)).toEqual([]);
+    const spans = fake.requests.map((r) => r.timespan!.split('/').map(Date.parse) as [number, number]);
+    expect(spans.length).toBeGreaterThan(2);
+    // Every request after the first starts on an hour boundary and ends at the window's end: read on, never
+    // back over hours already kept.
+    expect(spans[0]).toEqual([start, end]);
+    for (let i = 1; i < spans.length; i++) {
+      expect(spans[i]![0] % HOUR).toBe(0);
+      expect(spans[i]![0]).toBeGreaterThan(spans[i - 1]![0]);
+      expect(spans[i]![1]).toBe(end);
+    }
+    expect(logs.some((l) => l.includes('(complete hours)'))).toBe(true);
+    // What crossed the wire: each hour's groups once, plus the part of one hour cut from each answer.
+    expect(src.lastRead.rows).toBeLessThan(ref.groups.length + spans.length * 60);
+  });
+});

@@ -1,0 +1,199 @@
+/**
+ * Azurite's Queue service inside the calling process (127.0.0.1, random port, in memory), and a worker loop that
+ * drives a queue-triggered function the way the Functions host does: receive a message, decode it (base64, then
+ * JSON), invoke the handler with an InvocationContext carrying the trigger metadata, delete the message when the
+ * handler resolves, leave it to reappear after the visibility timeout when it throws, and move it to the
+ * `<queue>-poison` queue once it has been dequeued `maxDequeueCount` times.
+ *
+ * Used by test/scale (end to end) and by the benchmark's shard workers (bench/measure.ts).
+ */
+import { randomUUID } from 'node:crypto';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+// @azure/functions is CommonJS and Node cannot see InvocationContext as a named export of it from ESM (vitest
+// can): take it from the default export so the compiled benchmark runs under plain Node too.
+import azureFunctions, { type InvocationContext } from '@azure/functions';
+import { QueueClient, StorageSharedKeyCredential } from '@azure/storage-queue';
+
+/** Azurite's well-known development account (public, emulator only). */
+export const AZURITE_ACCOUNT = 'devstoreaccount1';
+export const AZURITE_KEY =
+  'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
+
+export interface AzuriteQueues {
+  /** `http://127.0.0.1:{port}/devstoreaccount1`: the Queue service URL. */
+  endpoint: string;
+  credential: StorageSharedKeyCredential;
+  /** A client for one queue of this service. */
+  queue(name: string): QueueClient;
+  stop(): Promise<void>;
+}
+
+interface QueueServerInstance {
+  start(): Promise<void>;
+  close(): Promise<void>;
+  clean?(): Promise<void>;
+  getHttpServerAddress(): string;
+}
+type QueueConfigurationCtor = new (
+  host: string,
+  port: number,
+  keepAliveTimeout: number,
+  metadataDBPath: string,
+  extentDBPath: string,
+  persistencePathArray: undefined,
+  enableAccessLog: boolean,
+  accessLogWriteStream: undefined,
+  enableDebugLog: boolean,
+  debugLogFilePath: undefined,
+  loose: boolean,
+  skipApiVersionCheck: boolean,
+  cert: string,
+  key: string,
+  pwd: string,
+  oauth: undefined,
+  disableProductStyleUrl: boolean,
+  isMemoryPersistence: boolean,
+) => unknown;
+type QueueServerCtor = new (configuration: unknown) => QueueServerInstance;
+
+// `require('azurite')` is the VS Code extension entry point: load the queue server's modules by path.
+const require = createRequire(import.meta.url);
+const azuriteDist = path.join(path.dirname(require.resolve('azurite/package.json')), 'dist', 'src');
+const load = <T>(relative: string): T => require(path.join(azuriteDist, relative)) as T;
+
+export async function startAzuriteQueue(): Promise<AzuriteQueues> {
+  load<{ AzuriteTelemetryClient: { enableTelemetry: boolean } }>(
+    'common/Telemetry',
+  ).AzuriteTelemetryClient.enableTelemetry = false;
+  const QueueConfiguration = load<{ default: QueueConfigurationCtor }>('queue/QueueConfiguration').default;
+  const QueueServer = load<{ default: QueueServerCtor }>('queue/QueueServer').default;
+  const id = randomUUID();
+  const config = new QueueConfiguration(
+    '127.0.0.1',
+    0, // the OS picks a free port
+    5,
+    // In memory: LokiJS database names only, never files.
+    `azurite-queue-${id}.json`,
+    `azurite-queue-extent-${id}.json`,
+    undefined,
+    false, // access log
+    undefined,
+    false, // debug log
+    undefined,
+    false, // loose
+    true, // skipApiVersionCheck: the SDK may be newer than this Azurite build
+    '',
+    '',
+    '',
+    undefined,
+    false,
+    true, // in memory
+  );
+  const server = new QueueServer(config);
+  await server.start();
+  const endpoint = `${server.getHttpServerAddress()}/${AZURITE_ACCOUNT}`;
+  const credential = new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY);
+  let stopped = false;
+  return {
+    endpoint,
+    credential,
+    queue: (name) => new QueueClient(`${endpoint}/${name}`, credential),
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await server.close();
+      await server.clean?.();
+    },
+  };
+}
+
+export type QueueHandler = (message: unknown, context: InvocationContext) => Promise<unknown>;
+
+export interface QueueWorkerOptions {
+  queue: QueueClient;
+  /** The poison queue (`<queue>-poison`); created when first needed. */
+  poison: QueueClient;
+  handler: QueueHandler;
+  functionName?: string;
+  /** Seconds a received message stays invisible; a failed one reappears after it (host default 10 min; short here). */
+  visibilityTimeoutSeconds?: number;
+  /** Dequeues before a message goes to the poison queue (host.json extensions.queues.maxDequeueCount). */
+  maxDequeueCount?: number;
+  /** Stop once this returns true, checked whenever the queue is found empty. */
+  until: () => boolean | Promise<boolean>;
+  /** Give up (throw) after this long. */
+  timeoutMs?: number;
+  /** Poll interval when the queue is empty. */
+  idleMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface QueueWorkerResult {
+  processed: number;
+  failed: number;
+  poisoned: number;
+}
+
+/** Runs until `until()` holds when the queue is empty; one message at a time (host.json batchSize 1). */
+export async function runQueueWorker(o: QueueWorkerOptions): Promise<QueueWorkerResult> {
+  const started = Date.now();
+  const maxDequeueCount = o.maxDequeueCount ?? 5;
+  const result: QueueWorkerResult = { processed: 0, failed: 0, poisoned: 0 };
+  for (;;) {
+    if (o.timeoutMs !== undefined && Date.now() - started > o.timeoutMs) {
+      throw new Error(`queue worker gave up after ${o.timeoutMs} ms`);
+    }
+    const received = await o.queue.receiveMessages({
+      numberOfMessages: 1,
+      visibilityTimeout: o.visibilityTimeoutSeconds ?? 5,
+    });
+    const item = received.receivedMessageItems[0];
+    if (item === undefined) {
+      if (await o.until()) return result;
+      await sleep(o.idleMs ?? 100);
+      continue;
+    }
+    if (item.dequeueCount > maxDequeueCount) {
+      // What the host does with a message it has already failed on maxDequeueCount times.
+      await o.poison.createIfNotExists();
+      await o.poison.sendMessage(item.messageText);
+      await o.queue.deleteMessage(item.messageId, item.popReceipt);
+      result.poisoned += 1;
+      o.log?.(`message ${item.messageId} moved to the poison queue after ${item.dequeueCount - 1} attempts`);
+      continue;
+    }
+    const text = Buffer.from(item.messageText, 'base64').toString('utf8');
+    let payload: unknown = text;
+    try {
+      payload = JSON.parse(text);
+    } catch {
+      // not JSON: the host hands the string over as it is
+    }
+    const context: InvocationContext = new azureFunctions.InvocationContext({
+      invocationId: randomUUID(),
+      functionName: o.functionName ?? 'processShard',
+      triggerMetadata: {
+        id: item.messageId,
+        dequeueCount: item.dequeueCount,
+        insertionTime: item.insertedOn.toISOString(),
+        expirationTime: item.expiresOn.toISOString(),
+        popReceipt: item.popReceipt,
+      },
+      logHandler: (level, ...args) => o.log?.(`${level}: ${args.map(String).join(' ')}`),
+    });
+    try {
+      await o.handler(payload, context);
+      await o.queue.deleteMessage(item.messageId, item.popReceipt);
+      result.processed += 1;
+    } catch (error) {
+      // Left in the queue: it becomes visible again after the visibility timeout (the host's retry).
+      result.failed += 1;
+      o.log?.(
+        `message ${item.messageId} failed (attempt ${item.dequeueCount}): ${error instanceof Error ? error.message : String(error)}`,
+      );
+    }
+  }
+}
