@@ -498,8 +498,8 @@ export class BenchWindow {
     // Two levels keep every key a small integer (V8 hashes those fastest): (hour, operation, caller), then IP.
     const groups = new Map<number, Map<number, AggGroup>>();
     const firstAttack = this.rows >= 1000 ? this.rows - pop.attacks.length : this.rows;
+    const firstHour = Math.floor(startMs / HOUR_MS);
     for (const base of this.bases(startMs, endMs)) {
-      const baseHour = Math.floor(base / HOUR_MS);
       for (let i = 0; i < this.rows; i++) {
         let callerIndex: number;
         let op: number;
@@ -527,7 +527,8 @@ export class BenchWindow {
         }
         if (!(t >= startMs && t < endMs)) continue;
         const hour = Math.floor(t / HOUR_MS);
-        const key = ((hour - baseHour + 1) * nOps + op) * nCallers + callerIndex;
+        // Hours counted from the range's start: unique across the days' windows (small integers as keys).
+        const key = ((hour - firstHour) * nOps + op) * nCallers + callerIndex;
         let byIp = groups.get(key);
         if (!byIp) {
           byIp = new Map();

@@ -158,7 +158,15 @@ describe('queue mode (UC_SHARDING=queue): timer, Storage queue, processShard wor
   };
 
   /** `n` workers, each an "instance" with its own handler and clients, until the ticks are complete. */
-  const workers = async (n: number, prefix: string, until: () => Promise<boolean>, maxDequeueCount = 5) => {
+  const workers = async (
+    n: number,
+    prefix: string,
+    until: () => Promise<boolean>,
+    maxDequeueCount = 5,
+    // Long enough that a shard still running is not handed to a second worker (it would be harmless, but the
+    // first test counts reads); the poison test uses 1 s so failed shards come back quickly.
+    visibilityTimeoutSeconds = 60,
+  ) => {
     const env = envFor(prefix, 'queue');
     return Promise.all(
       Array.from({ length: n }, () =>
@@ -166,7 +174,7 @@ describe('queue mode (UC_SHARDING=queue): timer, Storage queue, processShard wor
           queue: queues.queue('ucshards'),
           poison: queues.queue('ucshards-poison'),
           handler: makeShardHandler({ env, tlsCa: ca, clock: () => now.ms }),
-          visibilityTimeoutSeconds: 1,
+          visibilityTimeoutSeconds,
           maxDequeueCount,
           until,
           timeoutMs: 60_000,
@@ -295,6 +303,7 @@ describe('queue mode (UC_SHARDING=queue): timer, Storage queue, processShard wor
         return done === SHARDS - 1 && poisoned === 1; // all but the poisoned one
       },
       2,
+      3,
     );
     expect(first[0]!.poisoned).toBe(1);
     expect(first[0]!.failed).toBe(SHARDS + 1);

@@ -184,11 +184,18 @@ export async function runQueueWorker(o: QueueWorkerOptions): Promise<QueueWorker
       },
       logHandler: (level, ...args) => o.log?.(`${level}: ${args.map(String).join(' ')}`),
     });
+    let handled = false;
     try {
       await o.handler(payload, context);
-      await o.queue.deleteMessage(item.messageId, item.popReceipt);
+      handled = true;
       result.processed += 1;
+      await o.queue.deleteMessage(item.messageId, item.popReceipt);
     } catch (error) {
+      if (handled) {
+        // The handler outlived the visibility timeout: the message is someone else's now (the host logs this too).
+        o.log?.(`message ${item.messageId} done but not deleted (visibility timeout passed): it runs again`);
+        continue;
+      }
       // Left in the queue: it becomes visible again after the visibility timeout (the host's retry).
       result.failed += 1;
       o.log?.(
