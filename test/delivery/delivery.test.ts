@@ -316,11 +316,17 @@ describe('AlertUploader', () => {
     // Given several chunks, the SDK stops starting them once the signal is aborted and does not report the
     // ones it skipped; the uploader sends one chunk per SDK call, so it knows.
     const alerts = makeAlerts(7, { explanationChars: 300_000 }); // chunks of 3, 3 and 1
-    fake.setDelay(400);
+    // Abort exactly while the second chunk is in flight (when it reaches the service), whatever the machine's load.
+    const abort = new AbortController();
+    await fake.close();
+    fake = await startFakeIngestion({
+      onRequest: () => (fake.requests.length === 2 ? abort.abort() : undefined),
+    });
+    fake.setDelay(200);
     const uploader = new AlertUploader(ingestionClient(fake, 0), FAKE_DCR_ID, ALERT_STREAM, {
       maxConcurrency: 1,
     });
-    const result = await uploader.upload(alerts, { abortSignal: AbortSignal.timeout(600) });
+    const result = await uploader.upload(alerts, { abortSignal: abort.signal });
     expect(fake.requests).toHaveLength(2); // the third chunk was never sent
     expect(result.delivered).toStrictEqual(ids(alerts.slice(0, 3)));
     expect(result.failed.map((f) => f.id)).toStrictEqual(ids(alerts.slice(3)));
