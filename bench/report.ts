@@ -133,7 +133,7 @@ export function renderMarkdown(r: BenchResult, current: string): string {
   lines.push(
     `Measured ${r.date.slice(0, 16).replace('T', ' ')} UTC on ${r.machine.cpu}, ${r.machine.memoryGb} GB, ` +
       `Node ${r.machine.node}, ${r.machine.os}; load average ${r.machine.loadBefore} before, ${r.machine.loadAfter} after ` +
-      `(the services run on the same cores). Tenant: ${int(r.population.callers)} callers, ${int(r.population.ips)} IPs in ` +
+      `(the services run on the same two cores; a load above 2 means other work on the machine shared them too). Tenant: ${int(r.population.callers)} callers, ${int(r.population.ips)} IPs in ` +
       `${int(r.population.cities)} cities, ${int(r.population.operations)} operations, ${r.population.attacks} attack events. ` +
       `Whole benchmark: ${r.totalSeconds.toFixed(0)} s.`,
     '',

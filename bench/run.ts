@@ -381,7 +381,13 @@ async function main(): Promise<void> {
     if (!flag('--no-write')) {
       const file = path.join(root, 'docs', 'performance.md');
       const current = readFileSync(file, 'utf8');
-      writeFileSync(file, renderMarkdown(result, current));
+      // Formatted as `npm run lint` expects (prettier aligns the tables).
+      const prettier = await import('prettier');
+      const options = (await prettier.resolveConfig(file)) ?? {};
+      writeFileSync(
+        file,
+        await prettier.format(renderMarkdown(result, current), { ...options, filepath: file }),
+      );
       say(`results written to ${path.relative(root, file)}`);
     }
   } finally {

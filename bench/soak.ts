@@ -272,7 +272,7 @@ async function main(): Promise<void> {
   writeFileSync(path.join(dir, 'last.json'), `${JSON.stringify(report, null, 2)}\n`);
   const markdown = renderMarkdown(report);
   process.stdout.write(markdown);
-  if (WRITE) writeDocs(markdown);
+  if (WRITE) await writeDocs(markdown);
   const ok = report.totals.lost === 0 && report.totals.extra === 0 && report.totals.stateMismatches === 0;
   const passed = ok && fuzz.crashes === 0;
   say(passed ? 'soak: OK' : 'soak: FAILED');
@@ -483,7 +483,8 @@ function renderMarkdown(report: {
   return lines.join('\n');
 }
 
-function writeDocs(markdown: string): void {
+/** Replaces the figures between the soak markers of docs/reliability.md (formatted as the repository's Prettier). */
+async function writeDocs(markdown: string): Promise<void> {
   const file = path.join(ROOT, 'docs', 'reliability.md');
   let text: string;
   try {
@@ -500,7 +501,14 @@ function writeDocs(markdown: string): void {
     say('docs/reliability.md has no soak markers: figures not written');
     return;
   }
-  writeFileSync(file, `${text.slice(0, a + start.length)}\n${markdown}${text.slice(b)}`);
+  let next = `${text.slice(0, a + start.length)}\n${markdown}${text.slice(b)}`;
+  try {
+    const prettier = await import('prettier');
+    next = await prettier.format(next, { ...(await prettier.resolveConfig(file)), filepath: file });
+  } catch {
+    // Prettier is a dev dependency: without it the figures are written unformatted.
+  }
+  writeFileSync(file, next);
   say('figures written to docs/reliability.md');
 }
 
