@@ -9,6 +9,7 @@ import { baselineGate, bootstrapPending } from '../ops/bootstrap.js';
 import { commitCheckpoint, type LogFn, readCheckpoint, runTick } from '../pipeline/tick.js';
 import type { EventSource } from '../pipeline/types.js';
 import { BudgetExceededError, RunBudget } from './budget.js';
+import { newRunReport } from './report.js';
 import { runShardedTimer, type ShardQueue } from './shards.js';
 import type { RunReport, Telemetry } from './telemetry.js';
 
@@ -66,30 +67,7 @@ export async function runScheduled(
   const scheduledMs = Math.floor(started / interval) * interval;
   const raised: Alert[] = [];
   const report: RunReport = {
-    invocationId: invocation.invocationId,
-    scheduledMs,
-    isPastDue: invocation.isPastDue,
-    ticks: [],
-    ticksLeft: 0,
-    rowsFetched: 0,
-    queries: 0,
-    groups: 0,
-    events: 0,
-    internalEvents: 0,
-    noCityEvents: 0,
-    notFoundEvents: 0,
-    observations: 0,
-    alerts: 0,
-    suppressedByCooldown: 0,
-    suppressedByCap: 0,
-    delivered: 0,
-    deliveryFailed: 0,
-    pendingOutbox: 0,
-    geoIpSource: '',
-    geoIpBuildDate: '',
-    geoIpAgeDays: 0,
-    durationsMs: { geo: 0, query: 0, detect: 0, deliver: 0, total: 0 },
-    raised,
+    ...newRunReport(invocation, scheduledMs, raised),
     baseline: 'ready',
     allowlisted: 0,
   };

@@ -49,6 +49,7 @@ import { commitCheckpoint, type LogFn, readCheckpoint, runTick, type TickStats }
 import { BudgetExceededError, RunBudget } from './budget.js';
 import { parseLocalConnectionString } from './clients.js';
 import type { DetectorDeps } from './detector.js';
+import { newRunReport } from './report.js';
 import type { RunReport } from './telemetry.js';
 
 /** A shard's message on the queue (JSON, base64-encoded as the Functions queue trigger expects by default). */
@@ -328,32 +329,7 @@ export async function runShardedTimer(
   const interval = s.UC_TICK_INTERVAL;
   const started = clock();
   const scheduledMs = Math.floor(started / interval) * interval;
-  const report: RunReport = {
-    invocationId: invocation.invocationId,
-    scheduledMs,
-    isPastDue: invocation.isPastDue,
-    ticks: [],
-    ticksLeft: 0,
-    rowsFetched: 0,
-    queries: 0,
-    groups: 0,
-    events: 0,
-    internalEvents: 0,
-    noCityEvents: 0,
-    notFoundEvents: 0,
-    observations: 0,
-    alerts: 0,
-    suppressedByCooldown: 0,
-    suppressedByCap: 0,
-    delivered: 0,
-    deliveryFailed: 0,
-    pendingOutbox: 0,
-    geoIpSource: '',
-    geoIpBuildDate: '',
-    geoIpAgeDays: 0,
-    durationsMs: { geo: 0, query: 0, detect: 0, deliver: 0, total: 0 },
-    raised: [],
-  };
+  const report: RunReport = newRunReport(invocation, scheduledMs);
   try {
     // As in one process: an unfinished bootstrap runs first and detection waits for it (shared/ops/bootstrap.ts).
     const geo = await deps.geo.current();
