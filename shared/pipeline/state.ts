@@ -39,10 +39,17 @@ const json = <T>(e: Entity, k: string, d: T): T => {
   }
 };
 
-export function cityToEntity(c: CityBaseline): Entity {
+/**
+ * Where a city is and how it has been seen: what an operation's city (CityBaseline) and a tenant city (TenantCity)
+ * share. Both are stored alike, by the two functions below: these fields in this order, the region only where the
+ * kind has one (an operation's city), then the kind's own fields.
+ */
+type Place = Omit<TenantCity, 'recentHours'>;
+
+function placeToEntity(c: Place & { region?: string }, withRegion: boolean, own: Entity): Entity {
   return {
     name: c.name,
-    region: c.region,
+    ...(withRegion ? { region: c.region } : {}),
     country: c.country,
     latitude: c.latitude,
     longitude: c.longitude,
@@ -51,20 +58,17 @@ export function cityToEntity(c: CityBaseline): Entity {
     rawHours: c.rawHours,
     firstSeenMs: c.firstSeenMs,
     lastSeenMs: c.lastSeenMs,
-    days: c.days,
-    lastDay: c.lastDay,
-    lastWeightedDay: c.lastWeightedDay,
-    callers: JSON.stringify(c.callers),
-    established: c.established,
-    recent: JSON.stringify(c.recent),
+    ...own,
   };
 }
 
-export function cityFromEntity(cityKey: string, e: Entity): CityBaseline {
+function placeFromEntity(cityKey: string, e: Entity, withRegion: true): Place & { region: string };
+function placeFromEntity(cityKey: string, e: Entity, withRegion: false): Place;
+function placeFromEntity(cityKey: string, e: Entity, withRegion: boolean): Place & { region?: string } {
   return {
     cityKey,
     name: str(e, 'name'),
-    region: str(e, 'region'),
+    ...(withRegion ? { region: str(e, 'region') } : {}),
     country: str(e, 'country'),
     latitude: num(e, 'latitude'),
     longitude: num(e, 'longitude'),
@@ -73,6 +77,23 @@ export function cityFromEntity(cityKey: string, e: Entity): CityBaseline {
     rawHours: num(e, 'rawHours'),
     firstSeenMs: num(e, 'firstSeenMs'),
     lastSeenMs: num(e, 'lastSeenMs'),
+  };
+}
+
+export function cityToEntity(c: CityBaseline): Entity {
+  return placeToEntity(c, true, {
+    days: c.days,
+    lastDay: c.lastDay,
+    lastWeightedDay: c.lastWeightedDay,
+    callers: JSON.stringify(c.callers),
+    established: c.established,
+    recent: JSON.stringify(c.recent),
+  });
+}
+
+export function cityFromEntity(cityKey: string, e: Entity): CityBaseline {
+  return {
+    ...placeFromEntity(cityKey, e, true),
     days: num(e, 'days'),
     lastDay: num(e, 'lastDay', -1),
     lastWeightedDay: num(e, 'lastWeightedDay', -1),
@@ -120,18 +141,7 @@ export function operationFromRows(
 }
 
 export function tenantCityToEntity(c: TenantCity): Entity {
-  return {
-    name: c.name,
-    country: c.country,
-    latitude: c.latitude,
-    longitude: c.longitude,
-    n: c.n,
-    decayedAtMs: c.decayedAtMs,
-    rawHours: c.rawHours,
-    firstSeenMs: c.firstSeenMs,
-    lastSeenMs: c.lastSeenMs,
-    recentHours: JSON.stringify(c.recentHours),
-  };
+  return placeToEntity(c, false, { recentHours: JSON.stringify(c.recentHours) });
 }
 
 export function tenantFromRows(rows: ReadonlyMap<string, Entity>): TenantBaseline {
@@ -142,16 +152,7 @@ export function tenantFromRows(rows: ReadonlyMap<string, Entity>): TenantBaselin
       continue;
     }
     t.cities.set(key, {
-      cityKey: key,
-      name: str(e, 'name'),
-      country: str(e, 'country'),
-      latitude: num(e, 'latitude'),
-      longitude: num(e, 'longitude'),
-      n: num(e, 'n'),
-      decayedAtMs: num(e, 'decayedAtMs'),
-      rawHours: num(e, 'rawHours'),
-      firstSeenMs: num(e, 'firstSeenMs'),
-      lastSeenMs: num(e, 'lastSeenMs'),
+      ...placeFromEntity(key, e, false),
       recentHours: json<number[]>(e, 'recentHours', []),
     });
   }
