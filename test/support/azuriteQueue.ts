@@ -8,8 +8,6 @@
  * Used by test/scale (end to end) and by the benchmark's shard workers (bench/measure.ts).
  */
 import { randomUUID } from 'node:crypto';
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 // @azure/functions is CommonJS and Node cannot see InvocationContext as a named export of it from ESM (vitest
@@ -17,10 +15,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import azureFunctions, { type InvocationContext } from '@azure/functions';
 import { QueueClient, StorageSharedKeyCredential } from '@azure/storage-queue';
 
-/** Azurite's well-known development account (public, emulator only). */
-export const AZURITE_ACCOUNT = 'devstoreaccount1';
-export const AZURITE_KEY =
-  'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
+import {
+  AZURITE_ACCOUNT,
+  AZURITE_KEY,
+  type ExtentServiceArgs,
+  startAzuriteService,
+} from './azuriteCommon.js';
+
+export { AZURITE_ACCOUNT, AZURITE_KEY };
 
 export interface AzuriteQueues {
   /** `http://127.0.0.1:{port}/devstoreaccount1`: the Queue service URL. */
@@ -31,50 +33,9 @@ export interface AzuriteQueues {
   stop(): Promise<void>;
 }
 
-interface QueueServerInstance {
-  start(): Promise<void>;
-  close(): Promise<void>;
-  clean?(): Promise<void>;
-  getHttpServerAddress(): string;
-}
-type QueueConfigurationCtor = new (
-  host: string,
-  port: number,
-  keepAliveTimeout: number,
-  metadataDBPath: string,
-  extentDBPath: string,
-  persistencePathArray: undefined,
-  enableAccessLog: boolean,
-  accessLogWriteStream: undefined,
-  enableDebugLog: boolean,
-  debugLogFilePath: undefined,
-  loose: boolean,
-  skipApiVersionCheck: boolean,
-  cert: string,
-  key: string,
-  pwd: string,
-  oauth: undefined,
-  disableProductStyleUrl: boolean,
-  isMemoryPersistence: boolean,
-) => unknown;
-type QueueServerCtor = new (configuration: unknown) => QueueServerInstance;
-
-// `require('azurite')` is the VS Code extension entry point: load the queue server's modules by path.
-const require = createRequire(import.meta.url);
-const azuriteDist = path.join(path.dirname(require.resolve('azurite/package.json')), 'dist', 'src');
-const load = <T>(relative: string): T => require(path.join(azuriteDist, relative)) as T;
-
 export async function startAzuriteQueue(): Promise<AzuriteQueues> {
-  load<{ AzuriteTelemetryClient: { enableTelemetry: boolean } }>(
-    'common/Telemetry',
-  ).AzuriteTelemetryClient.enableTelemetry = false;
-  const QueueConfiguration = load<{ default: QueueConfigurationCtor }>('queue/QueueConfiguration').default;
-  const QueueServer = load<{ default: QueueServerCtor }>('queue/QueueServer').default;
   const id = randomUUID();
-  const config = new QueueConfiguration(
-    '127.0.0.1',
-    0, // the OS picks a free port
-    5,
+  const args: ExtentServiceArgs = [
     // In memory: LokiJS database names only, never files.
     `azurite-queue-${id}.json`,
     `azurite-queue-extent-${id}.json`,
@@ -83,30 +44,14 @@ export async function startAzuriteQueue(): Promise<AzuriteQueues> {
     undefined,
     false, // debug log
     undefined,
-    false, // loose
-    true, // skipApiVersionCheck: the SDK may be newer than this Azurite build
-    '',
-    '',
-    '',
-    undefined,
-    false,
-    true, // in memory
-  );
-  const server = new QueueServer(config);
-  await server.start();
-  const endpoint = `${server.getHttpServerAddress()}/${AZURITE_ACCOUNT}`;
+  ];
+  const { endpoint, stop } = await startAzuriteService('queue', args);
   const credential = new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY);
-  let stopped = false;
   return {
     endpoint,
     credential,
     queue: (name) => new QueueClient(`${endpoint}/${name}`, credential),
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      await server.close();
-      await server.clean?.();
-    },
+    stop,
   };
 }
 
