@@ -575,6 +575,7 @@ export class BenchWindow {
       const c = this.pop.callers[g.caller]!;
       const row: unknown[] = [
         iso(g.hour),
+        iso(g.hour), // Slot: the detector asks for whole-hour slots
         opKeys[g.op],
         this.pop.operations[g.op],
         this.pop.ipList[g.ip],

@@ -18,6 +18,11 @@ export interface EventGroup {
   correlationIds: string[];
   subscriptionId: string;
   resourceGroup: string;
+  /**
+   * Start of the sub-hour slot the events fall in, when the source was asked to split hours into slots (the
+   * backtest's download of a period); absent: the whole hour. Runs never need it.
+   */
+  slotMs?: number;
 }
 
 /** Where a run's events come from: the Log Analytics workspace in Azure, files in `replay`. */

@@ -70,6 +70,7 @@ const MAX_TIME_MS = Date.UTC(10000, 0, 1) - 1;
 /** Columns of the query's result, by name, with their Kusto types (test/source/kql.test.ts checks them). */
 export const RESULT_COLUMNS = {
   Hour: 'datetime',
+  Slot: 'datetime',
   OperationKey: 'string',
   Operation: 'string',
   CallerIpAddress: 'string',
@@ -103,6 +104,17 @@ export interface QueryParameters {
   maxRows?: number;
   /** Estimated result size at which the query stops returning groups (then the window must be split). */
   maxBytes?: number;
+  /**
+   * Groups are split by time slots of this many minutes (a divisor of 60). Default 60: one slot per hour, which
+   * is what the detector reads; the backtest asks for the timer's slots to replay every run from one download.
+   */
+  slotMinutes?: number;
+}
+
+/** Slot sizes the query accepts: whole minutes that divide an hour. */
+export function checkSlotMinutes(minutes: number): void {
+  if (!Number.isSafeInteger(minutes) || minutes < 1 || 60 % minutes !== 0)
+    throw new RangeError(`slotMinutes must be a whole number of minutes dividing 60, got ${minutes}`);
 }
 
 function checkTime(name: string, ms: number): void {
@@ -166,6 +178,8 @@ export function buildQuery(kqlTemplate: string, p: QueryParameters): string {
   const maxBytes = p.maxBytes ?? DEFAULT_MAX_BYTES;
   checkInteger('maxRows', maxRows, 1, SERVICE_MAX_ROWS - 1);
   checkInteger('maxBytes', maxBytes, 1, SERVICE_MAX_BYTES);
+  const slotMinutes = p.slotMinutes ?? 60;
+  checkSlotMinutes(slotMinutes);
   const statusList = withSynonyms(statuses);
   const header = [
     `let windowStart = ${kqlDatetime(p.startMs)};`,
@@ -176,6 +190,7 @@ export function buildQuery(kqlTemplate: string, p: QueryParameters): string {
     `let statuses = dynamic(${JSON.stringify(statusList)});`,
     `let maxRows = ${maxRows};`,
     `let maxBytes = ${maxBytes};`,
+    `let slotSize = ${slotMinutes}m;`,
   ];
   return `${header.join('\n')}\n${kqlTemplate}`;
 }
@@ -255,6 +270,11 @@ export interface LogAnalyticsSourceOptions {
   retryBaseMs?: number;
   /** Query text template; default: activity.kql next to this module. */
   queryTemplate?: string;
+  /**
+   * Split groups by slots of this many milliseconds (whole minutes dividing an hour) and set their `slotMs`.
+   * Default: one hour, and groups carry no `slotMs` (what the detector reads).
+   */
+  slotMs?: number;
 }
 
 type Outcome =
@@ -391,7 +411,12 @@ function cellList(v: unknown): string[] {
  * operation, caller or IP is longer than any Azure writes (FIELD_LIMITS) is skipped and reported to `onSkip`:
  * it could not be stored, and would fail every run that reads its window.
  */
-export function rowsToGroups(table: LogsTable, onSkip?: (why: string) => void): EventGroup[] {
+export function rowsToGroups(
+  table: LogsTable,
+  onSkip?: (why: string) => void,
+  /** Set each group's `slotMs` from the Slot column (a read asked for sub-hour slots). */
+  slots = false,
+): EventGroup[] {
   const index = new Map(table.columnDescriptors.map((c, i) => [c.name ?? '', i]));
   const missing = (Object.keys(RESULT_COLUMNS) as ResultColumn[]).filter((c) => !index.has(c));
   if (missing.length > 0) {
@@ -409,7 +434,12 @@ export function rowsToGroups(table: LogsTable, onSkip?: (why: string) => void): 
     const firstMs = cellMs(col(row, 'FirstTime'));
     const lastMs = cellMs(col(row, 'LastTime'));
     const count = cellNumber(col(row, 'EventCount'));
-    if (![hourMs, firstMs, lastMs, count].every(Number.isFinite)) {
+    const slotMs = slots ? cellMs(col(row, 'Slot')) : hourMs;
+    if (
+      ![hourMs, firstMs, lastMs, count, slotMs].every(Number.isFinite) ||
+      slotMs < hourMs ||
+      slotMs >= hourMs + HOUR_MS
+    ) {
       throw new Error(`Log Analytics result row has an invalid time or count: ${JSON.stringify(row)}`);
     }
     const caller = cellText(col(row, 'Caller'));
@@ -441,13 +471,14 @@ export function rowsToGroups(table: LogsTable, onSkip?: (why: string) => void): 
       correlationIds: cellList(col(row, 'CorrelationIds')),
       subscriptionId: (cellText(col(row, 'SubscriptionId')) || fromId.subscriptionId).toLowerCase(),
       resourceGroup: cellText(col(row, 'ResourceGroup')) || fromId.resourceGroup,
+      ...(slots ? { slotMs } : {}),
     });
   }
   return groups;
 }
 
 const groupKey = (g: EventGroup): string =>
-  `${g.operationKey}\u0000${g.caller}\u0000${g.callerIp}\u0000${g.hourMs}`;
+  `${g.operationKey}\u0000${g.caller}\u0000${g.callerIp}\u0000${g.slotMs ?? g.hourMs}`;
 
 function addBounded(into: string[], values: readonly string[]): void {
   for (const v of values) if (v !== '' && into.length < MAX_GROUP_LIST && !into.includes(v)) into.push(v);
@@ -481,6 +512,7 @@ export function mergeGroups(into: Map<string, EventGroup>, groups: readonly Even
 
 function compareGroups(a: EventGroup, b: EventGroup): number {
   if (a.hourMs !== b.hourMs) return a.hourMs - b.hourMs;
+  if ((a.slotMs ?? 0) !== (b.slotMs ?? 0)) return (a.slotMs ?? 0) - (b.slotMs ?? 0);
   for (const k of ['operationKey', 'callerIp', 'caller'] as const) {
     if (a[k] !== b[k]) return a[k] < b[k] ? -1 : 1;
   }
@@ -501,6 +533,8 @@ export class LogAnalyticsSource implements EventSource {
   private readonly retryBaseMs: number;
   private readonly categories: string[];
   private readonly statuses: string[];
+  /** Sub-hour slots asked of the query (minutes), or undefined: whole hours. */
+  private readonly slotMinutes: number | undefined;
   private readonly log: (level: 'info' | 'warn' | 'error', msg: string) => void;
 
   constructor(private readonly opts: LogAnalyticsSourceOptions) {
@@ -510,6 +544,12 @@ export class LogAnalyticsSource implements EventSource {
     this.retryBaseMs = opts.retryBaseMs ?? DEFAULT_RETRY_BASE_MS;
     this.categories = opts.categories ?? [];
     this.statuses = opts.statuses ?? [];
+    if (opts.slotMs !== undefined && opts.slotMs !== HOUR_MS) {
+      if (opts.slotMs % 60_000 !== 0)
+        throw new RangeError(`slotMs must be whole minutes dividing an hour, got ${opts.slotMs}`);
+      checkSlotMinutes(opts.slotMs / 60_000);
+      this.slotMinutes = opts.slotMs / 60_000;
+    }
     this.log = opts.log ?? (() => undefined);
     checkInteger('maxRowsPerQuery', this.maxRows, 1, SERVICE_MAX_ROWS - 1);
     checkInteger('maxBytesPerQuery', this.maxBytes, 1, SERVICE_MAX_BYTES);
@@ -602,6 +642,7 @@ export class LogAnalyticsSource implements EventSource {
       statuses: this.statuses,
       maxRows: this.maxRows,
       maxBytes: this.maxBytes,
+      ...(this.slotMinutes !== undefined ? { slotMinutes: this.slotMinutes } : {}),
     });
     const what = `querying Log Analytics workspace ${ws} for ${iso(startMs)} to ${iso(endMs)}`;
     for (let attempt = 1; ; attempt++) {
@@ -672,16 +713,20 @@ export class LogAnalyticsSource implements EventSource {
         if (hourAt >= 0 && Number.isFinite(lastHourMs) && lastHourMs > startMs && lastHourMs < endMs) {
           const complete = table.rows.filter((r) => cellMs(r[hourAt]) < lastHourMs);
           if (complete.length > 0) {
-            const groups = rowsToGroups({ ...table, rows: complete }, (why) =>
-              this.log('warn', `Log Analytics: a group was skipped: ${why}`),
+            const groups = rowsToGroups(
+              { ...table, rows: complete },
+              (why) => this.log('warn', `Log Analytics: a group was skipped: ${why}`),
+              this.slotMinutes !== undefined,
             );
             return { kind: 'prefix', reason: tooBig, groups, resumeAtMs: lastHourMs };
           }
         }
       }
       if (tooBig) return { kind: 'split', reason: tooBig };
-      const groups = rowsToGroups(table, (why) =>
-        this.log('warn', `Log Analytics: a group was skipped: ${why}`),
+      const groups = rowsToGroups(
+        table,
+        (why) => this.log('warn', `Log Analytics: a group was skipped: ${why}`),
+        this.slotMinutes !== undefined,
       );
       return { kind: 'groups', groups };
     }

@@ -29,6 +29,7 @@ describe('buildQuery', () => {
         'let statuses = dynamic([]);',
         'let maxRows = 400000;',
         'let maxBytes = 25165824;',
+        'let slotSize = 60m;',
         T,
       ].join('\n'),
     );
@@ -49,6 +50,9 @@ describe('buildQuery', () => {
     expect(q).toContain('datetime(2026-11-30T13:00:00.999Z)');
     expect(q).toContain('let maxRows = 7;');
     expect(q).toContain('let maxBytes = 1000;');
+    expect(buildQuery(T, { startMs: START, endMs: END, slotMinutes: 15 })).toContain('let slotSize = 15m;');
+    for (const bad of [0, 7, 45, 120, 1.5, Number.NaN])
+      expect(() => buildQuery(T, { startMs: START, endMs: END, slotMinutes: bad })).toThrow(/slotMinutes/);
   });
 
   it.each([
@@ -90,7 +94,7 @@ describe('buildQuery', () => {
     const template = await loadActivityQuery();
     const q = buildQuery(template, { startMs: START, endMs: END });
     expect(q.endsWith(template)).toBe(true);
-    expect(q.split('\n').filter((l) => l.startsWith('let '))).toHaveLength(8);
+    expect(q.split('\n').filter((l) => l.startsWith('let '))).toHaveLength(9);
     expect(template).not.toMatch(/^let /m);
   });
 });

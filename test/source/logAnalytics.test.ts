@@ -417,8 +417,9 @@ describe('the fake query API is strict', () => {
     const body = JSON.parse(r.body) as {
       tables: { columns: { name: string; type: string }[]; rows: unknown[][] }[];
     };
-    expect(body.tables[0]!.columns.slice(0, 3)).toEqual([
+    expect(body.tables[0]!.columns.slice(0, 4)).toEqual([
       { name: 'Hour', type: 'datetime' },
+      { name: 'Slot', type: 'datetime' },
       { name: 'OperationKey', type: 'string' },
       { name: 'Operation', type: 'string' },
     ]);

@@ -67,6 +67,7 @@ const HEADER = new RegExp(
       String.raw`let statuses = dynamic\(${NAMES}\);`,
       String.raw`let maxRows = ([1-9]\d{0,8});`,
       String.raw`let maxBytes = ([1-9]\d{0,9});`,
+      String.raw`let slotSize = ([1-9]\d?)m;`,
     ].join('\n') +
     '\n',
 );
@@ -80,6 +81,7 @@ export interface QueryHeader {
   statuses: string[];
   maxRows: number;
   maxBytes: number;
+  slotMs: number;
 }
 
 /** The parameters of a query, or a reason it is not the activity.kql query. */
@@ -87,7 +89,7 @@ export function parseActivityQuery(query: string, template: string): QueryHeader
   const m = HEADER.exec(query);
   if (!m) return 'the query does not start with the expected let header';
   if (query.slice(m[0].length) !== template) return 'the query after the let header is not activity.kql';
-  const [, start, end, fc, cats, fs, stats, maxRows, maxBytes] = m;
+  const [, start, end, fc, cats, fs, stats, maxRows, maxBytes, slotMinutes] = m;
   const windowStartMs = Date.parse(start!);
   const windowEndMs = Date.parse(end!);
   if (Number.isNaN(windowStartMs) || Number.isNaN(windowEndMs)) return 'invalid datetime in the header';
@@ -100,6 +102,7 @@ export function parseActivityQuery(query: string, template: string): QueryHeader
     statuses: JSON.parse(stats!) as string[],
     maxRows: Number(maxRows),
     maxBytes: Number(maxBytes),
+    slotMs: Number(slotMinutes) * 60_000,
   };
 }
 
@@ -111,6 +114,7 @@ const HOUR = 3_600_000;
 /** The query's output columns, in order, with their types. */
 export const OUTPUT_COLUMNS: [string, string][] = [
   ['Hour', 'datetime'],
+  ['Slot', 'datetime'],
   ['OperationKey', 'string'],
   ['Operation', 'string'],
   ['CallerIpAddress', 'string'],
@@ -166,6 +170,7 @@ function timeMs(v: unknown): number {
 
 interface Group {
   hour: number;
+  slot: number;
   operationKey: string;
   callerIp: string;
   caller: string;
@@ -217,11 +222,14 @@ export function evaluateActivityQuery(rows: Iterable<AzureActivityRow>, h: Query
     );
     const operationKey = op.toLowerCase();
     const hour = Math.floor(t / HOUR) * HOUR;
-    const key = JSON.stringify([operationKey, ip, caller, hour]);
+    // bin(TimeGenerated, slotSize): slots of a divisor of an hour never straddle one.
+    const slot = Math.floor(t / h.slotMs) * h.slotMs;
+    const key = JSON.stringify([operationKey, ip, caller, hour, slot]);
     let g = groups.get(key);
     if (!g) {
       g = {
         hour,
+        slot,
         operationKey,
         callerIp: ip,
         caller,
@@ -256,6 +264,7 @@ export function evaluateActivityQuery(rows: Iterable<AzureActivityRow>, h: Query
   const ordered = [...groups.values()].sort(
     (a, b) =>
       a.hour - b.hour ||
+      a.slot - b.slot ||
       cmp(a.operationKey, b.operationKey) ||
       cmp(a.callerIp, b.callerIp) ||
       cmp(a.caller, b.caller),
@@ -265,6 +274,7 @@ export function evaluateActivityQuery(rows: Iterable<AzureActivityRow>, h: Query
   for (const g of ordered) {
     const row: unknown[] = [
       iso(g.hour),
+      iso(g.slot),
       g.operationKey,
       str(g.firstRow.OperationNameValue),
       g.callerIp,
