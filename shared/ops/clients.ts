@@ -6,17 +6,16 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-import { LogsQueryClient } from '@azure/monitor-query-logs';
 import type { BlobServiceClient } from '@azure/storage-blob';
 
 import { SqliteStore } from '../baseline/sqlite.js';
 import type { BaselineStore } from '../baseline/store.js';
 import { type Settings, SettingsError } from '../config/settings.js';
-import { blobServiceFromSettings, GeoDatabaseProvider } from '../geo/provider.js';
+import type { GeoDatabaseProvider } from '../geo/provider.js';
 import type { LogFn } from '../pipeline/tick.js';
-import { RunBudget } from '../runtime/budget.js';
 import { createCredential, openTableStore } from '../runtime/clients.js';
-import { LogAnalyticsSource } from '../source/logAnalytics.js';
+import { openActivitySources } from '../runtime/sources.js';
+import type { LogAnalyticsSource } from '../source/logAnalytics.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -60,6 +59,17 @@ export async function openStateStore(
   return openTableStore(settings, createCredential(env));
 }
 
+function requireWorkspace(s: Settings): void {
+  if (s.UC_WORKSPACE_ID === '')
+    throw new SettingsError([
+      {
+        name: 'UC_WORKSPACE_ID',
+        value: '',
+        allowed: 'the id (GUID) of the Log Analytics workspace holding AzureActivity (or exported files)',
+      },
+    ]);
+}
+
 export interface AzureOpsClients {
   store: BaselineStore;
   source: LogAnalyticsSource;
@@ -73,31 +83,23 @@ export async function openAzureOps(
   log: LogFn,
   options: OpsClientOptions = {},
 ): Promise<AzureOpsClients> {
-  const missing: { name: string; value: string; allowed: string }[] = [];
-  if (settings.UC_WORKSPACE_ID === '')
-    missing.push({
-      name: 'UC_WORKSPACE_ID',
-      value: '',
-      allowed: 'the id (GUID) of the Log Analytics workspace holding AzureActivity (or --from-files)',
-    });
-  if (missing.length > 0) throw new SettingsError(missing);
+  requireWorkspace(settings);
   requireStorage(settings);
   const credential = createCredential(env);
-  const clientOptions = options.tlsCa !== undefined ? { tlsOptions: { ca: options.tlsCa } } : {};
   const store = await openTableStore(settings, credential);
-  const logs = new LogsQueryClient(credential, { endpoint: settings.UC_LOGS_ENDPOINT, ...clientOptions });
-  const source = new LogAnalyticsSource({
-    client: logs,
-    workspaceId: settings.UC_WORKSPACE_ID,
-    additionalWorkspaces: settings.UC_ADDITIONAL_WORKSPACE_IDS,
-    categories: settings.UC_CATEGORIES,
-    statuses: settings.UC_STATUSES,
-    budget: () => new RunBudget(settings.UC_RUN_BUDGET),
-    log,
-  });
-  const blobService =
-    options.blobService ??
-    (settings.UC_GEOIP_BLOB !== '' ? blobServiceFromSettings(settings, env, credential) : undefined);
-  const geo = GeoDatabaseProvider.fromSettings(settings, { ...(blobService ? { blobService } : {}), log });
-  return { store, source, geo };
+  return { store, ...openActivitySources(settings, env, credential, log, options) };
+}
+
+/**
+ * What `backtest --days` reads: the Log Analytics source (asked for `slotMs` slots) and the GeoIP database, as
+ * the timer builds them — no state store (a backtest starts from empty baselines and writes nothing to Azure).
+ */
+export function openAzureHistory(
+  settings: Settings,
+  env: Env,
+  log: LogFn,
+  options: OpsClientOptions & { slotMs: number },
+): { source: LogAnalyticsSource; geo: GeoDatabaseProvider } {
+  requireWorkspace(settings);
+  return openActivitySources(settings, env, createCredential(env), log, options);
 }

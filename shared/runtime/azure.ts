@@ -1,19 +1,16 @@
 import { LogsIngestionClient } from '@azure/monitor-ingestion';
-import { LogsQueryClient } from '@azure/monitor-query-logs';
 import type { BlobServiceClient } from '@azure/storage-blob';
 
 import { ALERT_STREAM } from '../alerts/alert.js';
 import type { Settings } from '../config/settings.js';
 import { AlertUploader, deliverPending } from '../delivery/ingestion.js';
 import { AlertOutbox } from '../delivery/outbox.js';
-import { blobServiceFromSettings, GeoDatabaseProvider } from '../geo/provider.js';
 import { AllowlistProvider } from '../ops/allowlist.js';
 import type { LogFn } from '../pipeline/tick.js';
-import { LogAnalyticsSource } from '../source/logAnalytics.js';
-import { RunBudget } from './budget.js';
 import { createCredential, openTableStore, requireRuntimeSettings } from './clients.js';
 import type { DetectorDeps } from './detector.js';
 import { shardQueueFromSettings } from './shards.js';
+import { openActivitySources, sdkClientOptions } from './sources.js';
 import { telemetryFromEnvironment } from './telemetry.js';
 
 /** Options for tests: trust a local CA for the https fakes, inject a Blob client. Never set in production. */
@@ -35,24 +32,14 @@ export async function createAzureDeps(
 ): Promise<Omit<DetectorDeps, 'log'>> {
   requireRuntimeSettings(settings);
   const credential = createCredential(env);
-  const clientOptions = options.tlsCa !== undefined ? { tlsOptions: { ca: options.tlsCa } } : {};
   const store = await openTableStore(settings, credential);
-  const logs = new LogsQueryClient(credential, { endpoint: settings.UC_LOGS_ENDPOINT, ...clientOptions });
-  const source = new LogAnalyticsSource({
-    client: logs,
-    workspaceId: settings.UC_WORKSPACE_ID,
-    additionalWorkspaces: settings.UC_ADDITIONAL_WORKSPACE_IDS,
-    categories: settings.UC_CATEGORIES,
-    statuses: settings.UC_STATUSES,
-    budget: () => new RunBudget(settings.UC_RUN_BUDGET),
-    log,
-  });
-  const blobService =
-    options.blobService ??
-    (settings.UC_GEOIP_BLOB !== '' ? blobServiceFromSettings(settings, env) : undefined);
-  const geo = GeoDatabaseProvider.fromSettings(settings, { ...(blobService ? { blobService } : {}), log });
+  const { source, geo } = openActivitySources(settings, env, credential, log, options);
   const outbox = new AlertOutbox(store);
-  const ingestion = new LogsIngestionClient(settings.UC_INGESTION_ENDPOINT, credential, clientOptions);
+  const ingestion = new LogsIngestionClient(
+    settings.UC_INGESTION_ENDPOINT,
+    credential,
+    sdkClientOptions(options),
+  );
   const stream =
     settings.UC_ALERTS_TABLE === 'UnusualCityAlerts_CL' ? ALERT_STREAM : `Custom-${settings.UC_ALERTS_TABLE}`;
   const uploader = new AlertUploader(ingestion, settings.UC_DCR_IMMUTABLE_ID, stream);

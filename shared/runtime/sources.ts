@@ -1,0 +1,54 @@
+import type { TokenCredential } from '@azure/identity';
+import { LogsQueryClient } from '@azure/monitor-query-logs';
+import type { BlobServiceClient } from '@azure/storage-blob';
+
+import type { Settings } from '../config/settings.js';
+import { blobServiceFromSettings, GeoDatabaseProvider } from '../geo/provider.js';
+import type { LogFn } from '../pipeline/tick.js';
+import { LogAnalyticsSource } from '../source/logAnalytics.js';
+import { RunBudget } from './budget.js';
+
+/** Options for tests: trust a local CA for the https fakes, inject a Blob client. Never set in production. */
+export interface SourceOptions {
+  tlsCa?: string;
+  blobService?: BlobServiceClient;
+  /** Sub-hour slots for the query (the backtest's download); default: whole hours, as the detector reads. */
+  slotMs?: number;
+}
+
+/** The https options of the Azure SDK clients: a local CA in tests only. */
+export const sdkClientOptions = (o: { tlsCa?: string }): { tlsOptions?: { ca: string } } =>
+  o.tlsCa !== undefined ? { tlsOptions: { ca: o.tlsCa } } : {};
+
+/**
+ * Where the detector reads from, built one way for the timer, the bootstrap and the backtest: the Log Analytics
+ * source (workspace, categories, statuses, a UC_RUN_BUDGET per read) and the GeoIP database (UC_GEOIP_BLOB,
+ * else UC_GEOIP_DB_PATH), with the process's credential.
+ */
+export function openActivitySources(
+  settings: Settings,
+  env: Readonly<Record<string, string | undefined>>,
+  credential: TokenCredential,
+  log: LogFn,
+  options: SourceOptions = {},
+): { source: LogAnalyticsSource; geo: GeoDatabaseProvider } {
+  const logs = new LogsQueryClient(credential, {
+    endpoint: settings.UC_LOGS_ENDPOINT,
+    ...sdkClientOptions(options),
+  });
+  const source = new LogAnalyticsSource({
+    client: logs,
+    workspaceId: settings.UC_WORKSPACE_ID,
+    additionalWorkspaces: settings.UC_ADDITIONAL_WORKSPACE_IDS,
+    categories: settings.UC_CATEGORIES,
+    statuses: settings.UC_STATUSES,
+    budget: () => new RunBudget(settings.UC_RUN_BUDGET),
+    log,
+    ...(options.slotMs !== undefined ? { slotMs: options.slotMs } : {}),
+  });
+  const blobService =
+    options.blobService ??
+    (settings.UC_GEOIP_BLOB !== '' ? blobServiceFromSettings(settings, env, credential) : undefined);
+  const geo = GeoDatabaseProvider.fromSettings(settings, { ...(blobService ? { blobService } : {}), log });
+  return { source, geo };
+}
