@@ -1,4 +1,4 @@
-import type { BacktestResults, ThresholdResult, VariantResult } from './types.js';
+import { type BacktestResults, describePeriod, type ThresholdResult, type VariantResult } from './types.js';
 
 /**
  * Control characters (C0, DEL, C1) of data-derived text replaced before it reaches a terminal: a caller name
@@ -100,6 +100,12 @@ export function formatBacktest(b: BacktestResults): string {
       `${b.replays} replay(s); ${base.replay.scores.toLocaleString('en-US')} per-caller scores, ` +
       `${base.replay.findingsKept.toLocaleString('en-US')} at or above ${b.thresholds[0]}.`,
   );
+  const la = b.logAnalytics;
+  if (la !== undefined)
+    out.push(
+      `Read from ${terminalSafe(describePeriod(la))}: ${la.queries.toLocaleString('en-US')} queries, ` +
+        `${la.groups.toLocaleString('en-US')} groups of ${la.slotMinutes}-minute slots, ${la.seconds.toFixed(1)} s.`,
+    );
   const setText = Object.entries(b.set)
     .map(([k, v]) => terminalSafe(`${k}=${v}`))
     .join(' ');
@@ -117,7 +123,9 @@ export function formatBacktest(b: BacktestResults): string {
   );
   out.push(pairsText(cur));
   if (b.variants.length > 1) {
-    out.push('Variants (--vary; "decision" re-used the recorded findings, "replay" replayed the files):');
+    out.push(
+      `Variants (--vary; "decision" re-used the recorded findings, "replay" replayed the ${la !== undefined ? 'period' : 'files'}):`,
+    );
     out.push(textTable(['variant', 'method', ...SUMMARY_HEADER], b.variants.flatMap(variantRows), [0, 1]));
   }
   return out.join('\n') + '\n';

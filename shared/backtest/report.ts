@@ -1,6 +1,13 @@
 import type { Alert } from '../alerts/alert.js';
 import { fmt, SUMMARY_HEADER, summaryRow } from './format.js';
-import type { AlertCity, BacktestResults, NoisyPair, ThresholdResult, VariantResult } from './types.js';
+import {
+  type AlertCity,
+  type BacktestResults,
+  describePeriod,
+  type NoisyPair,
+  type ThresholdResult,
+  type VariantResult,
+} from './types.js';
 
 /**
  * Escapes text for HTML and SVG element content and quoted attribute values. Every data-derived string goes
@@ -406,7 +413,11 @@ export function renderReport(
   const current = results.find((r) => r.current) ?? results[0]!;
   const labels = current.evaluation !== undefined;
   const map = mapChart(results);
-  const files = b.files.map((f) => `<code>${e(f)}</code>`).join(' ');
+  const la = b.logAnalytics;
+  const files =
+    la !== undefined
+      ? `Read from ${e(describePeriod(la))} (${la.queries.toLocaleString('en-US')} queries, ${la.groups.toLocaleString('en-US')} groups of ${la.slotMinutes}-minute slots)`
+      : `Files: ${b.files.map((f) => `<code>${e(f)}</code>`).join(' ')}`;
   const sets = Object.entries(b.set)
     .map(([k, v]) => `<code>${e(`${k}=${v}`)}</code>`)
     .join(' ');
@@ -442,7 +453,7 @@ export function renderReport(
 <header>
 <h1>unusual-city backtest</h1>
 <p class="meta">${e(b.period.start.slice(0, 10))} – ${e(b.period.end.slice(0, 10))} (${e(b.period.days.toFixed(1))} days), ${base.replay.events.toLocaleString('en-US')} events, ${base.replay.runs.toLocaleString('en-US')} simulated runs, ${b.replays} replay(s); ${base.replay.scores.toLocaleString('en-US')} per-caller scores.</p>
-<p class="meta">Files: ${files}${b.labels !== undefined ? `; labels: <code>${e(b.labels)}</code>` : ''}${sets !== '' ? `; --set ${sets}` : ''}. Generated ${e(b.generatedAt)} by ${e(b.tool)} ${e(b.version)}.</p>
+<p class="meta">${files}${b.labels !== undefined ? `; labels: <code>${e(b.labels)}</code>` : ''}${sets !== '' ? `; --set ${sets}` : ''}. Generated ${e(b.generatedAt)} by ${e(b.tool)} ${e(b.version)}.</p>
 </header>
 <section id="summary">
 <h2>Per threshold</h2>
@@ -473,7 +484,7 @@ ${pairs}
 <h2>Alerts at the current threshold (${current.threshold})</h2>
 ${alertsTable(currentAlerts, attackOf, labels)}
 </section>
-${b.variants.length > 1 ? `<section id="variants"><h2>Variants</h2><p class="note">One setting changed at a time. "decision" variants re-used the first replay's findings (settings read only by the alert decision); "replay" variants replayed the files.</p>${variantsTable(b.variants)}</section>` : ''}
+${b.variants.length > 1 ? `<section id="variants"><h2>Variants</h2><p class="note">One setting changed at a time. "decision" variants re-used the first replay's findings (settings read only by the alert decision); "replay" variants replayed the ${la !== undefined ? 'period' : 'files'}.</p>${variantsTable(b.variants)}</section>` : ''}
 </body>
 </html>
 `;

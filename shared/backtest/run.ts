@@ -5,13 +5,20 @@ import { SqliteStore } from '../baseline/sqlite.js';
 import { alertDefaults, openGeo } from '../cli/runtime.js';
 import { loadSettings, type SettingName, type Settings } from '../config/settings.js';
 import type { Labels } from '../demo/evaluate.js';
+import type { Geolocator } from '../geo/types.js';
 import { AllowlistProvider } from '../ops/allowlist.js';
 import { replay, type ReplayProgress, type ReplaySummary } from '../pipeline/replay.js';
 import { VERSION } from '../version.js';
 import { decideAt, type Suppress, type ThresholdDecision } from './decide.js';
+import type { HistoryDownload } from './history.js';
 import { DAY_MS, type MetricsContext, type Period, thresholdResult } from './metrics.js';
 import { FindingRecorder, HISTOGRAM_BIN } from './record.js';
-import type { BacktestResults, VariantResult } from './types.js';
+import {
+  type BacktestResults,
+  describePeriod,
+  type LogAnalyticsPeriod,
+  type VariantResult,
+} from './types.js';
 
 /**
  * Settings that only the alert decision reads (episode policy, alert columns) or the allowlists (which keep
@@ -38,8 +45,21 @@ export interface VaryOption {
   values: string[];
 }
 
+/** `backtest --days N`: the period, downloaded once from Log Analytics (history.ts), and where it came from. */
+export interface BacktestHistory {
+  download: HistoryDownload;
+  source: LogAnalyticsPeriod;
+}
+
 export interface BacktestOptions {
+  /** Exported Activity Logs to replay; or `history`. */
   files: string[];
+  history?: BacktestHistory;
+  /**
+   * The GeoIP database for a variant's settings. Default: UC_GEOIP_DB_PATH or the embedded demo database (as
+   * replay); `backtest --days` uses the detector's database (UC_GEOIP_BLOB), as the timer would.
+   */
+  openGeo?: (settings: Settings) => Promise<{ geo: Geolocator; warning?: string }>;
   labels?: Labels;
   labelsPath?: string;
   /** Thresholds to sweep; the configured UC_ALERT_THRESHOLD is added when missing. */
@@ -104,14 +124,14 @@ export function variantsOf(o: Pick<BacktestOptions, 'set' | 'vary' | 'env'>): Va
 }
 
 async function record(
-  files: readonly string[],
+  input: Pick<BacktestOptions, 'files' | 'history' | 'openGeo'>,
   settings: Settings,
   floor: number,
   onProgress: ((p: ReplayProgress) => void) | undefined,
   warn: ((message: string) => void) | undefined,
 ): Promise<Recording> {
   const t0 = performance.now();
-  const { geo, warning } = await openGeo(settings);
+  const { geo, warning } = await (input.openGeo ?? openGeo)(settings);
   if (warning !== undefined) warn?.(warning);
   const recorder = new FindingRecorder(floor);
   const stats = newReadStats();
@@ -121,7 +141,9 @@ async function record(
     // Threshold 0 and no allowlists: every per-caller score reaches the recorder (for the histogram). The
     // replay's own alerts are discarded; scores and baselines depend on neither.
     summary = await replay({
-      events: readActivityFiles(files, stats),
+      ...(input.history !== undefined
+        ? { history: input.history.download.events }
+        : { events: readActivityFiles(input.files, stats) }),
       readStats: stats,
       store,
       geo,
@@ -137,9 +159,13 @@ async function record(
   return { recorder, summary, seconds: (performance.now() - t0) / 1000 };
 }
 
-function periodOf(labels: Labels | undefined, summary: ReplaySummary): Period {
-  const startMs = (labels?.startMs || undefined) ?? summary.firstEventMs;
-  const endMs = (labels?.endMs || undefined) ?? summary.lastEventMs;
+function periodOf(
+  labels: Labels | undefined,
+  summary: ReplaySummary,
+  history: BacktestHistory | undefined,
+): Period {
+  const startMs = (labels?.startMs || undefined) ?? history?.download.startMs ?? summary.firstEventMs;
+  const endMs = (labels?.endMs || undefined) ?? history?.download.endMs ?? summary.lastEventMs;
   return { startMs, endMs, days: Math.max(1, (endMs - startMs) / DAY_MS) };
 }
 
@@ -237,7 +263,7 @@ export async function runBacktest(o: BacktestOptions): Promise<Backtest> {
     } else {
       const index = replays.indexOf(v);
       rec = await record(
-        o.files,
+        o,
         v.settings,
         floor,
         o.onProgress
@@ -248,10 +274,10 @@ export async function runBacktest(o: BacktestOptions): Promise<Backtest> {
       if (v === base) {
         if (rec.summary.events === 0)
           throw new Error(
-            `no events to backtest in ${o.files.join(', ')} (after UC_CATEGORIES/UC_STATUSES filters)`,
+            `no events to backtest in ${o.history !== undefined ? describePeriod(o.history.source) : o.files.join(', ')} (after UC_CATEGORIES/UC_STATUSES filters)`,
           );
         baseRecording = rec;
-        period = periodOf(o.labels, rec.summary);
+        period = periodOf(o.labels, rec.summary, o.history);
       }
     }
     byVariant.set(v, evaluateVariant(v, rec));
@@ -265,6 +291,7 @@ export async function runBacktest(o: BacktestOptions): Promise<Backtest> {
       version: VERSION,
       generatedAt: new Date().toISOString(),
       files: [...o.files],
+      ...(o.history !== undefined ? { logAnalytics: o.history.source } : {}),
       ...(o.labelsPath !== undefined ? { labels: o.labelsPath } : {}),
       period: {
         start: new Date(p.startMs).toISOString(),

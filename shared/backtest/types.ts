@@ -3,7 +3,10 @@ export interface BacktestResults {
   tool: 'unusual-city backtest';
   version: string;
   generatedAt: string;
+  /** The exported Activity Logs replayed; empty when the period was read from Log Analytics. */
   files: string[];
+  /** `backtest --days N`: the period was read from Log Analytics. */
+  logAnalytics?: LogAnalyticsPeriod;
   /** The labels file, when one was given. */
   labels?: string;
   /** Time range the per-day numbers are over: the labels' range, else the first to the last event. */
@@ -16,6 +19,25 @@ export interface BacktestResults {
   replays: number;
   /** The first is the configured settings; one more per --vary value. */
   variants: VariantResult[];
+}
+
+/** Where `backtest --days N` read its period. */
+export interface LogAnalyticsPeriod {
+  workspace: string;
+  additionalWorkspaces: string[];
+  days: number;
+  /** Queries the download took (the source splits a window that hits the service's limits), and its groups. */
+  queries: number;
+  groups: number;
+  /** The slot the query grouped by: the timer's, so every simulated run reads exactly its window. */
+  slotMinutes: number;
+  seconds: number;
+}
+
+/** "Log Analytics workspace W (+ 1 more), last N days": for messages and the report. */
+export function describePeriod(p: LogAnalyticsPeriod): string {
+  const more = p.additionalWorkspaces.length > 0 ? ` (+ ${p.additionalWorkspaces.length} more)` : '';
+  return `Log Analytics workspace ${p.workspace}${more}, last ${p.days} day(s)`;
 }
 
 export interface VariantResult {

@@ -5,21 +5,34 @@ import { parseArgs } from 'node:util';
 import type { Alert } from '../alerts/alert.js';
 import { toRow } from '../alerts/sinks.js';
 import { formatBacktest } from '../backtest/format.js';
+import { downloadHistory, historyPeriod, historySlotMs } from '../backtest/history.js';
 import { renderReport } from '../backtest/report.js';
-import { runBacktest, type VaryOption } from '../backtest/run.js';
+import { type BacktestOptions, runBacktest, variantsOf, type VaryOption } from '../backtest/run.js';
 import { matchesAttack, readLabels } from '../demo/evaluate.js';
+import { openAzureHistory } from '../ops/clients.js';
 import type { ReplayProgress } from '../pipeline/replay.js';
+import type { LogFn } from '../pipeline/tick.js';
+import type { EventSource } from '../pipeline/types.js';
 import { parseSets, UsageError } from './args.js';
 
 export const BACKTEST_USAGE = `Usage:
-  unusual-city backtest <file>... [--labels labels.json] [--thresholds 30,40,50,60,70]
+  unusual-city backtest <file>... | --days N  [--labels labels.json] [--thresholds 30,40,50,60,70]
                         [--vary NAME=v1,v2,...]... [--set NAME=VALUE]... [--report report.html]
                         [--json results.json] [--alerts DIR] [--top N] [--quiet]
 
-  Replays the files ONCE with the production pipeline, recording every rare finding, then decides the
+  Replays the period ONCE with the production pipeline, recording every rare finding, then decides the
   alerts again for each threshold (the configured UC_ALERT_THRESHOLD is always included) and reports alerts
   per day, distinct callers, operations and places alerted, the noisiest (operation, place) pairs with the
   one setting that would silence each, and with --labels detected attacks and false alerts per day.
+
+  <file>...           exported Activity Logs (the formats replay reads).
+  --days N            instead of files: the last N days (1-730) of AzureActivity in the Log Analytics
+                      workspace of the Azure settings (UC_WORKSPACE_ID, UC_LOGS_ENDPOINT, UC_CATEGORIES,
+                      UC_STATUSES, the GeoIP database of UC_GEOIP_BLOB or UC_GEOIP_DB_PATH), signed in as
+                      the detector signs in (managed identity, or your az/azd/VS Code sign-in). Read once,
+                      one query per day of history (more when a day hits the service's limits), grouped by
+                      the timer's 15-minute slots so every simulated run sees exactly its window; nothing is
+                      written to Azure. Needs Log Analytics Reader on the workspace.
 
   --thresholds LIST   comma-separated scores 0-100 (default 30,40,50,60,70); free: no extra replay.
   --vary NAME=v1,v2   try each value of one setting, one change at a time from the current settings.
@@ -27,7 +40,8 @@ export const BACKTEST_USAGE = `Usage:
                       decision reads (UC_ALERT_COOLDOWN, UC_RESCORE_MARGIN, UC_DAILY_ALERT_CAP) and the
                       allowlists (UC_ALLOW_*, UC_SERVICE_TAGS_FILE): those re-use the first replay.
                       Separate values with "|" instead when a value contains commas. Repeatable.
-  --set NAME=VALUE    a setting for every run (as replay). Repeatable.
+  --set NAME=VALUE    a setting for every run (as replay). Repeatable. With --days, settings that shape
+                      the query (UC_CATEGORIES, UC_STATUSES, workspaces) cannot be varied: set them.
   --labels FILE       labelled attacks (the file evaluate and demo use) for detection numbers.
   --report FILE       a self-contained HTML report (charts, map, tables; opens offline).
   --json FILE         every number as JSON.
@@ -37,6 +51,7 @@ export const BACKTEST_USAGE = `Usage:
 `;
 
 const options = {
+  days: { type: 'string' },
   labels: { type: 'string' },
   thresholds: { type: 'string' },
   vary: { type: 'string', multiple: true },
@@ -87,24 +102,137 @@ export function parseVary(values: readonly string[] | undefined): VaryOption[] {
   return out;
 }
 
-function progress(quiet: boolean) {
-  const tty = process.stderr.isTTY;
+/**
+ * Settings that shape the Log Analytics query or choose the workspace: `--days` downloads the period once with
+ * the current settings, so a variant cannot change them.
+ */
+export const QUERY_SETTINGS = [
+  'UC_CATEGORIES',
+  'UC_STATUSES',
+  'UC_WORKSPACE_ID',
+  'UC_ADDITIONAL_WORKSPACE_IDS',
+  'UC_LOGS_ENDPOINT',
+] as const;
+
+/** What the command talks to; tests pass their own (and a CA for the local https fakes). */
+export interface BacktestIo {
+  env: Readonly<Record<string, string | undefined>>;
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+  isTty?: boolean;
+  tlsCa?: string;
+  clock?: () => number;
+}
+
+function progress(quiet: boolean, io: BacktestIo) {
+  const tty = io.isTty === true;
   return (r: { index: number; count: number; variant: string }, p: ReplayProgress) => {
     if (quiet || p.phase !== 'detecting') return;
     const text = `replay ${r.index}/${r.count} (${r.variant}): run ${p.done.toLocaleString('en-US')}/${p.total.toLocaleString('en-US')} (${Math.round((100 * p.done) / Math.max(1, p.total))}%)`;
-    if (tty) process.stderr.write(`\r${text}\x1b[K${p.done === p.total ? '\n' : ''}`);
-    else if (p.done === p.total || p.done % (96 * 7) === 0) process.stderr.write(`${text}\n`);
+    if (tty) io.stderr(`\r${text}\x1b[K${p.done === p.total ? '\n' : ''}`);
+    else if (p.done === p.total || p.done % (96 * 7) === 0) io.stderr(`${text}\n`);
+  };
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+/** `--days N`: the period from Log Analytics, downloaded once, and the GeoIP database the timer would use. */
+async function fromLogAnalytics(
+  days: number,
+  set: Readonly<Record<string, string>>,
+  vary: readonly VaryOption[],
+  io: BacktestIo,
+  quiet: boolean,
+): Promise<Pick<BacktestOptions, 'history' | 'openGeo'>> {
+  for (const v of vary) {
+    if ((QUERY_SETTINGS as readonly string[]).includes(v.name))
+      throw new UsageError(
+        `--vary ${v.name} with --days: the period is read from Log Analytics once, with the query of the ` +
+          `current settings; run one backtest per value with --set ${v.name}=...`,
+      );
+  }
+  const variants = variantsOf({ set, vary, env: io.env });
+  const settings = variants[0]!.settings;
+  const slotMs = historySlotMs(variants.map((v) => v.settings));
+  const log: LogFn = (level, message) => {
+    if (level !== 'info' && !quiet) io.stderr(`${level}: ${message}\n`);
+  };
+  const tls = io.tlsCa !== undefined ? { tlsCa: io.tlsCa } : {};
+  const { source } = openAzureHistory(settings, io.env, log, { ...tls, slotMs });
+  const { startMs, endMs } = historyPeriod(days, (io.clock ?? Date.now)(), settings.UC_TICK_INTERVAL);
+  if (!quiet)
+    io.stderr(
+      `reading ${days} day(s) of AzureActivity, ${iso(startMs)} to ${iso(endMs)}, from Log Analytics ` +
+        `workspace ${settings.UC_WORKSPACE_ID} in ${slotMs / 60_000}-minute slots\n`,
+    );
+  let queries = 0;
+  const counted: EventSource = {
+    read: async (s, e) => {
+      try {
+        return await source.read(s, e);
+      } finally {
+        queries += source.lastRead.queries;
+      }
+    },
+  };
+  const tty = io.isTty === true;
+  const download = await downloadHistory(counted, {
+    startMs,
+    endMs,
+    slotMs,
+    onProgress: (p) => {
+      if (quiet) return;
+      const text = `read ${p.windowsDone}/${p.windowsTotal} day(s), up to ${iso(p.doneUntilMs)}: ${p.events.toLocaleString('en-US')} events in ${p.groups.toLocaleString('en-US')} groups, ${queries} queries`;
+      if (tty) io.stderr(`\r${text}\x1b[K${p.windowsDone === p.windowsTotal ? '\n' : ''}`);
+      else io.stderr(`${text}\n`);
+    },
+  });
+  return {
+    history: {
+      download,
+      source: {
+        workspace: settings.UC_WORKSPACE_ID,
+        additionalWorkspaces: [...settings.UC_ADDITIONAL_WORKSPACE_IDS],
+        days,
+        queries,
+        groups: download.events.groups,
+        slotMinutes: slotMs / 60_000,
+        seconds: Math.round(download.seconds * 10) / 10,
+      },
+    },
+    // Each variant's own GeoIP settings (UC_NO_CITY_MODE, UC_EGRESS_RANGES …) over the detector's database.
+    openGeo: async (s) => {
+      const db = await openAzureHistory(s, io.env, log, { ...tls, slotMs }).geo.current(() => undefined);
+      return db.stale
+        ? {
+            geo: db.geo,
+            warning: `GeoIP database ${db.source} was built ${db.buildDate.toISOString().slice(0, 10)} (${db.ageDays} days ago, older than UC_GEOIP_MAX_AGE_DAYS)`,
+          }
+        : { geo: db.geo };
+    },
   };
 }
 
 /** `unusual-city backtest`: see BACKTEST_USAGE. */
-export async function run(args: string[]): Promise<number> {
+export async function runBacktestCommand(args: string[], io: BacktestIo): Promise<number> {
   const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
   if (values.help) {
-    process.stdout.write(BACKTEST_USAGE);
+    io.stdout(BACKTEST_USAGE);
     return 0;
   }
-  if (positionals.length === 0) throw new UsageError('backtest needs at least one input file');
+  let days: number | undefined;
+  if (values.days !== undefined) {
+    days = Number(values.days);
+    if (!Number.isInteger(days) || days < 1 || days > 730)
+      throw new UsageError(
+        `--days expects a whole number of days from 1 to 730, got ${JSON.stringify(values.days)}`,
+      );
+    if (positionals.length > 0)
+      throw new UsageError(
+        `backtest reads files or --days N from Log Analytics, not both (got ${positionals.length} file(s))`,
+      );
+  } else if (positionals.length === 0)
+    throw new UsageError('backtest needs input files, or --days N to read the period from Log Analytics');
   const thresholds = parseThresholds(values.thresholds);
   const vary = parseVary(values.vary);
   const set = parseSets(values.set);
@@ -116,19 +244,21 @@ export async function run(args: string[]): Promise<number> {
   }
   const labels = values.labels !== undefined ? await readLabels(values.labels) : undefined;
   const quiet = values.quiet === true;
+  const input = days !== undefined ? await fromLogAnalytics(days, set, vary, io, quiet) : {};
 
   const { results, decisions } = await runBacktest({
     files: positionals,
+    ...input,
     ...(labels !== undefined ? { labels } : {}),
     ...(values.labels !== undefined ? { labelsPath: values.labels } : {}),
     thresholds,
     set,
     vary,
-    env: process.env,
+    env: io.env,
     top,
-    onProgress: progress(quiet),
+    onProgress: progress(quiet, io),
     warn: (m) => {
-      if (!quiet) process.stderr.write(`warning: ${m}\n`);
+      if (!quiet) io.stderr(`warning: ${m}\n`);
     },
   });
 
@@ -156,7 +286,16 @@ export async function run(args: string[]): Promise<number> {
     }
     written.push(`alerts: ${join(values.alerts, 'alerts-<threshold>.jsonl')}`);
   }
-  process.stdout.write(formatBacktest(results));
-  if (written.length > 0) process.stdout.write(`\nwrote ${written.join(', ')}\n`);
+  io.stdout(formatBacktest(results));
+  if (written.length > 0) io.stdout(`\nwrote ${written.join(', ')}\n`);
   return 0;
 }
+
+/** The command as main.ts registers it. */
+export const run = (args: string[]): Promise<number> =>
+  runBacktestCommand(args, {
+    env: process.env,
+    stdout: (s) => process.stdout.write(s),
+    stderr: (s) => process.stderr.write(s),
+    isTty: process.stderr.isTTY,
+  });

@@ -30,10 +30,11 @@ Usage:
       and time to detect.
   unusual-city demo [--out DIR] [--days N] [--set NAME=VALUE]...
       Generates a realistic multi-week tenant with labelled attacks, replays it and evaluates.
-  unusual-city backtest <file>... [--labels labels.json] [--thresholds 30,40,50,60,70]
+  unusual-city backtest <file>... | --days N  [--labels labels.json] [--thresholds 30,40,50,60,70]
                         [--vary NAME=v1,v2,...]... [--set NAME=VALUE]... [--report report.html] [--json results.json]
       Replays once and reports alerts per day, noisy (operation, city) pairs and detection for each threshold;
-      each --vary value needs its own replay (backtest --help for details).
+      each --vary value needs its own replay; --days N reads the last N days from Log Analytics instead of
+      files (backtest --help for details).
   unusual-city bootstrap [--days N] [--replace] [--from-files <file>... --state DIR] [--status | --cancel]
       Builds the baselines from the last N days of history before the first run: counted, never alerted
       on; resumable (bootstrap --help for details).
@@ -243,6 +244,14 @@ async function main(argv: string[]): Promise<number> {
   }
   throw new UsageError(`unknown command ${JSON.stringify(command)}`);
 }
+
+// A reader that stops early (`unusual-city demo | head`) closes the pipe, and the next write to stdout fails with
+// EPIPE. No one reads what is left, so exit quietly with 0, as command-line tools do. Other errors on stdout
+// stay errors: thrown from here, they end the process as an unhandled 'error' event would have.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(0);
+  throw error;
+});
 
 main(process.argv.slice(2)).then(
   (code) => {

@@ -12,10 +12,16 @@ import {
   runTick,
   type TickStats,
 } from './tick.js';
-import { AggregatedEvents } from './window.js';
+import { AggregatedEvents, slotOf } from './window.js';
 
 export interface ReplayOptions {
-  events: AsyncIterable<ActivityEvent>;
+  /** The events to replay (files); or `history`. */
+  events?: AsyncIterable<ActivityEvent>;
+  /**
+   * Instead of `events`: a period already aggregated per slot (the backtest's download from Log Analytics, which
+   * applied UC_CATEGORIES/UC_STATUSES in the query). Its slots must fit the settings' runs (see slotOf).
+   */
+  history?: AggregatedEvents;
   readStats: ReadStats;
   store: BaselineStore;
   geo: Geolocator;
@@ -74,11 +80,18 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
   const lookback = s.UC_LOOKBACK;
   const categories = new Set(s.UC_CATEGORIES.map((c) => c.toLowerCase()));
   const statuses = new Set(s.UC_STATUSES.map((c) => c.toLowerCase()));
-  const agg = new AggregatedEvents(tick, lookback);
+  if ((o.events === undefined) === (o.history === undefined))
+    throw new Error('replay needs either events or history');
+  if (o.history !== undefined && slotOf(tick, lookback) % o.history.slotMs !== 0)
+    throw new RangeError(
+      `history in slots of ${o.history.slotMs / 60_000} min cannot replay runs every ` +
+        `${tick / 60_000} min over ${lookback / 60_000} min`,
+    );
+  const agg = o.history ?? new AggregatedEvents(tick, lookback);
   const t0 = performance.now();
   let filteredOut = 0;
   let n = 0;
-  for await (const ev of o.events) {
+  for await (const ev of o.events ?? []) {
     n += 1;
     if (
       (categories.size > 0 && !categories.has(ev.category.toLowerCase())) ||

@@ -6,6 +6,11 @@ function gcd(a: number, b: number): number {
   return b === 0 ? a : gcd(b, a % b);
 }
 
+/** The largest span that never straddles a run's window edge or an hour: gcd(tick, lookback, 1h). */
+export function slotOf(tickMs: number, lookbackMs: number): number {
+  return gcd(gcd(tickMs, lookbackMs), HOUR_MS);
+}
+
 /**
  * Holds events of files in memory as aggregates per (operation, caller, IP, slot) — memory grows with
  * distinct combinations, not raw events — and serves the windows the simulated timer asks for.
@@ -22,7 +27,41 @@ export class AggregatedEvents implements EventSource {
   groups = 0;
 
   constructor(tickMs: number, lookbackMs: number) {
-    this.slotMs = gcd(gcd(tickMs, lookbackMs), HOUR_MS);
+    this.slotMs = slotOf(tickMs, lookbackMs);
+  }
+
+  /** A store of slots of `slotMs` (a divisor of an hour): for groups a source aggregated per slot. */
+  static ofSlot(slotMs: number): AggregatedEvents {
+    if (!(slotMs > 0) || HOUR_MS % slotMs !== 0)
+      throw new RangeError(`a slot must divide an hour, got ${slotMs} ms`);
+    return new AggregatedEvents(slotMs, slotMs);
+  }
+
+  /**
+   * Adds a group a source already aggregated for one slot (`slotMs`, or its hour when the source read whole
+   * hours) — the backtest's download of a period from Log Analytics. The slot must be one of this store's.
+   */
+  addGroup(g: EventGroup): void {
+    const slot = g.slotMs ?? g.hourMs;
+    if (slot % this.slotMs !== 0 || (g.slotMs === undefined && this.slotMs !== HOUR_MS))
+      throw new RangeError(
+        `a group of slot ${new Date(slot).toISOString()} does not fit slots of ${this.slotMs / 60_000} minutes`,
+      );
+    let groups = this.slots.get(slot);
+    if (!groups) {
+      groups = new Map();
+      this.slots.set(slot, groups);
+      this.sortedSlots = undefined;
+    }
+    const key = `${g.operationKey}\u0000${g.caller}\u0000${g.callerIp}`;
+    if (groups.has(key))
+      throw new Error(`the source returned the group ${key.replaceAll('\u0000', ' | ')} of one slot twice`);
+    const { slotMs: _slot, ...group } = g;
+    groups.set(key, { ...group, resourceIds: [...g.resourceIds], correlationIds: [...g.correlationIds] });
+    this.groups += 1;
+    this.events += g.count;
+    this.minMs = Math.min(this.minMs, g.firstMs);
+    this.maxMs = Math.max(this.maxMs, g.lastMs);
   }
 
   add(ev: ActivityEvent): void {
