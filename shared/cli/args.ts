@@ -20,3 +20,22 @@ export function parseTime(flag: string, value: string | undefined): number | und
     );
   return ms;
 }
+
+/** What a command talks to: the process's streams and environment, or a test's (and a CA for the https fakes). */
+export interface CliIo {
+  env: Readonly<Record<string, string | undefined>>;
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+  isTty?: boolean;
+  /** Trust this CA for the local https fakes (tests only). */
+  tlsCa?: string;
+  clock?: () => number;
+}
+
+/** The real process as a command's {@link CliIo}. */
+export const processIo = (): CliIo => ({
+  env: process.env,
+  stdout: (s) => process.stdout.write(s),
+  stderr: (s) => process.stderr.write(s),
+  isTty: process.stderr.isTTY,
+});

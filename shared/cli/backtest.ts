@@ -13,7 +13,7 @@ import { openAzureHistory } from '../ops/clients.js';
 import type { ReplayProgress } from '../pipeline/replay.js';
 import type { LogFn } from '../pipeline/tick.js';
 import type { EventSource } from '../pipeline/types.js';
-import { parseSets, UsageError } from './args.js';
+import { type CliIo, parseSets, processIo, UsageError } from './args.js';
 
 export const BACKTEST_USAGE = `Usage:
   unusual-city backtest <file>... | --days N  [--labels labels.json] [--thresholds 30,40,50,60,70]
@@ -114,15 +114,8 @@ export const QUERY_SETTINGS = [
   'UC_LOGS_ENDPOINT',
 ] as const;
 
-/** What the command talks to; tests pass their own (and a CA for the local https fakes). */
-export interface BacktestIo {
-  env: Readonly<Record<string, string | undefined>>;
-  stdout: (s: string) => void;
-  stderr: (s: string) => void;
-  isTty?: boolean;
-  tlsCa?: string;
-  clock?: () => number;
-}
+/** What the command talks to (tests pass their own). */
+export type BacktestIo = CliIo;
 
 function progress(quiet: boolean, io: BacktestIo) {
   const tty = io.isTty === true;
@@ -292,10 +285,4 @@ export async function runBacktestCommand(args: string[], io: BacktestIo): Promis
 }
 
 /** The command as main.ts registers it. */
-export const run = (args: string[]): Promise<number> =>
-  runBacktestCommand(args, {
-    env: process.env,
-    stdout: (s) => process.stdout.write(s),
-    stderr: (s) => process.stderr.write(s),
-    isTty: process.stderr.isTTY,
-  });
+export const run = (args: string[]): Promise<number> => runBacktestCommand(args, processIo());

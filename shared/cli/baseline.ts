@@ -20,7 +20,7 @@ import {
 import { checkWhoAndWhy, readAudit } from '../ops/audit.js';
 import { forgetCity, ForgetError, formatOperation, showOperation } from '../ops/baseline.js';
 import { openStateStore } from '../ops/clients.js';
-import { parseSets, UsageError } from './args.js';
+import { type CliIo, parseSets, processIo, UsageError } from './args.js';
 
 export const BASELINE_USAGE = `  unusual-city baseline show <operation> [--json]
       An operation's known cities: hours (decayed and raw), days, first and last seen, established, callers.
@@ -38,12 +38,8 @@ export const BASELINE_USAGE = `  unusual-city baseline show <operation> [--json]
       and [--set NAME=VALUE]...
 `;
 
-export interface BaselineIo {
-  env: Readonly<Record<string, string | undefined>>;
-  stdout: (s: string) => void;
-  stderr: (s: string) => void;
-  clock?: () => number;
-}
+/** What the command talks to (tests pass their own). */
+export type BaselineIo = CliIo;
 
 const options = {
   json: { type: 'boolean' },
@@ -234,9 +230,4 @@ export async function runBaselineCommand(args: string[], io: BaselineIo): Promis
 }
 
 /** The command as main.ts registers it. */
-export const run = (args: string[]): Promise<number> =>
-  runBaselineCommand(args, {
-    env: process.env,
-    stdout: (s) => process.stdout.write(s),
-    stderr: (s) => process.stderr.write(s),
-  });
+export const run = (args: string[]): Promise<number> => runBaselineCommand(args, processIo());

@@ -28,7 +28,7 @@ import { openAzureOps, openStateStore } from '../ops/clients.js';
 import type { LogFn } from '../pipeline/tick.js';
 import type { EventSource } from '../pipeline/types.js';
 import { AggregatedEvents } from '../pipeline/window.js';
-import { parseSets, parseTime, UsageError } from './args.js';
+import { type CliIo, parseSets, parseTime, processIo, UsageError } from './args.js';
 import { openGeo } from './runtime.js';
 
 export const BOOTSTRAP_USAGE = `  unusual-city bootstrap [--days N] [--window 1d] [--replace] [--by WHO] [--reason TEXT]
@@ -44,15 +44,8 @@ export const BOOTSTRAP_USAGE = `  unusual-city bootstrap [--days N] [--window 1d
       Stops an unfinished bootstrap (the baselines stay as far as it got; detection resumes).
 `;
 
-/** What the command talks to; tests pass their own (and a CA for the local https fakes). */
-export interface BootstrapIo {
-  env: Readonly<Record<string, string | undefined>>;
-  stdout: (s: string) => void;
-  stderr: (s: string) => void;
-  isTty?: boolean;
-  tlsCa?: string;
-  clock?: () => number;
-}
+/** What the command talks to (tests pass their own). */
+export type BootstrapIo = CliIo;
 
 const options = {
   days: { type: 'string' },
@@ -296,10 +289,4 @@ async function readFiles(
 }
 
 /** The command as main.ts registers it. */
-export const run = (args: string[]): Promise<number> =>
-  runBootstrapCommand(args, {
-    env: process.env,
-    stdout: (s) => process.stdout.write(s),
-    stderr: (s) => process.stderr.write(s),
-    isTty: process.stderr.isTTY,
-  });
+export const run = (args: string[]): Promise<number> => runBootstrapCommand(args, processIo());

@@ -47,12 +47,7 @@ export class AggregatedEvents implements EventSource {
       throw new RangeError(
         `a group of slot ${new Date(slot).toISOString()} does not fit slots of ${this.slotMs / 60_000} minutes`,
       );
-    let groups = this.slots.get(slot);
-    if (!groups) {
-      groups = new Map();
-      this.slots.set(slot, groups);
-      this.sortedSlots = undefined;
-    }
+    const groups = this.groupsOf(slot);
     const key = `${g.operationKey}\u0000${g.caller}\u0000${g.callerIp}`;
     if (groups.has(key))
       throw new Error(`the source returned the group ${key.replaceAll('\u0000', ' | ')} of one slot twice`);
@@ -64,14 +59,20 @@ export class AggregatedEvents implements EventSource {
     this.maxMs = Math.max(this.maxMs, g.lastMs);
   }
 
-  add(ev: ActivityEvent): void {
-    const slot = Math.floor(ev.timeMs / this.slotMs) * this.slotMs;
+  /** The groups of a slot, keyed by operation, caller and IP (created empty when new). */
+  private groupsOf(slot: number): Map<string, EventGroup> {
     let groups = this.slots.get(slot);
     if (!groups) {
       groups = new Map();
       this.slots.set(slot, groups);
       this.sortedSlots = undefined;
     }
+    return groups;
+  }
+
+  add(ev: ActivityEvent): void {
+    const slot = Math.floor(ev.timeMs / this.slotMs) * this.slotMs;
+    const groups = this.groupsOf(slot);
     const key = `${ev.operationKey}\u0000${ev.caller}\u0000${ev.callerIp}`;
     let g = groups.get(key);
     if (!g) {

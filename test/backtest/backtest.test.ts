@@ -364,7 +364,7 @@ describe('backtest CLI on the demo tenant', () => {
     expect(top.stdout).toContain('unusual-city backtest <file>...');
 
     const cases: [string[], number, RegExp][] = [
-      [['backtest'], 64, /at least one input file/],
+      [['backtest'], 64, /needs input files, or --days N/],
       [['backtest', files[0]!, '--thresholds', '30,abc'], 64, /--thresholds expects/],
       [['backtest', files[0]!, '--thresholds', '30,101'], 64, /--thresholds expects/],
       [['backtest', files[0]!, '--vary', 'UC_ALERT_THRESHOLD=40,60'], 64, /use --thresholds/],
