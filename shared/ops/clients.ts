@@ -8,7 +8,6 @@ import { join, resolve } from 'node:path';
 
 import type { BlobServiceClient } from '@azure/storage-blob';
 
-import { SqliteStore } from '../baseline/sqlite.js';
 import type { BaselineStore } from '../baseline/store.js';
 import { type Settings, SettingsError } from '../config/settings.js';
 import type { GeoDatabaseProvider } from '../geo/provider.js';
@@ -53,6 +52,9 @@ export async function openStateStore(
     const file = join(resolve(stateDir), 'state.sqlite');
     if (mustExist && !existsSync(file))
       throw new Error(`no detector state in ${stateDir} (${file} does not exist)`);
+    // Loaded only for local state: the Function App (which imports this module) never loads the native
+    // better-sqlite3 addon, built for whatever Node version packaged it.
+    const { SqliteStore } = await import('../baseline/sqlite.js');
     return SqliteStore.openDirectory(resolve(stateDir));
   }
   requireStorage(settings);
