@@ -9,7 +9,7 @@ import { baselineGate, bootstrapPending } from '../ops/bootstrap.js';
 import { commitCheckpoint, type LogFn, readCheckpoint, runTick } from '../pipeline/tick.js';
 import type { EventSource } from '../pipeline/types.js';
 import { BudgetExceededError, RunBudget } from './budget.js';
-import { newRunReport } from './report.js';
+import { deliverAndMaintain, newRunReport } from './report.js';
 import { runShardedTimer, type ShardQueue } from './shards.js';
 import type { RunReport, Telemetry } from './telemetry.js';
 
@@ -176,34 +176,7 @@ export async function runScheduled(
     if (allow && allow.suppressed > 0)
       deps.log('info', `Allowlisted ${allow.suppressed} rare finding(s): ${allow.describeCounts()}`);
 
-    t = clock();
-    try {
-      const d = await deps.deliver(budget);
-      report.delivered = d.delivered;
-      report.deliveryFailed = d.failed;
-      report.pendingOutbox = d.pending;
-    } catch (error) {
-      // Undelivered alerts stay in the outbox; the next run retries them.
-      deps.log(
-        'error',
-        `Alert delivery failed, alerts stay pending: ${error instanceof Error ? error.message : String(error)}`,
-      );
-      report.pendingOutbox = await deps.outbox.countPending();
-      deps.telemetry.exception(error instanceof Error ? error : new Error(String(error)), {
-        stage: 'deliver',
-      });
-    }
-    report.durationsMs.deliver = clock() - t;
-    if (deps.dailyMaintenance && report.ticks.some((tick) => tick % 86_400_000 === 0)) {
-      try {
-        deps.log('info', `Daily maintenance: ${await deps.dailyMaintenance()}`);
-      } catch (error) {
-        deps.log(
-          'warn',
-          `Daily maintenance failed (retried tomorrow): ${error instanceof Error ? error.message : String(error)}`,
-        );
-      }
-    }
+    await deliverAndMaintain(deps, report, budget, clock);
     report.durationsMs.total = clock() - started;
     deps.telemetry.run(report);
     deps.log(

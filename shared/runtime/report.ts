@@ -1,4 +1,6 @@
 import type { Alert } from '../alerts/alert.js';
+import type { RunBudget } from './budget.js';
+import type { DetectorDeps } from './detector.js';
 import type { RunReport } from './telemetry.js';
 
 /**
@@ -36,4 +38,38 @@ export function newRunReport(
     durationsMs: { geo: 0, query: 0, detect: 0, deliver: 0, total: 0 },
     raised,
   };
+}
+
+const text = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+
+/**
+ * The end of every timer run, in either mode: deliver the outbox (a failure leaves the alerts pending for the
+ * next run, logged and sent to telemetry) and, on the run that covers midnight UTC, the daily maintenance.
+ */
+export async function deliverAndMaintain(
+  deps: Pick<DetectorDeps, 'deliver' | 'outbox' | 'log' | 'telemetry' | 'dailyMaintenance'>,
+  report: RunReport,
+  budget: RunBudget,
+  clock: () => number,
+): Promise<void> {
+  const t = clock();
+  try {
+    const d = await deps.deliver(budget);
+    report.delivered = d.delivered;
+    report.deliveryFailed = d.failed;
+    report.pendingOutbox = d.pending;
+  } catch (error) {
+    // Undelivered alerts stay in the outbox; the next run retries them.
+    deps.log('error', `Alert delivery failed, alerts stay pending: ${text(error)}`);
+    report.pendingOutbox = await deps.outbox.countPending();
+    deps.telemetry.exception(error instanceof Error ? error : new Error(String(error)), { stage: 'deliver' });
+  }
+  report.durationsMs.deliver = clock() - t;
+  if (deps.dailyMaintenance && report.ticks.some((tick) => tick % 86_400_000 === 0)) {
+    try {
+      deps.log('info', `Daily maintenance: ${await deps.dailyMaintenance()}`);
+    } catch (error) {
+      deps.log('warn', `Daily maintenance failed (retried tomorrow): ${text(error)}`);
+    }
+  }
 }

@@ -49,7 +49,7 @@ import { commitCheckpoint, type LogFn, readCheckpoint, runTick, type TickStats }
 import { BudgetExceededError, RunBudget } from './budget.js';
 import { parseLocalConnectionString } from './clients.js';
 import type { DetectorDeps } from './detector.js';
-import { newRunReport } from './report.js';
+import { deliverAndMaintain, newRunReport } from './report.js';
 import type { RunReport } from './telemetry.js';
 
 /** A shard's message on the queue (JSON, base64-encoded as the Functions queue trigger expects by default). */
@@ -380,30 +380,7 @@ export async function runShardedTimer(
         `checkpointed ${progress.checkpointed.length} complete tick(s); ${progress.waiting.length} waiting` +
         (progress.reenqueued > 0 ? `; ${progress.reenqueued} shard(s) enqueued again` : ''),
     );
-    const t = clock();
-    try {
-      const d = await deps.deliver(budget);
-      report.delivered = d.delivered;
-      report.deliveryFailed = d.failed;
-      report.pendingOutbox = d.pending;
-    } catch (error) {
-      deps.log(
-        'error',
-        `Alert delivery failed, alerts stay pending: ${error instanceof Error ? error.message : String(error)}`,
-      );
-      report.pendingOutbox = await deps.outbox.countPending();
-    }
-    report.durationsMs.deliver = clock() - t;
-    if (deps.dailyMaintenance && report.ticks.some((tick) => tick % 86_400_000 === 0)) {
-      try {
-        deps.log('info', `Daily maintenance: ${await deps.dailyMaintenance()}`);
-      } catch (error) {
-        deps.log(
-          'warn',
-          `Daily maintenance failed: ${error instanceof Error ? error.message : String(error)}`,
-        );
-      }
-    }
+    await deliverAndMaintain(deps, report, budget, clock);
     report.durationsMs.total = clock() - started;
     deps.telemetry.run(report);
     return report;
