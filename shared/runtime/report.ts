@@ -47,7 +47,9 @@ const text = (error: unknown): string => (error instanceof Error ? error.message
  * next run, logged and sent to telemetry) and, on the run that covers midnight UTC, the daily maintenance.
  */
 export async function deliverAndMaintain(
-  deps: Pick<DetectorDeps, 'deliver' | 'outbox' | 'log' | 'telemetry' | 'dailyMaintenance'>,
+  deps: Pick<DetectorDeps, 'deliver' | 'log' | 'telemetry' | 'dailyMaintenance'> & {
+    outbox: Pick<DetectorDeps['outbox'], 'countPending'>;
+  },
   report: RunReport,
   budget: RunBudget,
   clock: () => number,

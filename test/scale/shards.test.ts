@@ -246,8 +246,11 @@ describe('queue mode (UC_SHARDING=queue): timer, Storage queue, processShard wor
     const results = await workers(SHARDS, 'ucqueue', () => tickDone(sharded, TICK));
     expect(results.reduce((n, r) => n + r.processed, 0)).toBe(SHARDS);
     expect(results.reduce((n, r) => n + r.poisoned, 0)).toBe(0);
-    // Each shard read the window once.
-    expect(answered() - queriesBefore).toBe(SHARDS);
+    // Each shard read the window once — plus once per attempt that failed and was retried (on a loaded machine a
+    // shard can lose an ETag race to a sibling often enough to throw; the platform then retries its message).
+    const failed = results.reduce((n, r) => n + r.failed, 0);
+    expect(answered() - queriesBefore).toBeGreaterThanOrEqual(SHARDS);
+    expect(answered() - queriesBefore).toBeLessThanOrEqual(SHARDS + failed);
 
     // One alert for admin in Lagos, although two shards each found it, delivered once by the shard that
     // completed the tick; the ledger row holds both operations.
