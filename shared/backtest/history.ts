@@ -95,3 +95,25 @@ export async function downloadHistory(
     seconds: (performance.now() - t0) / 1000,
   };
 }
+
+const mb = (bytes: number): string => Math.round(bytes / 1_048_576).toLocaleString('en-US');
+
+/**
+ * After a window of the download: when the heap the whole period will take at this rate passes 80% of what the
+ * process may use, what to tell the analyst (else undefined). Said early, before the process runs out.
+ */
+export function memoryWarning(o: {
+  windowsDone: number;
+  windowsTotal: number;
+  heapAtStart: number;
+  heapNow: number;
+  heapLimit: number;
+}): string | undefined {
+  if (o.windowsDone < 1 || o.windowsDone >= o.windowsTotal) return undefined;
+  const projected = o.heapAtStart + (Math.max(0, o.heapNow - o.heapAtStart) / o.windowsDone) * o.windowsTotal;
+  if (projected <= 0.8 * o.heapLimit) return undefined;
+  return (
+    `${o.windowsTotal} day(s) at this rate need about ${mb(projected)} MB of heap, and this process may use ` +
+    `${mb(o.heapLimit)} MB: backtest fewer days, or give Node more (NODE_OPTIONS=--max-old-space-size=<MB>)`
+  );
+}

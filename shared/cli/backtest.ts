@@ -1,11 +1,12 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { getHeapStatistics } from 'node:v8';
 
 import type { Alert } from '../alerts/alert.js';
 import { toRow } from '../alerts/sinks.js';
 import { formatBacktest } from '../backtest/format.js';
-import { downloadHistory, historyPeriod, historySlotMs } from '../backtest/history.js';
+import { downloadHistory, historyPeriod, historySlotMs, memoryWarning } from '../backtest/history.js';
 import { renderReport } from '../backtest/report.js';
 import { type BacktestOptions, runBacktest, variantsOf, type VaryOption } from '../backtest/run.js';
 import { matchesAttack, readLabels } from '../demo/evaluate.js';
@@ -169,11 +170,22 @@ async function fromLogAnalytics(
     },
   };
   const tty = io.isTty === true;
+  const heapLimit = getHeapStatistics().heap_size_limit;
+  const heapAtStart = process.memoryUsage().heapUsed;
+  let warnedMemory = false;
   const download = await downloadHistory(counted, {
     startMs,
     endMs,
     slotMs,
     onProgress: (p) => {
+      // The period is held in memory: say early when it will not fit, rather than fail an hour later.
+      const warning = warnedMemory
+        ? undefined
+        : memoryWarning({ ...p, heapAtStart, heapNow: process.memoryUsage().heapUsed, heapLimit });
+      if (warning !== undefined) {
+        warnedMemory = true;
+        io.stderr(`warning: ${warning}\n`);
+      }
       if (quiet) return;
       const text = `read ${p.windowsDone}/${p.windowsTotal} day(s), up to ${iso(p.doneUntilMs)}: ${p.events.toLocaleString('en-US')} events in ${p.groups.toLocaleString('en-US')} groups, ${queries} queries`;
       if (tty) io.stderr(`\r${text}\x1b[K${p.windowsDone === p.windowsTotal ? '\n' : ''}`);

@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 
-import { downloadHistory, historyPeriod, historySlotMs } from '../../shared/backtest/history.js';
+import {
+  downloadHistory,
+  historyPeriod,
+  historySlotMs,
+  memoryWarning,
+} from '../../shared/backtest/history.js';
 import { loadSettings } from '../../shared/config/settings.js';
 import type { EventGroup } from '../../shared/pipeline/types.js';
 import { AggregatedEvents } from '../../shared/pipeline/window.js';
@@ -88,5 +93,19 @@ describe('backtest history', () => {
         { startMs: T0 + MIN, endMs: T0 + DAY, slotMs: 15 * MIN },
       ),
     ).rejects.toThrow(/slot boundaries/);
+  });
+
+  it('warns early when the period will not fit in the heap', () => {
+    const MB = 1_048_576;
+    const at = (windowsDone: number, heapNow: number) =>
+      memoryWarning({ windowsDone, windowsTotal: 30, heapAtStart: 100 * MB, heapNow, heapLimit: 4096 * MB });
+    // 100 MB a day for 30 days: 3.1 GB of 4 GB — fine; 130 MB a day: 4 GB — warn, with the numbers.
+    expect(at(1, 200 * MB)).toBeUndefined();
+    expect(at(1, 230 * MB)).toBe(
+      '30 day(s) at this rate need about 4,000 MB of heap, and this process may use 4,096 MB: backtest fewer ' +
+        'days, or give Node more (NODE_OPTIONS=--max-old-space-size=<MB>)',
+    );
+    expect(at(30, 99_999 * MB)).toBeUndefined(); // done: nothing left to warn about
+    expect(at(2, 90 * MB)).toBeUndefined(); // the heap shrank (a collection)
   });
 });
