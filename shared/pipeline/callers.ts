@@ -31,8 +31,11 @@ export const CALLER_BUCKETS = 64;
 export const CALLER_LAYOUT_PROPERTY = 'callerLayout';
 export const CALLER_LAYOUT_BUCKETS = 'buckets';
 
-/** FNV-1a, 32 bits, over UTF-16 code units. */
-function fnv1a(s: string): number {
+/**
+ * FNV-1a, 32 bits, over UTF-16 code units: stable across processes and versions (it decides which partition
+ * holds a caller, and which queue-mode shard owns an operation).
+ */
+export function fnv1a(s: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) {
     h ^= s.charCodeAt(i);

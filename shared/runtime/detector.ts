@@ -1,5 +1,4 @@
 import type { Alert } from '../alerts/alert.js';
-import { alertDefaults } from '../alerts/defaults.js';
 import type { AlertSink } from '../alerts/sinks.js';
 import type { BaselineStore } from '../baseline/store.js';
 import type { Settings } from '../config/settings.js';
@@ -9,7 +8,7 @@ import { baselineGate, bootstrapPending } from '../ops/bootstrap.js';
 import { commitCheckpoint, type LogFn, readCheckpoint, runTick } from '../pipeline/tick.js';
 import type { EventSource } from '../pipeline/types.js';
 import { BudgetExceededError, RunBudget } from './budget.js';
-import { deliverAndMaintain, newRunReport } from './report.js';
+import { deliverAndMaintain, newRunReport, runPipeline } from './report.js';
 import { runShardedTimer, type ShardQueue } from './shards.js';
 import type { RunReport, Telemetry } from './telemetry.js';
 
@@ -146,19 +145,7 @@ export async function runScheduled(
       report.queries += deps.source.lastRead?.queries ?? 1;
       report.rowsFetched += deps.source.lastRead?.rows ?? groups.length;
       t = clock();
-      const stats = await runTick(
-        {
-          store: deps.store,
-          geo: geo.geo,
-          settings: s,
-          sink,
-          defaults: alertDefaults(s),
-          log: deps.log,
-          ...(allow ? { suppress: allow.suppress } : {}),
-        },
-        tick,
-        groups,
-      );
+      const stats = await runTick(runPipeline(deps, geo.geo, sink, allow), tick, groups);
       await commitCheckpoint(deps.store, tick);
       report.durationsMs.detect += clock() - t;
       report.ticks.push(tick);

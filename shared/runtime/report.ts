@@ -1,4 +1,11 @@
 import type { Alert } from '../alerts/alert.js';
+import { alertDefaults } from '../alerts/defaults.js';
+import type { AlertSink } from '../alerts/sinks.js';
+import type { BaselineStore } from '../baseline/store.js';
+import type { Settings } from '../config/settings.js';
+import type { Geolocator } from '../geo/types.js';
+import type { Allowlist } from '../ops/allowlist.js';
+import type { LogFn, Pipeline } from '../pipeline/tick.js';
 import type { RunBudget } from './budget.js';
 import type { DetectorDeps } from './detector.js';
 import type { RunReport } from './telemetry.js';
@@ -74,4 +81,25 @@ export async function deliverAndMaintain(
       deps.log('warn', `Daily maintenance failed (retried tomorrow): ${text(error)}`);
     }
   }
+}
+
+/**
+ * The pipeline of one run in Azure, in either mode: the detector's store and settings, this run's GeoIP
+ * database, sink and allowlists (read once per run), the alert columns of the settings.
+ */
+export function runPipeline(
+  deps: { store: BaselineStore; settings: Settings; log: LogFn },
+  geo: Geolocator,
+  sink: AlertSink,
+  allow: Allowlist | undefined,
+): Pipeline {
+  return {
+    store: deps.store,
+    geo,
+    settings: deps.settings,
+    sink,
+    defaults: alertDefaults(deps.settings),
+    log: deps.log,
+    ...(allow ? { suppress: allow.suppress } : {}),
+  };
 }

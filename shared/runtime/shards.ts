@@ -40,16 +40,16 @@ import type { TokenCredential } from '@azure/identity';
 import { QueueClient, StorageSharedKeyCredential } from '@azure/storage-queue';
 
 import type { Alert } from '../alerts/alert.js';
-import { alertDefaults } from '../alerts/defaults.js';
 import type { AlertSink } from '../alerts/sinks.js';
 import type { BaselineStore, Entity } from '../baseline/store.js';
 import { type Settings, SettingsError } from '../config/settings.js';
 import { baselineGate } from '../ops/bootstrap.js';
+import { fnv1a } from '../pipeline/callers.js';
 import { commitCheckpoint, type LogFn, readCheckpoint, runTick, type TickStats } from '../pipeline/tick.js';
 import { BudgetExceededError, RunBudget } from './budget.js';
 import { parseLocalConnectionString } from './clients.js';
 import type { DetectorDeps } from './detector.js';
-import { deliverAndMaintain, newRunReport } from './report.js';
+import { deliverAndMaintain, newRunReport, runPipeline } from './report.js';
 import type { RunReport } from './telemetry.js';
 
 /** A shard's message on the queue (JSON, base64-encoded as the Functions queue trigger expects by default). */
@@ -77,16 +77,6 @@ const POINTER_PARTITION = 'checkpoint';
 const POINTER_ROW = 'enqueued';
 export const shardsPartition = (tickMs: number): string => `shards:${tickMs}`;
 export const shardRow = (shard: number): string => `s${shard}`;
-
-/** FNV-1a over UTF-16 code units: stable across processes and versions (it decides who owns a partition). */
-function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
 
 /** The shard owning an operation: its hash's range among `shards` equal ranges of the 32-bit space. */
 export function shardOf(operationKey: string, shards: number): number {
@@ -449,19 +439,7 @@ export async function runShard(
       outcome.raised.push(...alerts);
     },
   };
-  outcome.stats = await runTick(
-    {
-      store: deps.store,
-      geo: geo.geo,
-      settings: s,
-      sink,
-      defaults: alertDefaults(s),
-      log: deps.log,
-      ...(allow ? { suppress: allow.suppress } : {}),
-    },
-    m.tickMs,
-    mine,
-  );
+  outcome.stats = await runTick(runPipeline(deps, geo.geo, sink, allow), m.tickMs, mine);
   // Done: only now can the checkpoint count on this shard.
   await deps.store.updateRows(
     'state',
