@@ -258,21 +258,25 @@ function zoneOffsetMs(zone: string | undefined): number {
   return sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2) || 0)) * 60_000;
 }
 
-interface Fields {
+/** What each format's reader extracts from a record, before normalisation into an ActivityEvent. */
+interface Fields
+  extends Pick<
+    ActivityEvent,
+    | 'operation'
+    | 'category'
+    | 'status'
+    | 'correlationId'
+    | 'eventDataId'
+    | 'subscriptionId'
+    | 'resourceGroup'
+    | 'resourceId'
+  > {
   time: unknown;
-  operation: string;
   callerColumn: string;
   callerIp: unknown;
   claims: Dict | undefined;
   authorization: Dict | undefined;
   properties: () => Dict | undefined;
-  category: string;
-  status: string;
-  correlationId: string;
-  eventDataId: string;
-  subscriptionId: string;
-  resourceGroup: string;
-  resourceId: string;
 }
 
 function lazy<T>(f: () => T): () => T {

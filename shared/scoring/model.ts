@@ -7,14 +7,10 @@ export const DAY_MS = 86_400_000;
 /** How many counted hours (with their scores) a baseline row remembers, to make counting idempotent. */
 export const RECENT_HOURS_KEPT = 24;
 
-/**
- * What the baseline knows about one (operation, city). `n` is the decayed, establishment-weighted number of
- * distinct hours, valid at `decayedAtMs`; decay is applied lazily when the row is next read or written.
- */
-export interface CityBaseline {
+/** A place's identity and decayed counts: what an operation's city and the tenant's city both keep. */
+export interface PlaceCounts {
   cityKey: string;
   name: string;
-  region: string;
   country: string;
   latitude: number;
   longitude: number;
@@ -24,6 +20,14 @@ export interface CityBaseline {
   rawHours: number;
   firstSeenMs: number;
   lastSeenMs: number;
+}
+
+/**
+ * What the baseline knows about one (operation, city). `n` is the decayed, establishment-weighted number of
+ * distinct hours, valid at `decayedAtMs`; decay is applied lazily when the row is next read or written.
+ */
+export interface CityBaseline extends PlaceCounts {
+  region: string;
   /** Distinct UTC days with at least one counted hour. */
   days: number;
   lastDay: number;
@@ -49,17 +53,7 @@ export interface OperationBaseline {
 }
 
 /** The tenant's own use of a city, all operations together: the prior for cities new to an operation. */
-export interface TenantCity {
-  cityKey: string;
-  name: string;
-  country: string;
-  latitude: number;
-  longitude: number;
-  n: number;
-  decayedAtMs: number;
-  rawHours: number;
-  firstSeenMs: number;
-  lastSeenMs: number;
+export interface TenantCity extends PlaceCounts {
   recentHours: number[];
 }
 
