@@ -83,6 +83,17 @@ export function detectorEnv(input: StepInput): Record<string, string> {
   };
 }
 
+/** A child step's environment: the detector's settings, the local managed identity, a log to report. */
+function startStep(input: StepInput): { env: Record<string, string>; settings: Settings; logs: string[] } {
+  const env = detectorEnv(input);
+  // The credential chain reads the managed-identity endpoint from the process environment.
+  Object.assign(process.env, {
+    IDENTITY_ENDPOINT: env.IDENTITY_ENDPOINT,
+    IDENTITY_HEADER: env.IDENTITY_HEADER,
+  });
+  return { env, settings: loadSettings(env), logs: [] };
+}
+
 function usageSince(t0: number, cpu0: NodeJS.CpuUsage): Usage {
   const cpu = process.cpuUsage(cpu0);
   return {
@@ -134,13 +145,7 @@ export async function countingStore(
 }
 
 async function timer(input: StepInput) {
-  const env = detectorEnv(input);
-  Object.assign(process.env, {
-    IDENTITY_ENDPOINT: env.IDENTITY_ENDPOINT,
-    IDENTITY_HEADER: env.IDENTITY_HEADER,
-  });
-  const settings = loadSettings(env);
-  const logs: string[] = [];
+  const { env, settings, logs } = startStep(input);
   const gc = (globalThis as { gc?: () => void }).gc;
   const mem = () => {
     // With --expose-gc (bench --live-heap): the heap still live at each log line, garbage collected first.
@@ -252,13 +257,7 @@ async function seed(input: StepInput) {
  * CPU is counted from the first message.
  */
 async function worker(input: StepInput) {
-  const env = detectorEnv(input);
-  Object.assign(process.env, {
-    IDENTITY_ENDPOINT: env.IDENTITY_ENDPOINT,
-    IDENTITY_HEADER: env.IDENTITY_HEADER,
-  });
-  const settings = loadSettings(env);
-  const logs: string[] = [];
+  const { env, settings, logs } = startStep(input);
   const log = (level: string, message: string) => logs.push(`${level}: ${message}`);
   const deps = await createAzureDeps(settings, env, log, { tlsCa: input.info.ca });
   await deps.geo.current();

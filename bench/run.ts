@@ -17,7 +17,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import type { StepInput } from './measure.js';
+import type { TableRequestCounts } from './azurite.js';
+import type { StepInput, StoreCalls } from './measure.js';
 import { type BenchResult, renderMarkdown, renderText, type ShardResult, type SizeResult } from './report.js';
 import type { ServicesInfo } from './services.js';
 import { HOUR_MS, WINDOW_MS } from './tenant.js';
@@ -312,26 +313,12 @@ export interface TimerOut {
     stoppedBecause?: string;
     durationsMs: { geo: number; query: number; detect: number; deliver: number; total: number };
   };
-  calls: {
-    readPartition: number;
-    readRows: number;
-    updatePartition: number;
-    updateRows: number;
-    transactions: number;
-    actions: number;
-  };
+  calls: StoreCalls;
   geo: { lookups: number; cacheHits: number; internal: number };
   logs: string[];
 }
 export interface Counters {
-  tables: {
-    transactions: number;
-    queries: number;
-    pointReads: number;
-    writes: number;
-    tableOps: number;
-    total: number;
-  };
+  tables: TableRequestCounts;
   la: { queries: number; rows: number; bytes: number; requests: { query: string; timespan: string }[] };
   ingestion: { received: number; requests: number };
 }
