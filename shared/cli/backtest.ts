@@ -115,6 +115,17 @@ export const QUERY_SETTINGS = [
   'UC_LOGS_ENDPOINT',
 ] as const;
 
+/** Settings that choose or shape the GeoIP database (shared/geo/provider.ts). */
+const GEO_SETTINGS = [
+  'UC_GEOIP_BLOB',
+  'UC_GEOIP_DB_PATH',
+  'UC_BLOB_ENDPOINT',
+  'UC_STORAGE_CONNECTION_STRING',
+  'UC_NO_CITY_MODE',
+  'UC_EGRESS_RANGES',
+  'UC_GEOIP_MAX_AGE_DAYS',
+] as const;
+
 /** What the command talks to (tests pass their own). */
 export type BacktestIo = CliIo;
 
@@ -152,7 +163,8 @@ async function fromLogAnalytics(
     if (level !== 'info' && !quiet) io.stderr(`${level}: ${message}\n`);
   };
   const tls = io.tlsCa !== undefined ? { tlsCa: io.tlsCa } : {};
-  const { source } = openAzureHistory(settings, io.env, log, { ...tls, slotMs });
+  const { source, geo } = openAzureHistory(settings, io.env, log, { ...tls, slotMs });
+  const geoProviders = new Map([[JSON.stringify(GEO_SETTINGS.map((n) => settings[n])), geo]]);
   const { startMs, endMs } = historyPeriod(days, (io.clock ?? Date.now)(), settings.UC_TICK_INTERVAL);
   if (!quiet)
     io.stderr(
@@ -207,7 +219,14 @@ async function fromLogAnalytics(
     },
     // Each variant's own GeoIP settings (UC_NO_CITY_MODE, UC_EGRESS_RANGES …) over the detector's database.
     openGeo: async (s) => {
-      const db = await openAzureHistory(s, io.env, log, { ...tls, slotMs }).geo.current(() => undefined);
+      // One database load per distinct GeoIP configuration: variants of scoring settings share the first.
+      const key = JSON.stringify(GEO_SETTINGS.map((n) => s[n]));
+      let provider = geoProviders.get(key);
+      if (provider === undefined) {
+        provider = openAzureHistory(s, io.env, log, { ...tls, slotMs }).geo;
+        geoProviders.set(key, provider);
+      }
+      const db = await provider.current(() => undefined);
       return db.stale
         ? {
             geo: db.geo,
