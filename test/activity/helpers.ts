@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { afterAll, beforeAll } from 'vitest';
+
 import { newReadStats, readActivityFile, type ReadOptions } from '../../shared/activity/read.js';
 import type { ActivityEvent, CallerType, ReadStats } from '../../shared/activity/types.js';
 import { mulberry32 } from '../../shared/demo/random.js';
@@ -16,6 +18,25 @@ export function fixture(name: string): string {
 export async function tempDir(): Promise<{ dir: string; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'activity-test-'));
   return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * A temporary directory for the tests of this file: made before them, removed after them. Returns the path of
+ * `name` in it (call it from tests or hooks).
+ */
+export function useTempDir(): (name: string) => string {
+  let dir: string | undefined;
+  let cleanup: (() => Promise<void>) | undefined;
+  beforeAll(async () => {
+    ({ dir, cleanup } = await tempDir());
+  });
+  afterAll(async () => {
+    await cleanup?.();
+  });
+  return (name) => {
+    if (dir === undefined) throw new Error('the temporary directory is used before beforeAll made it');
+    return join(dir, name);
+  };
 }
 
 export async function readAll(

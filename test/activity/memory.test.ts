@@ -1,27 +1,19 @@
 import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { writeJsonLines } from '../../shared/activity/formats.js';
 import { newReadStats, readActivityFile } from '../../shared/activity/read.js';
-import { generateEvents, tempDir } from './helpers.js';
+import { generateEvents, useTempDir } from './helpers.js';
 
 const EVENTS = 75_000; // ≈ 150 MB of AzureActivity JSON Lines
 const MB = 1024 * 1024;
 
-let dir: string;
-let cleanup: () => Promise<void>;
-beforeAll(async () => {
-  ({ dir, cleanup } = await tempDir());
-});
-afterAll(async () => {
-  await cleanup();
-});
+const inTempDir = useTempDir();
 
 describe('streaming', () => {
   it('reads a ~150 MB JSON Lines file with bounded memory', async () => {
-    const path = join(dir, 'big.jsonl');
+    const path = inTempDir('big.jsonl');
     // The writer streams too: the generator is consumed lazily, nothing is materialised.
     expect(await writeJsonLines(generateEvents(EVENTS), path)).toBe(EVENTS);
     const size = (await stat(path)).size;

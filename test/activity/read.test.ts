@@ -1,30 +1,22 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { writeDiagnosticRecords } from '../../shared/activity/formats.js';
 import { newReadStats, readActivityFile, readActivityFiles } from '../../shared/activity/read.js';
 import type { SkippedRecord } from '../../shared/activity/types.js';
-import { fixture, makeEvents, readAll, tempDir, totalSkipped } from './helpers.js';
+import { fixture, makeEvents, readAll, totalSkipped, useTempDir } from './helpers.js';
 
 const SUB = '1b2c3d4e-0000-4000-8000-00000000abcd';
 const at = (s: string): number => Date.parse(s);
 const positions = (samples: SkippedRecord[]): Array<[string, string, string | undefined]> =>
   samples.map((s) => [s.position, s.reason, s.id]);
 
-let dir: string;
-let cleanup: () => Promise<void>;
-beforeAll(async () => {
-  ({ dir, cleanup } = await tempDir());
-});
-afterAll(async () => {
-  await cleanup();
-});
+const inTempDir = useTempDir();
 
 async function writeTemp(name: string, content: string | Buffer): Promise<string> {
-  const p = join(dir, name);
+  const p = inTempDir(name);
   await writeFile(p, content);
   return p;
 }
@@ -222,7 +214,7 @@ describe('diagnostic records', () => {
   });
 
   it('yields the records before the cut of a large truncated document', async () => {
-    const p = join(dir, 'big-wrapped.json');
+    const p = inTempDir('big-wrapped.json');
     await writeDiagnosticRecords(makeEvents(2000), p, { wrapped: true, pretty: true });
     const text = await readFile(p, 'utf8');
     // Cut inside the 1235th record.
@@ -239,7 +231,7 @@ describe('diagnostic records', () => {
 describe('single-line documents longer than the sniff window', () => {
   it('streams them, and salvages the records before a cut', async () => {
     const events = makeEvents(5000);
-    const p = join(dir, 'one-line.json');
+    const p = inTempDir('one-line.json');
     await writeDiagnosticRecords(events, p, { wrapped: true, recordsPerWrapper: 1_000_000 });
     const text = await readFile(p, 'utf8');
     expect(text.indexOf('\n')).toBe(text.length - 1);
@@ -400,7 +392,7 @@ describe('other layouts and edge cases', () => {
   });
 
   it('throws a clear error for a missing file', async () => {
-    const missing = join(dir, 'does-not-exist.jsonl');
+    const missing = inTempDir('does-not-exist.jsonl');
     await expect(readAll(missing)).rejects.toThrow(`Activity log file not found: ${missing}`);
     const stats = newReadStats();
     const gen = readActivityFiles([fixture('mixed.jsonl'), missing], stats);

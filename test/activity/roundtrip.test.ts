@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import {
   formatPortalTime,
@@ -14,16 +13,9 @@ import {
 } from '../../shared/activity/formats.js';
 import { normaliseActivityRow, normaliseDiagnosticRecord } from '../../shared/activity/normalise.js';
 import type { ActivityEvent, InputFormat } from '../../shared/activity/types.js';
-import { makeEvents, readAll, tempDir } from './helpers.js';
+import { makeEvents, readAll, useTempDir } from './helpers.js';
 
-let dir: string;
-let cleanup: () => Promise<void>;
-beforeAll(async () => {
-  ({ dir, cleanup } = await tempDir());
-});
-afterAll(async () => {
-  await cleanup();
-});
+const inTempDir = useTempDir();
 
 /** Generated events plus edge cases: a resource id that cannot carry the subscription. */
 function sample(): ActivityEvent[] {
@@ -81,7 +73,7 @@ const writers: Array<[string, Writer, InputFormat, string]> = [
 describe('writers round-trip through the reader', () => {
   it.each(writers)('%s', async (name, write, format, prefix) => {
     const events = sample();
-    const path = join(dir, name.replace(/\W+/g, '-'));
+    const path = inTempDir(name.replace(/\W+/g, '-'));
     expect(await write(events, path)).toBe(events.length);
     expect((await readFile(path, 'latin1')).startsWith(prefix)).toBe(true);
 
@@ -101,7 +93,7 @@ describe('writers round-trip through the reader', () => {
 
   it('writes a portal CSV that looks like the real export', async () => {
     const ev = makeEvents(1)[0]!;
-    const path = join(dir, 'look.csv');
+    const path = inTempDir('look.csv');
     await writePortalCsv([{ ...ev, timeMs: Date.parse('2021-04-28T14:32:14.029Z') }], path);
     const text = await readFile(path, 'utf8');
     const [header] = text.split('\r\n');
@@ -129,7 +121,7 @@ describe('writers round-trip through the reader', () => {
 
   it('accepts async iterables and writes nothing but the envelope for no events', async () => {
     async function* none(): AsyncGenerator<ActivityEvent> {}
-    const p = join(dir, 'none.json');
+    const p = inTempDir('none.json');
     expect(await writeLogAnalyticsResponse(none(), p)).toBe(0);
     const { events, stats } = await readAll(p);
     expect(events).toEqual([]);
