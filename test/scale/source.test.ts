@@ -3,41 +3,28 @@
  * its complete hours and reads on from the last hour, instead of discarding it and halving the window. Same
  * groups as one unlimited read; fewer rows cross the wire.
  */
-import { DefaultAzureCredential } from '@azure/identity';
-import { LogsQueryClient } from '@azure/monitor-query-logs';
+import type { LogsQueryClient } from '@azure/monitor-query-logs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { DEMO_START } from '../../shared/demo/tenant.js';
 import { LogAnalyticsSource } from '../../shared/source/logAnalytics.js';
 import { DAY, differences, HOUR, reference, tenantRows } from '../source/reference.js';
-import { type FakeLogAnalytics, startFakeLogAnalytics } from '../support/fakeLogAnalytics.js';
-import { type FakeIdentity, startFakeIdentity } from '../support/identity.js';
+import type { FakeLogAnalytics } from '../support/fakeLogAnalytics.js';
+import { startLogAnalyticsClient } from '../support/logsQueryClient.js';
 
 const WS = '0b9f3c2e-1d4a-4c6b-9e8f-7a6b5c4d3e2f';
 const D11 = DEMO_START + 11 * DAY;
 
 describe('LogAnalyticsSource over the byte limit', () => {
-  let identity: FakeIdentity;
-  let restore: () => void;
   let fake: FakeLogAnalytics;
   let client: LogsQueryClient;
+  let close: () => Promise<void>;
   const rows = tenantRows(14);
 
   beforeAll(async () => {
-    identity = await startFakeIdentity();
-    restore = identity.install();
-    fake = await startFakeLogAnalytics({ rows });
-    client = new LogsQueryClient(new DefaultAzureCredential(), {
-      endpoint: fake.endpoint,
-      tlsOptions: { ca: fake.ca },
-      retryOptions: { maxRetries: 0 },
-    });
+    ({ fake, client, close } = await startLogAnalyticsClient(rows));
   });
-  afterAll(async () => {
-    restore();
-    await fake.close();
-    await identity.close();
-  });
+  afterAll(() => close());
 
   it('keeps the complete hours of a cut answer and reads on from its last hour', async () => {
     const start = D11 + 6 * HOUR;

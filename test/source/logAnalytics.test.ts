@@ -1,7 +1,6 @@
 import { request } from 'node:https';
 
-import { DefaultAzureCredential } from '@azure/identity';
-import { LogsQueryClient } from '@azure/monitor-query-logs';
+import type { LogsQueryClient } from '@azure/monitor-query-logs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 import { CLAIM } from '../../shared/activity/normalise.js';
@@ -21,7 +20,8 @@ import {
   LOG_ANALYTICS_AUDIENCE,
   startFakeLogAnalytics,
 } from '../support/fakeLogAnalytics.js';
-import { type FakeIdentity, startFakeIdentity } from '../support/identity.js';
+import type { FakeIdentity } from '../support/identity.js';
+import { logsQueryClient, startLogAnalyticsClient } from '../support/logsQueryClient.js';
 import { DAY, differences, HOUR, reference, tenantRows } from './reference.js';
 
 const WS = '0b9f3c2e-1d4a-4c6b-9e8f-7a6b5c4d3e2f';
@@ -32,30 +32,19 @@ const D11 = DEMO_START + 11 * DAY;
 
 describe('LogAnalyticsSource: the real LogsQueryClient and credential chain against a local query API', () => {
   let identity: FakeIdentity;
-  let restore: () => void;
   let fake: FakeLogAnalytics;
   let client: LogsQueryClient;
+  let close: () => Promise<void>;
   const rows = tenantRows(14);
 
   const source = (o: Partial<LogAnalyticsSourceOptions> = {}): LogAnalyticsSource =>
     new LogAnalyticsSource({ client, workspaceId: WS, retryBaseMs: 5, ...o });
 
   beforeAll(async () => {
-    identity = await startFakeIdentity();
-    restore = identity.install();
-    fake = await startFakeLogAnalytics({ rows });
     // The client's own retries are off so the source's retries are what is tested; one test turns them on.
-    client = new LogsQueryClient(new DefaultAzureCredential(), {
-      endpoint: fake.endpoint,
-      tlsOptions: { ca: fake.ca },
-      retryOptions: { maxRetries: 0 },
-    });
+    ({ identity, fake, client, close } = await startLogAnalyticsClient(rows));
   });
-  afterAll(async () => {
-    restore();
-    await fake.close();
-    await identity.close();
-  });
+  afterAll(() => close());
   beforeEach(() => {
     fake.reset();
     fake.rows = rows;
@@ -365,11 +354,7 @@ describe('LogAnalyticsSource: the real LogsQueryClient and credential chain agai
   });
 
   it("the client's own retry honours Retry-After before the source sees anything", async () => {
-    const retrying = new LogsQueryClient(new DefaultAzureCredential(), {
-      endpoint: fake.endpoint,
-      tlsOptions: { ca: fake.ca },
-      retryOptions: { maxRetries: 2, retryDelayInMs: 10 },
-    });
+    const retrying = logsQueryClient(fake, { maxRetries: 2, retryDelayInMs: 10 });
     fake.failNext(429);
     const src = new LogAnalyticsSource({ client: retrying, workspaceId: WS });
     await src.read(D11, D11 + HOUR);
