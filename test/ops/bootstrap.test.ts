@@ -34,6 +34,7 @@ import { commitCheckpoint, readCheckpoint } from '../../shared/pipeline/tick.js'
 import { AggregatedEvents } from '../../shared/pipeline/window.js';
 import { type DetectorDeps, runScheduled } from '../../shared/runtime/detector.js';
 import { makeTelemetry } from '../../shared/runtime/telemetry.js';
+import { embeddedGeo, memoryOutbox } from '../support/detectorDeps.js';
 import { ev, IP } from '../support/events.js';
 import {
   BACKUP,
@@ -206,17 +207,8 @@ function detectorDeps(store: BaselineStore, list: readonly ActivityEvent[], now:
     settings: loadSettings({ UC_RUN_BUDGET: '1h' }),
     store,
     source: agg,
-    geo: {
-      current: () =>
-        Promise.resolve({
-          geo,
-          source: 'embedded',
-          buildDate: new Date('2019-12-24'),
-          ageDays: 0,
-          stale: false,
-        }),
-    },
-    outbox: Object.assign(sink, { countPending: () => Promise.resolve(0) }),
+    geo: embeddedGeo(geo, { ageDays: 0, stale: false }),
+    outbox: memoryOutbox(sink),
     deliver: () => Promise.resolve({ delivered: 0, failed: 0, pending: 0 }),
     telemetry: makeTelemetry(
       {

@@ -10,6 +10,7 @@ import type { EventGroup } from '../../shared/pipeline/types.js';
 import { AggregatedEvents } from '../../shared/pipeline/window.js';
 import { type DetectorDeps, runScheduled } from '../../shared/runtime/detector.js';
 import { makeTelemetry, type RunReport, type TelemetryClientLike } from '../../shared/runtime/telemetry.js';
+import { embeddedGeo, memoryOutbox } from '../support/detectorDeps.js';
 
 const MIN = 60_000;
 const settings = loadSettings({});
@@ -41,17 +42,8 @@ async function deps(overrides: Partial<DetectorDeps> & { now: { ms: number } }) 
         return events.read(start, end);
       },
     },
-    geo: {
-      current: () =>
-        Promise.resolve({
-          geo,
-          source: 'embedded',
-          buildDate: new Date('2019-12-24'),
-          ageDays: 2000,
-          stale: true,
-        }),
-    },
-    outbox: Object.assign(sink, { countPending: () => Promise.resolve(0) }),
+    geo: embeddedGeo(geo, { ageDays: 2000, stale: true }),
+    outbox: memoryOutbox(sink),
     deliver: () => Promise.resolve({ delivered: sink.alerts.length, failed: 0, pending: 0 }),
     telemetry: makeTelemetry(client, false),
     log: () => undefined,
