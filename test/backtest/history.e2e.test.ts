@@ -16,6 +16,7 @@ import type { BacktestResults } from '../../shared/backtest/types.js';
 import { runBacktestCommand } from '../../shared/cli/backtest.js';
 import { labelsToJson } from '../../shared/demo/evaluate.js';
 import { DEMO_START, generateTenant } from '../../shared/demo/tenant.js';
+import { azureEnv } from '../support/e2eHarness.js';
 import { type FakeLogAnalytics, startFakeLogAnalytics } from '../support/fakeLogAnalytics.js';
 import { type FakeIdentity, startFakeIdentity } from '../support/identity.js';
 
@@ -78,13 +79,7 @@ describe('backtest --days: the period from Log Analytics (real SDK client, local
     identity = await startFakeIdentity();
     restoreEnv = identity.install();
     logs = await startFakeLogAnalytics({ rows: data.events.map(toActivityRow) });
-    env = {
-      IDENTITY_ENDPOINT: identity.endpoint,
-      IDENTITY_HEADER: identity.header,
-      UC_WORKSPACE_ID: WORKSPACE,
-      UC_LOGS_ENDPOINT: logs.endpoint,
-      UC_RUN_BUDGET: '5m',
-    };
+    env = azureEnv({ identity, logs }, { UC_WORKSPACE_ID: WORKSPACE });
   }, 60_000);
 
   afterAll(async () => {

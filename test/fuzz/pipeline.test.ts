@@ -21,29 +21,15 @@ import { runTick } from '../../shared/pipeline/tick.js';
 import { RESULT_COLUMNS, rowsToGroups } from '../../shared/source/logAnalytics.js';
 import { type AzuriteTables, startAzurite } from '../support/azurite.js';
 import { ev, IP, replayEvents } from '../support/events.js';
+import { DEPLOY, LISTKEYS, londonTeam } from '../support/londonTeam.js';
 import { hasLoneSurrogate, HOSTILE_STRINGS, hostileString, hostileValue, isDisplaySafe } from './hostile.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 const T0 = Date.UTC(2026, 9, 5);
-const DEPLOY = 'MICROSOFT.RESOURCES/DEPLOYMENTS/WRITE';
-const LISTKEYS = 'MICROSOFT.STORAGE/STORAGEACCOUNTS/LISTKEYS/ACTION';
 
 /** Ten days of a London team, then the admin's keys listed from Lagos (one alert). */
-function history(): ActivityEvent[] {
-  const out: ActivityEvent[] = [];
-  for (let d = 0; d < 10; d++) {
-    for (let h = 8; h < 18; h++) {
-      const t = T0 + d * DAY + h * HOUR;
-      out.push(
-        ev(t + 5 * 60_000, DEPLOY, 'dev1@contoso.com', IP.london),
-        ev(t + 25 * 60_000, DEPLOY, 'dev2@contoso.com', IP.london2),
-      );
-      if (h % 3 === 0) out.push(ev(t + 40 * 60_000, LISTKEYS, 'admin@contoso.com', IP.london));
-    }
-  }
-  return out;
-}
+const history = () => londonTeam(10);
 const ATTACK = ev(T0 + 10 * DAY + 3 * HOUR, LISTKEYS, 'admin@contoso.com', IP.lagos);
 
 /** Hostile records (as AzureActivity rows) during the attack day, normalised like any input. */

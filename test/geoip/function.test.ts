@@ -1,4 +1,4 @@
-import { InvocationContext, type LogLevel, type Timer } from '@azure/functions';
+import type { InvocationContext, LogLevel, Timer } from '@azure/functions';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 import {
@@ -17,24 +17,26 @@ import {
   sha256Hex,
   startFakeMaxMind,
 } from '../support/fakeMaxMind.js';
+import { invocationContext, timer as hostTimer } from '../support/invocation.js';
 
-const timer = (isPastDue = false): Timer => ({
-  isPastDue,
-  schedule: { adjustForDST: true },
-  scheduleStatus: {
-    last: '2024-01-01T04:00:00.000Z',
-    next: '2024-01-08T04:00:00.000Z',
-    lastUpdated: '2024-01-01T04:00:00.000Z',
-  },
-});
+/** The weekly schedule's timer. */
+const timer = (isPastDue = false): Timer =>
+  hostTimer(isPastDue, {
+    schedule: { adjustForDST: true },
+    scheduleStatus: {
+      last: '2024-01-01T04:00:00.000Z',
+      next: '2024-01-08T04:00:00.000Z',
+      lastUpdated: '2024-01-01T04:00:00.000Z',
+    },
+  });
 
 function invocation(): { context: InvocationContext; logs: { level: LogLevel; text: string }[] } {
   const logs: { level: LogLevel; text: string }[] = [];
-  const context = new InvocationContext({
-    invocationId: 'c0ffee00-0000-4000-8000-000000000001',
-    functionName: 'refreshGeoIpDatabase',
-    logHandler: (level, ...args) => logs.push({ level, text: args.map(String).join(' ') }),
-  });
+  const context = invocationContext(
+    'refreshGeoIpDatabase',
+    'c0ffee00-0000-4000-8000-000000000001',
+    (level, text) => logs.push({ level, text }),
+  );
   return { context, logs };
 }
 

@@ -27,6 +27,7 @@ import { readAudit } from '../../shared/ops/audit.js';
 import { parseServiceTags } from '../../shared/ops/serviceTags.js';
 import type { RarityScore } from '../../shared/scoring/score.js';
 import { ev, IP, replayEvents } from '../support/events.js';
+import { replayInto } from '../support/londonTeam.js';
 import { dump, history, LISTKEYS, MIN, T0 } from './helpers.js';
 
 const TAGS = fileURLToPath(new URL('./fixtures/ServiceTags_Public.json', import.meta.url));
@@ -273,26 +274,10 @@ describe('allowlists in runs', () => {
 
     const overrides = { UC_SERVICE_TAGS_FILE: TAGS, UC_ALLOW_SERVICE_TAGS: 'AzureCloud.southafricanorth' };
     const allow = await (await AllowlistProvider.fromSettings(loadSettings({}, overrides))).forRun();
-    const { replay } = await import('../../shared/pipeline/replay.js');
-    const { newReadStats } = await import('../../shared/activity/read.js');
-    const { alertDefaults } = await import('../../shared/alerts/defaults.js');
-    const { embeddedDatabasePath, openGeolocator } = await import('../../shared/geo/geolocator.js');
     const store = SqliteStore.open(':memory:');
     const sink = new MemoryAlertSink();
     const settings = loadSettings({}, overrides);
-    const summary = await replay({
-      events: (async function* () {
-        for (const e of events) yield e;
-        await Promise.resolve();
-      })(),
-      readStats: newReadStats(),
-      store,
-      geo: await openGeolocator({ databasePath: embeddedDatabasePath()!, noCityMode: 'skip' }),
-      sink,
-      settings,
-      defaults: alertDefaults(settings),
-      suppress: allow.suppress,
-    });
+    const summary = await replayInto(store, events, { settings, sink, suppress: allow.suppress });
     expect(sink.alerts.map((a) => a.SrcGeoCity)).toEqual(['New York']);
     expect(summary.allowlisted).toBeGreaterThanOrEqual(1);
     expect(allow.describeCounts()).toMatch(

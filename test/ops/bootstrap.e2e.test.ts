@@ -8,7 +8,7 @@
  */
 import { fileURLToPath } from 'node:url';
 
-import { HttpRequest, InvocationContext, type Timer } from '@azure/functions';
+import { HttpRequest } from '@azure/functions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { makeBootstrapHandler } from '../../functions/bootstrapBaselines.js';
@@ -17,7 +17,6 @@ import { toActivityRow } from '../../shared/activity/formats.js';
 import { alertDefaults } from '../../shared/alerts/defaults.js';
 import { MemoryAlertSink } from '../../shared/alerts/sinks.js';
 import { SqliteStore } from '../../shared/baseline/sqlite.js';
-import { TableStorageStore } from '../../shared/baseline/tableStorage.js';
 import { runBaselineCommand } from '../../shared/cli/baseline.js';
 import { runBootstrapCommand } from '../../shared/cli/bootstrap.js';
 import { loadSettings } from '../../shared/config/settings.js';
@@ -25,12 +24,11 @@ import { embeddedDatabasePath, openGeolocator } from '../../shared/geo/geolocato
 import { readBootstrap, startBootstrap } from '../../shared/ops/bootstrap.js';
 import { openAzureOps } from '../../shared/ops/clients.js';
 import { readCheckpoint, runTick } from '../../shared/pipeline/tick.js';
-import { AZURITE_ACCOUNT, AZURITE_KEY, type AzuriteTables, startAzurite } from '../support/azurite.js';
+import { type Harness, startHarness } from '../support/e2eHarness.js';
 import { ev, IP } from '../support/events.js';
-import { FAKE_DCR_ID, type FakeIngestion, startFakeIngestion } from '../support/fakeIngestion.js';
-import { type FakeLogAnalytics, startFakeLogAnalytics } from '../support/fakeLogAnalytics.js';
-import { type FakeIdentity, startFakeIdentity } from '../support/identity.js';
-import { testCertificate } from '../support/tls.js';
+import type { FakeIngestion } from '../support/fakeIngestion.js';
+import type { FakeLogAnalytics } from '../support/fakeLogAnalytics.js';
+import { invocationContext as context, timer } from '../support/invocation.js';
 import {
   BACKUP,
   crashingStore,
@@ -46,66 +44,23 @@ import {
 
 const DAYS = 12;
 const END = T0 + DAYS * DAY;
-const WORKSPACE = '0b0e2f5c-5c1e-4a57-9d4e-2f5b4c9e1a11';
 const ATTACK = END + 40 * MIN;
 const events = history(DAYS);
 
-function timer(): Timer {
-  return {
-    isPastDue: false,
-    schedule: { adjustForDST: false },
-    scheduleStatus: { last: '', next: '', lastUpdated: '' },
-  };
-}
-
-function context(name: string, id: string, lines: string[]): InvocationContext {
-  return new InvocationContext({
-    invocationId: id,
-    functionName: name,
-    logHandler: (level, ...args) => lines.push(`${level}: ${args.map(String).join(' ')}`),
-  });
-}
-
 describe('bootstrap end to end (real SDK clients, local services)', () => {
-  let identity: FakeIdentity;
-  let restoreEnv: () => void;
-  let azurite: AzuriteTables;
+  let harness: Harness;
   let logs: FakeLogAnalytics;
   let ingestion: FakeIngestion;
   let ca: string;
   let base: Record<string, string>;
   let reference: Awaited<ReturnType<typeof dump>>;
-  const stores: TableStorageStore[] = [];
   const envFor = (prefix: string) => ({ ...base, UC_TABLE_PREFIX: prefix });
-  const storeFor = async (prefix: string) => {
-    const s = await TableStorageStore.open({
-      endpoint: azurite.endpoint,
-      credential: azurite.credential,
-      tablePrefix: prefix,
-      allowInsecureConnection: true,
-    });
-    stores.push(s);
-    return s;
-  };
+  const storeFor = (prefix: string) => harness.tableStore(prefix);
 
   beforeAll(async () => {
-    identity = await startFakeIdentity();
-    restoreEnv = identity.install();
-    azurite = await startAzurite();
-    logs = await startFakeLogAnalytics({ rows: events.map(toActivityRow) });
-    ingestion = await startFakeIngestion();
-    ca = (await testCertificate()).cert;
-    base = {
-      IDENTITY_ENDPOINT: identity.endpoint,
-      IDENTITY_HEADER: identity.header,
-      UC_WORKSPACE_ID: WORKSPACE,
-      UC_LOGS_ENDPOINT: logs.endpoint,
-      UC_STORAGE_CONNECTION_STRING: `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_KEY};TableEndpoint=${azurite.endpoint}`,
-      UC_INGESTION_ENDPOINT: ingestion.endpoint,
-      UC_DCR_IMMUTABLE_ID: FAKE_DCR_ID,
-      UC_RUN_BUDGET: '5m',
-      UC_BOOTSTRAP_DAYS: String(DAYS),
-    };
+    harness = await startHarness({ rows: events.map(toActivityRow) });
+    ({ logs, ingestion, ca } = harness);
+    base = harness.env({ UC_BOOTSTRAP_DAYS: String(DAYS) });
     // What regular hourly runs over the same period learn, reading the same Log Analytics (into SQLite): the
     // bootstrap must learn exactly this. (Same source: the order in which groups arrive decides, e.g., which of
     // two IPs of one city gives the city row its coordinates.)
@@ -125,14 +80,7 @@ describe('bootstrap end to end (real SDK clients, local services)', () => {
   }, 120_000);
 
   afterAll(async () => {
-    restoreEnv();
-    await Promise.all([
-      ...stores.map((s) => s.close()),
-      logs.close(),
-      ingestion.close(),
-      identity.close(),
-      azurite.stop(),
-    ]);
+    await harness.stop();
   });
 
   it('CLI, Azure mode: one query per day of history, the baselines of regular runs, no alert', async () => {

@@ -4,64 +4,29 @@
  * a local https Log Analytics query service, Azurite's Table service in-process, and a local https Logs
  * Ingestion service that checks every row against the alert-column file. Nothing leaves 127.0.0.1.
  */
-import { InvocationContext, type Timer } from '@azure/functions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { makeDetectHandler } from '../../functions/detectUnusualCity.js';
 import { toActivityRow } from '../../shared/activity/formats.js';
-import { newReadStats } from '../../shared/activity/read.js';
-import type { ActivityEvent } from '../../shared/activity/types.js';
-import { alertDefaults } from '../../shared/alerts/defaults.js';
-import { MemoryAlertSink } from '../../shared/alerts/sinks.js';
-import { TableStorageStore } from '../../shared/baseline/tableStorage.js';
+import type { TableStorageStore } from '../../shared/baseline/tableStorage.js';
 import { loadSettings } from '../../shared/config/settings.js';
-import { embeddedDatabasePath, openGeolocator } from '../../shared/geo/geolocator.js';
-import { replay } from '../../shared/pipeline/replay.js';
 import { readCheckpoint } from '../../shared/pipeline/tick.js';
-import { AZURITE_ACCOUNT, AZURITE_KEY, type AzuriteTables, startAzurite } from '../support/azurite.js';
+import { type Harness, startHarness, WORKSPACE } from '../support/e2eHarness.js';
 import { ev, IP } from '../support/events.js';
-import { FAKE_DCR_ID, type FakeIngestion, startFakeIngestion } from '../support/fakeIngestion.js';
-import { type FakeLogAnalytics, startFakeLogAnalytics } from '../support/fakeLogAnalytics.js';
-import { type FakeIdentity, startFakeIdentity, tokenFor } from '../support/identity.js';
-import { testCertificate } from '../support/tls.js';
+import { FAKE_DCR_ID, type FakeIngestion } from '../support/fakeIngestion.js';
+import type { FakeLogAnalytics } from '../support/fakeLogAnalytics.js';
+import { tokenFor } from '../support/identity.js';
+import { invocationContext, timer } from '../support/invocation.js';
+import { LISTKEYS, londonTeam, replayInto } from '../support/londonTeam.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
 const DAY = 24 * HOUR;
 const T0 = Date.UTC(2026, 9, 5); // a Monday
-const WORKSPACE = '0b0e2f5c-5c1e-4a57-9d4e-2f5b4c9e1a11';
-const LISTKEYS = 'MICROSOFT.STORAGE/STORAGEACCOUNTS/LISTKEYS/ACTION';
-const DEPLOY = 'MICROSOFT.RESOURCES/DEPLOYMENTS/WRITE';
 const ATTACK = T0 + 10 * DAY + 3 * HOUR + 10 * MIN;
 
-/** Ten days of a London team, then an admin's credentials used from Lagos. */
-function history(): ActivityEvent[] {
-  const out: ActivityEvent[] = [];
-  for (let d = 0; d < 10; d++) {
-    for (let h = 8; h < 18; h++) {
-      const t = T0 + d * DAY + h * HOUR;
-      out.push(
-        ev(t + 5 * MIN, DEPLOY, 'dev1@contoso.com', IP.london),
-        ev(t + 25 * MIN, DEPLOY, 'dev2@contoso.com', IP.london2),
-      );
-      if (h % 3 === 0) out.push(ev(t + 40 * MIN, LISTKEYS, 'admin@contoso.com', IP.london));
-    }
-  }
-  return out;
-}
-
-function timer(isPastDue = false): Timer {
-  return {
-    isPastDue,
-    schedule: { adjustForDST: false },
-    scheduleStatus: { last: '', next: '', lastUpdated: '' },
-  };
-}
-
 describe('detectUnusualCity end to end (real SDK clients, local services)', () => {
-  let identity: FakeIdentity;
-  let restoreEnv: () => void;
-  let azurite: AzuriteTables;
+  let harness: Harness;
   let logs: FakeLogAnalytics;
   let ingestion: FakeIngestion;
   let env: Record<string, string>;
@@ -69,56 +34,22 @@ describe('detectUnusualCity end to end (real SDK clients, local services)', () =
   const logLines: string[] = [];
   let handler: ReturnType<typeof makeDetectHandler>;
   let store: TableStorageStore;
-  const events = history();
+  // Ten days of a London team, then an admin's credentials used from Lagos.
+  const events = londonTeam(10);
 
-  const invoke = async (isPastDue = false) => {
-    const context = new InvocationContext({
-      invocationId: `inv-${now.ms}`,
-      functionName: 'detectUnusualCity',
-      logHandler: (level, ...args) => logLines.push(`${level}: ${args.map(String).join(' ')}`),
-    });
-    return handler(timer(isPastDue), context);
-  };
+  const invoke = (isPastDue = false) =>
+    handler(timer(isPastDue), invocationContext('detectUnusualCity', `inv-${now.ms}`, logLines));
 
   beforeAll(async () => {
-    identity = await startFakeIdentity();
-    restoreEnv = identity.install();
-    azurite = await startAzurite();
-    logs = await startFakeLogAnalytics({ rows: events.map(toActivityRow) });
-    ingestion = await startFakeIngestion();
-    env = {
-      IDENTITY_ENDPOINT: identity.endpoint,
-      IDENTITY_HEADER: identity.header,
-      UC_WORKSPACE_ID: WORKSPACE,
-      UC_LOGS_ENDPOINT: logs.endpoint,
-      UC_STORAGE_CONNECTION_STRING: `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_KEY};TableEndpoint=${azurite.endpoint}`,
-      UC_INGESTION_ENDPOINT: ingestion.endpoint,
-      UC_DCR_IMMUTABLE_ID: FAKE_DCR_ID,
-      UC_RUN_BUDGET: '5m',
-    };
+    harness = await startHarness({ rows: events.map(toActivityRow) });
+    ({ logs, ingestion } = harness);
+    env = harness.env();
     const settings = loadSettings(env);
-    store = await TableStorageStore.open({
-      endpoint: azurite.endpoint,
-      credential: azurite.credential,
-      tablePrefix: settings.UC_TABLE_PREFIX,
-      allowInsecureConnection: true,
-    });
+    store = await harness.tableStore(settings.UC_TABLE_PREFIX);
     // Baselines from the ten days of history (hourly runs to keep the set-up quick), the same store the
     // function uses: the checkpoint ends where the history ends.
     const hourly = loadSettings({ UC_TICK_INTERVAL: '1h', UC_LOOKBACK: '2h' });
-    await replay({
-      events: (async function* () {
-        for (const e of events) yield e;
-        await Promise.resolve();
-      })(),
-      readStats: newReadStats(),
-      store,
-      geo: await openGeolocator({ databasePath: embeddedDatabasePath()!, noCityMode: 'skip' }),
-      sink: new MemoryAlertSink(),
-      settings: hourly,
-      defaults: alertDefaults(hourly),
-      toMs: T0 + 10 * DAY,
-    });
+    await replayInto(store, events, { settings: hourly, toMs: T0 + 10 * DAY });
     // The attack arrives in Log Analytics.
     logs.rows.push(
       toActivityRow(ev(ATTACK, LISTKEYS, 'admin@contoso.com', IP.lagos)),
@@ -126,12 +57,11 @@ describe('detectUnusualCity end to end (real SDK clients, local services)', () =
         ev(ATTACK + 3 * MIN, 'MICROSOFT.AUTHORIZATION/ROLEASSIGNMENTS/WRITE', 'admin@contoso.com', IP.lagos),
       ),
     );
-    handler = makeDetectHandler({ env, tlsCa: (await testCertificate()).cert, clock: () => now.ms });
+    handler = makeDetectHandler({ env, tlsCa: harness.ca, clock: () => now.ms });
   }, 120_000);
 
   afterAll(async () => {
-    restoreEnv();
-    await Promise.all([store.close(), logs.close(), ingestion.close(), identity.close(), azurite.stop()]);
+    await harness.stop();
   });
 
   it('a normal run: catches up to its slot, raises the explained alert and delivers it', async () => {
@@ -166,7 +96,7 @@ describe('detectUnusualCity end to end (real SDK clients, local services)', () =
     expect(last.workspace).toBe(WORKSPACE);
     expect(last.timespan).toBe(`${new Date(slot - 2 * HOUR).toISOString()}/${new Date(slot).toISOString()}`);
     expect(last.authorization).toBe(`Bearer ${tokenFor('https://api.loganalytics.io')}`);
-    expect(identity.requests.map((r) => r.resource)).toEqual(
+    expect(harness.identity.requests.map((r) => r.resource)).toEqual(
       expect.arrayContaining(['https://api.loganalytics.io', 'https://monitor.azure.com']),
     );
     expect(await readCheckpoint(store)).toBe(slot);

@@ -9,39 +9,30 @@
  * raise one alert; a shard that keeps failing reaches the poison queue, the checkpoint waits for it, and the
  * timer enqueues it again — no gap.
  */
-import { InvocationContext, type Timer } from '@azure/functions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { makeDetectHandler } from '../../functions/detectUnusualCity.js';
 import { makeShardHandler } from '../../functions/processShard.js';
 import { toActivityRow } from '../../shared/activity/formats.js';
-import { newReadStats } from '../../shared/activity/read.js';
-import type { ActivityEvent } from '../../shared/activity/types.js';
-import { alertDefaults } from '../../shared/alerts/defaults.js';
-import { MemoryAlertSink } from '../../shared/alerts/sinks.js';
 import type { BaselineStore, Entity, TableName } from '../../shared/baseline/store.js';
-import { TableStorageStore } from '../../shared/baseline/tableStorage.js';
+import type { TableStorageStore } from '../../shared/baseline/tableStorage.js';
 import { loadSettings } from '../../shared/config/settings.js';
 import { embeddedDatabasePath, openGeolocator } from '../../shared/geo/geolocator.js';
-import { replay } from '../../shared/pipeline/replay.js';
 import { commitCheckpoint, readCheckpoint } from '../../shared/pipeline/tick.js';
 import { shardOf, shardsPartition } from '../../shared/runtime/shards.js';
-import { AZURITE_ACCOUNT, AZURITE_KEY, type AzuriteTables, startAzurite } from '../support/azurite.js';
-import { type AzuriteQueues, runQueueWorker, startAzuriteQueue } from '../support/azuriteQueue.js';
+import { type AzuriteQueues, runQueueWorker } from '../support/azuriteQueue.js';
+import { type Harness, startHarness } from '../support/e2eHarness.js';
 import { ev, IP } from '../support/events.js';
-import { FAKE_DCR_ID, type FakeIngestion, startFakeIngestion } from '../support/fakeIngestion.js';
-import { type FakeLogAnalytics, startFakeLogAnalytics } from '../support/fakeLogAnalytics.js';
-import { type FakeIdentity, startFakeIdentity } from '../support/identity.js';
-import { testCertificate } from '../support/tls.js';
+import type { FakeIngestion } from '../support/fakeIngestion.js';
+import type { FakeLogAnalytics } from '../support/fakeLogAnalytics.js';
+import { invocationContext, timer } from '../support/invocation.js';
+import { LISTKEYS, londonTeam, replayInto } from '../support/londonTeam.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
 const DAY = 24 * HOUR;
 const T0 = Date.UTC(2026, 9, 5); // a Monday
-const WORKSPACE = '0b0e2f5c-5c1e-4a57-9d4e-2f5b4c9e1a11';
 const SHARDS = 4;
-const LISTKEYS = 'MICROSOFT.STORAGE/STORAGEACCOUNTS/LISTKEYS/ACTION';
-const DEPLOY = 'MICROSOFT.RESOURCES/DEPLOYMENTS/WRITE';
 /** A second operation of the admin, owned by another shard than LISTKEYS. */
 const OTHER = [
   'MICROSOFT.KEYVAULT/VAULTS/WRITE',
@@ -51,28 +42,6 @@ const OTHER = [
 ].find((op) => shardOf(op.toLowerCase(), SHARDS) !== shardOf(LISTKEYS.toLowerCase(), SHARDS))!;
 const ATTACK = T0 + 8 * DAY + 3 * HOUR + 10 * MIN;
 const TICK = Math.floor((ATTACK + 10 * MIN) / (15 * MIN)) * 15 * MIN + 15 * MIN;
-
-function history(): ActivityEvent[] {
-  const out: ActivityEvent[] = [];
-  for (let d = 0; d < 8; d++) {
-    for (let h = 8; h < 18; h++) {
-      const t = T0 + d * DAY + h * HOUR;
-      out.push(
-        ev(t + 5 * MIN, DEPLOY, 'dev1@contoso.com', IP.london),
-        ev(t + 25 * MIN, DEPLOY, 'dev2@contoso.com', IP.london2),
-        ev(t + 35 * MIN, OTHER, 'admin@contoso.com', IP.london),
-      );
-      if (h % 3 === 0) out.push(ev(t + 40 * MIN, LISTKEYS, 'admin@contoso.com', IP.london));
-    }
-  }
-  return out;
-}
-
-const timer = (): Timer => ({
-  isPastDue: false,
-  schedule: { adjustForDST: false },
-  scheduleStatus: { last: '', next: '', lastUpdated: '' },
-});
 
 /** Every row of the detector's state tables, for comparing two stores. */
 async function dump(
@@ -104,53 +73,26 @@ function withoutScores(rows: Record<string, Record<string, Entity>>) {
 }
 
 describe('queue mode (UC_SHARDING=queue): timer, Storage queue, processShard workers', () => {
-  let identity: FakeIdentity;
-  let restoreEnv: () => void;
-  let azurite: AzuriteTables;
+  let harness: Harness & { queues: AzuriteQueues };
   let queues: AzuriteQueues;
   let logs: FakeLogAnalytics;
   let ingestion: FakeIngestion;
   let ca: string;
   const now = { ms: TICK + 5 * MIN };
   const logLines: string[] = [];
-  const events = history();
-  const stores: TableStorageStore[] = [];
+  // Eight days of a London team, the admin also working on OTHER every hour.
+  const events = londonTeam(8, { also: (t) => [ev(t + 35 * MIN, OTHER, 'admin@contoso.com', IP.london)] });
   let sharded: TableStorageStore;
   let single: TableStorageStore;
 
-  const envFor = (prefix: string, sharding: 'off' | 'queue'): Record<string, string> => ({
-    IDENTITY_ENDPOINT: identity.endpoint,
-    IDENTITY_HEADER: identity.header,
-    UC_WORKSPACE_ID: WORKSPACE,
-    UC_LOGS_ENDPOINT: logs.endpoint,
-    UC_STORAGE_CONNECTION_STRING:
-      `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_KEY};` +
-      `TableEndpoint=${azurite.endpoint};QueueEndpoint=${queues.endpoint}`,
-    UC_INGESTION_ENDPOINT: ingestion.endpoint,
-    UC_DCR_IMMUTABLE_ID: FAKE_DCR_ID,
-    UC_TABLE_PREFIX: prefix,
-    UC_RUN_BUDGET: '5m',
-    UC_SHARDING: sharding,
-    UC_SHARD_COUNT: String(SHARDS),
-    UC_SHARD_QUEUE: 'ucshards',
-  });
-  const context = (name: string) =>
-    new InvocationContext({
-      invocationId: `${name}-${now.ms}`,
-      functionName: name,
-      logHandler: (level, ...args) => logLines.push(`${level}: ${args.map(String).join(' ')}`),
+  const envFor = (prefix: string, sharding: 'off' | 'queue') =>
+    harness.env({
+      UC_TABLE_PREFIX: prefix,
+      UC_SHARDING: sharding,
+      UC_SHARD_COUNT: String(SHARDS),
+      UC_SHARD_QUEUE: 'ucshards',
     });
-
-  const openStore = async (prefix: string) => {
-    const store = await TableStorageStore.open({
-      endpoint: azurite.endpoint,
-      credential: azurite.credential,
-      tablePrefix: prefix,
-      allowInsecureConnection: true,
-    });
-    stores.push(store);
-    return store;
-  };
+  const context = (name: string) => invocationContext(name, `${name}-${now.ms}`, logLines);
 
   const tickDone = async (store: BaselineStore, tick: number) => {
     const rows = await store.readPartition('state', shardsPartition(tick));
@@ -186,48 +128,30 @@ describe('queue mode (UC_SHARDING=queue): timer, Storage queue, processShard wor
   };
 
   beforeAll(async () => {
-    identity = await startFakeIdentity();
-    restoreEnv = identity.install();
-    azurite = await startAzurite();
-    queues = await startAzuriteQueue();
-    logs = await startFakeLogAnalytics({
+    harness = await startHarness({
       rows: [
         ...events,
         ev(ATTACK, LISTKEYS, 'admin@contoso.com', IP.lagos),
         ev(ATTACK + 3 * MIN, OTHER, 'admin@contoso.com', IP.lagos),
       ].map(toActivityRow),
+      queues: true,
     });
-    ingestion = await startFakeIngestion();
-    ca = (await testCertificate()).cert;
+    ({ queues, logs, ingestion, ca } = harness);
     // Eight days of history in two stores (hourly runs keep the set-up quick): one for queue mode, one for a
     // single process, to compare.
     const hourly = loadSettings({ UC_TICK_INTERVAL: '1h', UC_LOOKBACK: '2h' });
     const geo = await openGeolocator({ databasePath: embeddedDatabasePath()!, noCityMode: 'skip' });
-    sharded = await openStore('ucqueue');
-    single = await openStore('ucsingle');
+    sharded = await harness.tableStore('ucqueue');
+    single = await harness.tableStore('ucsingle');
     for (const store of [sharded, single]) {
-      await replay({
-        events: (async function* () {
-          for (const e of events) yield e;
-          await Promise.resolve();
-        })(),
-        readStats: newReadStats(),
-        store,
-        geo,
-        sink: new MemoryAlertSink(),
-        settings: hourly,
-        defaults: alertDefaults(hourly),
-        toMs: T0 + 8 * DAY,
-      });
+      await replayInto(store, events, { settings: hourly, geo, toMs: T0 + 8 * DAY });
       // The timer has kept up until the tick before the attack's.
       await commitCheckpoint(store, TICK - 15 * MIN);
     }
   }, 120_000);
 
   afterAll(async () => {
-    restoreEnv();
-    await Promise.all([...stores.map((s) => s.close()), logs.close(), ingestion.close(), identity.close()]);
-    await Promise.all([azurite.stop(), queues.stop()]);
+    await harness.stop();
   });
 
   it('the timer enqueues one message per shard; parallel shards raise one alert for the caller and city', async () => {
