@@ -7,11 +7,9 @@
  *  - the report renders in headless Chromium with charts drawn, no network request, and the hostile caller
  *    name shown as text.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -22,9 +20,8 @@ import type { Alert } from '../../shared/alerts/alert.js';
 import type { BacktestResults } from '../../shared/backtest/types.js';
 import { labelsToJson } from '../../shared/demo/evaluate.js';
 import { DEMO_START, generateTenant, OPS, PLACES, SUBSCRIPTION } from '../../shared/demo/tenant.js';
+import { type CliResult, killRunningClis, spawnCli } from '../support/builtCli.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CLI = path.join(ROOT, 'dist', 'shared', 'cli', 'main.js');
 const THRESHOLDS = [30, 40, 50, 60, 70];
 /** Replayed separately to compare with the backtest (the others are checked by the alerts files' ids). */
 const REPLAYED = [30, 60];
@@ -32,45 +29,12 @@ const REPLAYED = [30, 60];
 /** A caller name an attacker could put in the Activity Log: it must reach the report as text only. */
 const EVIL_CALLER = `<script>window.__pwned=1</script><img src="https://evil.example/x.png" onerror="window.__pwned=2">'"&amp;@contoso.com`;
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-const running = new Set<ChildProcess>();
 let tmp = '';
 let files: string[] = [];
 let labelsPath = '';
 
-/** The CLI's environment: ours without UC_* settings, so a developer's shell cannot change the results. */
-function cliEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('UC_')) env[k] = v;
-  return env;
-}
-
-function cli(args: readonly string[], timeoutMs = 110_000): Promise<CliResult> {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    cwd: tmp,
-    env: cliEnv(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  running.add(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      running.delete(child);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const cli = (args: readonly string[], timeoutMs = 110_000): Promise<CliResult> =>
+  spawnCli(args, { cwd: tmp, timeoutMs }).result;
 
 function evilEvents(): ActivityEvent[] {
   const t = DEMO_START + 28 * 86_400_000 + 2 * 3_600_000;
@@ -151,7 +115,7 @@ beforeAll(async () => {
 }, 150_000);
 
 afterAll(async () => {
-  for (const c of running) c.kill('SIGKILL');
+  killRunningClis();
   if (tmp !== '') await rm(tmp, { recursive: true, force: true });
 });
 

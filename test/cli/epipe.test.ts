@@ -10,12 +10,11 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import { afterAll, beforeAll, expect, test } from 'vitest';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CLI = path.join(ROOT, 'dist', 'shared', 'cli', 'main.js');
+import { CLI, cliEnv } from '../support/builtCli.js';
+
 /** Generous: the machine may be loaded; the demo takes a few seconds when it is not. */
 const KILL_AFTER_MS = 240_000;
 
@@ -28,13 +27,6 @@ beforeAll(async () => {
 afterAll(async () => {
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
-
-/** The CLI's environment: ours without UC_* settings, so a developer's shell cannot change the run. */
-function cliEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('UC_')) env[k] = v;
-  return env;
-}
 
 interface ClosedEarly {
   code: number | null;

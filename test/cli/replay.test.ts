@@ -6,12 +6,10 @@
  * The crash schedule is random but seeded: the seed is in the crash test's name, and CLI_CRASH_SEED=<seed>
  * replays the same schedule (the instant a process dies still varies with the machine's load).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -30,9 +28,8 @@ import { evaluateAlerts, type Labels, labelsToJson } from '../../shared/demo/eva
 import { mulberry32 } from '../../shared/demo/random.js';
 import { DEMO_START, generateTenant } from '../../shared/demo/tenant.js';
 import { CHECKPOINT_PARTITION, CHECKPOINT_ROW } from '../../shared/pipeline/state.js';
+import { type CliResult, killRunningClis, spawnCli } from '../support/builtCli.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CLI = path.join(ROOT, 'dist', 'shared', 'cli', 'main.js');
 const COLUMN_NAMES = columnsFile.columns.map((c) => c.name);
 const DAY_MS = 86_400_000;
 /** The default timer period: the crash test turns the checkpoint into a fraction of the runs done. */
@@ -41,61 +38,9 @@ const TICK_MS = loadSettings({}).UC_TICK_INTERVAL;
 // ---------------------------------------------------------------------------------------------------
 // Running the CLI
 
-interface CliResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  /** Wall time from spawn to exit. */
-  ms: number;
-  timedOut: boolean;
-}
-
-const running = new Set<ChildProcess>();
 let tmp = '';
 
-/** The CLI's environment: ours without UC_* settings, so a developer's shell cannot change the results. */
-function cliEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('UC_')) env[k] = v;
-  return env;
-}
-
-function startCli(
-  args: readonly string[],
-  timeoutMs = 150_000,
-): { child: ChildProcess; result: Promise<CliResult> } {
-  const started = performance.now();
-  const child = spawn(process.execPath, [CLI, ...args], {
-    cwd: tmp,
-    env: cliEnv(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  running.add(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    child.kill('SIGKILL');
-  }, timeoutMs);
-  const result = new Promise<CliResult>((resolve, reject) => {
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      running.delete(child);
-      reject(err);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      running.delete(child);
-      resolve({ code, signal, stdout, stderr, ms: performance.now() - started, timedOut });
-    });
-  });
-  return { child, result };
-}
-
+const startCli = (args: readonly string[]) => spawnCli(args, { cwd: tmp, timeoutMs: 150_000 });
 const runCli = (args: readonly string[]): Promise<CliResult> => startCli(args).result;
 
 /**
@@ -205,7 +150,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  for (const child of running) child.kill('SIGKILL');
+  killRunningClis();
   if (tmp !== '') await rm(tmp, { recursive: true, force: true });
 });
 
