@@ -5,25 +5,13 @@
  * detected, the same alerts), and events later than the lookback — the known limitation: no run ever reads
  * them, by design of the window.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import type { AzureActivityRow } from '../support/fakeLogAnalytics.js';
-import {
-  compareOutcomes,
-  HOUR,
-  type InvocationLog,
-  MIN,
-  seeded,
-  startWorld,
-  type World,
-} from '../support/faults.js';
+import { compareOutcomes, HOUR, type InvocationLog, MIN, seeded } from '../support/faults.js';
+import { useWorld } from '../support/reliabilityWorld.js';
 
-let world: World;
-beforeAll(async () => {
-  world = await startWorld();
-  await world.reference();
-}, 120_000);
-afterAll(async () => world?.close());
+const world = useWorld();
 
 async function compareWithClean(prefix: string) {
   const reference = await world.reference();

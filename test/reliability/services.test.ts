@@ -6,24 +6,12 @@
  * compared with the clean run over the same data: the same AlertIds delivered (none lost, none extra) and the same
  * state tables; duplicates are counted.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
-import {
-  compareOutcomes,
-  type FaultAction,
-  type FaultProxy,
-  HOUR,
-  type InvocationLog,
-  startWorld,
-  type World,
-} from '../support/faults.js';
+import { type FaultAction, type FaultProxy, HOUR, type InvocationLog } from '../support/faults.js';
+import { expectSameAsClean, useWorld } from '../support/reliabilityWorld.js';
 
-let world: World;
-beforeAll(async () => {
-  world = await startWorld();
-  await world.reference();
-}, 120_000);
-afterAll(async () => world?.close());
+const world = useWorld();
 
 /** The next request through `proxy` gets `action` (once). */
 function once(proxy: FaultProxy, action: FaultAction): void {
@@ -33,17 +21,6 @@ function once(proxy: FaultProxy, action: FaultAction): void {
     used = true;
     return action;
   };
-}
-
-async function expectSameAsClean(prefix: string, what: string) {
-  const reference = await world.reference();
-  const outcome = await world.outcome(prefix);
-  const cmp = compareOutcomes(reference, outcome);
-  expect(cmp.missing, `${what}: alerts lost`).toEqual([]);
-  expect(cmp.extra, `${what}: alerts the clean run did not raise`).toEqual([]);
-  expect(cmp.stateDiffs, `${what}: state differs from the clean run`).toEqual([]);
-  expect(outcome.pending, `${what}: alerts left pending`).toBe(0);
-  return outcome;
 }
 
 const failed = (runs: InvocationLog[]) => runs.filter((r) => r.error !== undefined);
@@ -80,7 +57,7 @@ describe('Log Analytics faults', () => {
     // A partial result stops the run without its checkpoint; 403 fails it; the next run redoes both.
     expect(stopped(runs).length).toBeGreaterThanOrEqual(1);
     expect(failed(runs).length).toBeGreaterThanOrEqual(1);
-    await expectSameAsClean('ucla', 'Log Analytics faults');
+    await expectSameAsClean(world, 'ucla', 'Log Analytics faults');
   }, 120_000);
 });
 
@@ -102,7 +79,7 @@ describe('Logs Ingestion faults', () => {
     expect(ingestion.requests.filter((r) => r.status === 503).length).toBeGreaterThan(0);
     expect(ingestion.requests.filter((r) => r.status === 429).length).toBe(1);
     expect(runs.some((r) => (r.report?.pendingOutbox ?? 0) > 0)).toBe(true);
-    const outcome = await expectSameAsClean('ucingest', 'ingestion faults');
+    const outcome = await expectSameAsClean(world, 'ucingest', 'ingestion faults');
     expect(outcome.duplicates).toBe(0);
   }, 180_000);
 });

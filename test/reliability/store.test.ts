@@ -6,35 +6,12 @@
  * proxy closes its listening socket instead), and 412/409 ETag conflicts from a second detector instance running
  * the same ticks at the same time. Compared with the clean run: same AlertIds delivered, same state tables.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
-import {
-  compareOutcomes,
-  type FaultAction,
-  type InvocationLog,
-  type ProxiedRequest,
-  startWorld,
-  tableError,
-  type World,
-} from '../support/faults.js';
+import { type FaultAction, type InvocationLog, type ProxiedRequest, tableError } from '../support/faults.js';
+import { expectSameAsClean, useWorld } from '../support/reliabilityWorld.js';
 
-let world: World;
-beforeAll(async () => {
-  world = await startWorld();
-  await world.reference();
-}, 120_000);
-afterAll(async () => world?.close());
-
-async function expectSameAsClean(prefix: string, what: string) {
-  const reference = await world.reference();
-  const outcome = await world.outcome(prefix);
-  const cmp = compareOutcomes(reference, outcome);
-  expect(cmp.missing, `${what}: alerts lost`).toEqual([]);
-  expect(cmp.extra, `${what}: alerts the clean run did not raise`).toEqual([]);
-  expect(cmp.stateDiffs, `${what}: state differs from the clean run`).toEqual([]);
-  expect(outcome.pending, `${what}: alerts left pending`).toBe(0);
-  return outcome;
-}
+const world = useWorld();
 
 const failed = (runs: InvocationLog[]) => runs.filter((r) => r.error !== undefined);
 
@@ -92,7 +69,7 @@ describe('Table Storage faults', () => {
       refused: 2,
     });
     expect(failed(runs).length, 'the run while the store refused connections').toBeGreaterThanOrEqual(1);
-    await expectSameAsClean('ucts', 'Table Storage faults');
+    await expectSameAsClean(world, 'ucts', 'Table Storage faults');
   }, 120_000);
 
   it('a second detector instance running the same ticks: 412/409 conflicts, the same result', async () => {
@@ -113,7 +90,7 @@ describe('Table Storage faults', () => {
     await world.drain('ucdual', (at) => a.invoke(at));
     expect(failed(runs)).toEqual([]);
     expect(conflicts, 'ETag conflicts between the two instances').toBeGreaterThan(0);
-    const outcome = await expectSameAsClean('ucdual', 'two instances');
+    const outcome = await expectSameAsClean(world, 'ucdual', 'two instances');
     // Both instances may upload the same pending alert: at-least-once, deduplicated downstream by AlertId.
     expect(outcome.duplicates).toBeLessThanOrEqual(outcome.alertIds.length);
   }, 120_000);
