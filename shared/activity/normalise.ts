@@ -259,18 +259,17 @@ function zoneOffsetMs(zone: string | undefined): number {
 }
 
 /** What each format's reader extracts from a record, before normalisation into an ActivityEvent. */
-interface Fields
-  extends Pick<
-    ActivityEvent,
-    | 'operation'
-    | 'category'
-    | 'status'
-    | 'correlationId'
-    | 'eventDataId'
-    | 'subscriptionId'
-    | 'resourceGroup'
-    | 'resourceId'
-  > {
+interface Fields extends Pick<
+  ActivityEvent,
+  | 'operation'
+  | 'category'
+  | 'status'
+  | 'correlationId'
+  | 'eventDataId'
+  | 'subscriptionId'
+  | 'resourceGroup'
+  | 'resourceId'
+> {
   time: unknown;
   callerColumn: string;
   callerIp: unknown;
