@@ -49,6 +49,7 @@ import { type BaselineStore, type Entity, TABLE_NAMES, type TableName } from '..
 import { TableStorageStore } from '../../shared/baseline/tableStorage.js';
 import { loadSettings } from '../../shared/config/settings.js';
 import { AlertOutbox } from '../../shared/delivery/outbox.js';
+import { mulberry32 } from '../../shared/demo/random.js';
 import { embeddedDatabasePath, openGeolocator } from '../../shared/geo/geolocator.js';
 import { replay } from '../../shared/pipeline/replay.js';
 import { CHECKPOINT_PARTITION, CHECKPOINT_ROW } from '../../shared/pipeline/state.js';
@@ -317,17 +318,8 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
 // ---------------------------------------------------------------------------------------------------
 // The data set
 
-/** mulberry32: small, fast, deterministic. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+/** mulberry32 (the demo's generator): small, fast, deterministic. */
+export const seeded = mulberry32;
 
 /** Real IPs the embedded 2019 GeoLite2-City places in these cities (the demo tenant's, checked there). */
 export const CITY_IPS = {
