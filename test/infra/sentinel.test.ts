@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import columnsFile from '../../shared/alerts/columns.json' with { type: 'json' };
+import { evaluateKql, type KqlValue } from '../support/kqlEval.js';
 import { alertsTable, analyseKql, azureActivityTable, customEventsTable } from '../support/kusto.js';
 import {
   arrayElements,
@@ -59,6 +60,9 @@ function durationMs(value: string): number {
   throw new Error(`not a duration: ${value}`);
 }
 
+/** A result value as text (strings as they are). */
+const textOf = (v: KqlValue | undefined): string => (typeof v === 'string' ? v : JSON.stringify(v ?? null));
+
 const letValue = (name: string): string => {
   const m = new RegExp(`^let ${name} = (\\w+);`, 'm').exec(ruleQuery);
   if (!m?.[1]) throw new Error(`rule.kql has no "let ${name} = ...;"`);
@@ -79,9 +83,10 @@ describe('Sentinel analytics rule (modules/sentinel.bicep + sentinel/rule.kql)',
     expect(ruleQuery).toContain(columnsFile.table);
   });
 
-  it("runs every 15 minutes over the last hour, and the query's own frequency and lookback agree", () => {
+  it("runs every 15 minutes over the last 14 days, and the query's own frequency and lookback agree", () => {
     expect(text('properties.queryFrequency')).toBe('PT15M');
-    expect(text('properties.queryPeriod')).toBe('PT1H');
+    // The longest period Sentinel allows: the latest an alert may arrive and still raise an incident.
+    expect(text('properties.queryPeriod')).toBe('P14D');
     expect(durationMs(letValue('frequency'))).toBe(durationMs(text('properties.queryFrequency')!));
     expect(durationMs(letValue('lookback'))).toBe(durationMs(text('properties.queryPeriod')!));
     // The lookback covers several runs (ingestion delay), and the first-ingestion filter keeps each alert in one.
@@ -89,6 +94,72 @@ describe('Sentinel analytics rule (modules/sentinel.bicep + sentinel/rule.kql)',
     expect(ruleQuery).toMatch(/FirstIngested = min\(Ingested\)/);
     expect(ruleQuery).toMatch(/where FirstIngested > ago\(frequency \+ lateStart\)/);
     expect(durationMs(letValue('lateStart'))).toBeLessThan(durationMs(letValue('frequency')));
+  });
+
+  it('selects by arrival (ingestion_time()), not by TimeGenerated, the detection slot (issue 14, point 8)', () => {
+    expect(ruleQuery).toMatch(/\| extend Ingested = ingestion_time\(\)\n/);
+    expect(ruleQuery).toMatch(
+      /\| summarize FirstIngested = min\(Ingested\), arg_max\(TimeGenerated, \*\) by AlertId\n/,
+    );
+    // The only TimeGenerated filter is the whole query period, which Sentinel applies anyway.
+    const code = ruleQuery.replace(/\/\/.*$/gm, '');
+    expect([...code.matchAll(/where TimeGenerated > ago\((\w+)\)/g)].map((m) => m[1])).toEqual(['lookback']);
+    // test/infra/rule.e2e.test.ts evaluates the query over delivered rows at the rule's schedule.
+  });
+
+  it("binds even before the new table's schema has propagated: an empty datatable with exactly the column file's columns, unioned fuzzily", () => {
+    const m = /union isfuzzy=true\s*\(datatable\(([^)]*)\)\[\]\),\s*(\w+)\n/.exec(ruleQuery);
+    expect(m?.[2]).toBe(columnsFile.table);
+    const declared = (m?.[1] ?? '').split(',').map((c) => c.trim().split(/\s*:\s*/));
+    expect(declared).toEqual(columnsFile.columns.map((c) => [c.name, c.type]));
+  });
+
+  it("the incident's title, description and Operation detail use display columns: no control or format characters, bounded; raw values stay", () => {
+    const overrides = propertyAt(rule.body, 'properties.alertDetailsOverride');
+    const formats = [...objectProperties(overrides)]
+      .filter(([k]) => k.endsWith('Format'))
+      .map(([, v]) => stringLiteral(v)!);
+    const used = formats.flatMap((f) => [...f.matchAll(/\{\{(\w+)\}\}/g)].map((m) => m[1]!));
+    expect(used.sort()).toEqual(['AlertName', 'CityDisplay', 'DescriptionDisplay', 'OperationDisplay']);
+    expect(text('properties.customDetails.Operation')).toBe('OperationDisplay');
+    const hostile = `Microsoft.Storage/\u202egnp.exe\u0007\u200b\u2028${'"\\'.repeat(300)}`;
+    const [row] = evaluateKql(ruleQuery, {
+      schemas: [alertsTable()],
+      data: {
+        [columnsFile.table]: [
+          {
+            row: {
+              TimeGenerated: '2026-01-01T09:00:00Z',
+              AlertId: 'a',
+              AlertName: 'Unusual City for an Azure Activity Logs Event',
+              Operation: hostile,
+              Caller: `evil\u202e@contoso.com`,
+              SrcGeoCity: 'Lagos\u0000',
+              Description: `x\u001b[31m${'y'.repeat(5000)}`,
+              ResourceIds: [],
+            },
+            ingestedMs: Date.UTC(2026, 0, 1, 11, 58),
+          },
+        ],
+      },
+      nowMs: Date.UTC(2026, 0, 1, 12),
+    });
+    const unsafe = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
+    for (const c of ['OperationDisplay', 'CallerDisplay', 'CityDisplay', 'DescriptionDisplay']) {
+      expect(textOf(row?.[c]), c).not.toMatch(unsafe);
+    }
+    expect(textOf(row?.OperationDisplay)).toMatch(/^Microsoft\.Storage\/gnp\.exe"\\/);
+    expect(textOf(row?.OperationDisplay)).toHaveLength(100);
+    expect(textOf(row?.OperationDisplay).endsWith('…')).toBe(true);
+    expect(row?.CallerDisplay).toBe('evil@contoso.com');
+    expect(row?.CityDisplay).toBe('Lagos');
+    expect(textOf(row?.DescriptionDisplay).length).toBeLessThanOrEqual(2000);
+    // Raw values for hunting.
+    expect(row?.Operation).toBe(hostile);
+    expect(row?.Caller).toBe('evil\u202e@contoso.com');
+    // The title stays within Sentinel's 256 characters with the default alert name.
+    const title = formats[0]!.replace(/\{\{(\w+)\}\}/g, (_, c: string) => textOf(row?.[c]));
+    expect(title.length).toBeLessThanOrEqual(256);
   });
 
   it("every column the rule maps (entities, custom details, overrides) is in the query's result", () => {
@@ -138,7 +209,7 @@ describe('Sentinel analytics rule (modules/sentinel.bicep + sentinel/rule.kql)',
       City: 'SrcGeoCity',
       Country: 'SrcGeoCountry',
       AnomalyScore: 'AnomalyScore',
-      Operation: 'Operation',
+      Operation: 'OperationDisplay',
     });
     for (const key of details.keys()) expect(key).toMatch(/^[A-Za-z0-9]{1,20}$/);
     const name = text('properties.alertDetailsOverride.alertDisplayNameFormat')!;
