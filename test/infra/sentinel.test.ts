@@ -305,23 +305,56 @@ describe('Sentinel workbook (modules/sentinel.bicep + sentinel/workbook/workbook
     expect(item('score-distribution').content.query).toContain('AnomalyScore');
   });
 
-  it("maps alert cities on latitude/longitude and the selected operation's known cities from BaselineCities", () => {
+  it("maps alert cities and the selected operation's known cities as points, from their latitude/longitude", () => {
     const maps = allItems(workbook.items).filter((i) => i.content.visualization === 'map');
     expect(maps.length).toBeGreaterThanOrEqual(2);
     for (const m of maps) {
       const settings = m.content.mapSettings as Record<string, unknown>;
+      expect(settings.locInfo, m.name).toBe('LatLong');
       const columns = resultColumns(m);
       for (const key of ['latitude', 'longitude', 'locInfoColumn', 'sizeSettings', 'labelSettings']) {
         const column = settings[key];
         if (typeof column === 'string') expect(columns, `${m.name}: mapSettings.${key}`).toContain(column);
       }
     }
-    const alertCities = item('alert-cities-map');
-    expect((alertCities.content.mapSettings as { locInfo: string }).locInfo).toBe('LatLong');
-    expect(alertCities.content.query).toContain('SrcGeoLatitude');
+    expect(item('alert-cities-map').content.query).toContain('SrcGeoLatitude');
     const known = item('known-cities-map');
-    expect(known.content.query).toContain('BaselineCities');
     expect(known.content.query).toContain("'{Operation:escape}'");
+    expect(known.content.query).toMatch(
+      /Latitude = todouble\(KnownCity\.latitude\), Longitude = todouble\(KnownCity\.longitude\)/,
+    );
+    expect(known.content.mapSettings).toMatchObject({ latitude: 'Latitude', longitude: 'Longitude' });
+    // The code writes the coordinates into every BaselineCities entry.
+    const alertCode = readFileSync(join(ROOT, 'shared/alerts/alert.ts'), 'utf8');
+    expect(alertCode).toMatch(
+      /BaselineCities: rarity\.knownCities\.map\(\(k\) => \(\{[^}]*latitude: k\.latitude,\s*longitude: k\.longitude,/,
+    );
+  });
+
+  it('shows operations and callers through one display function (format and control characters removed, bounded); filters match the raw value', () => {
+    const DISPLAY =
+      "let display = (s: string) { let clean = replace_regex(s, strcat(@'[\\pC', unicode_codepoints_to_string(dynamic([8232, 8233])), ']'), ''); iff(strlen(clean) > 100, strcat(substring(clean, 0, 99), '…'), clean) };\n";
+    const parameter = workbookQueries(workbook).find((q) => q.where === 'workbook parameter Operation')!;
+    expect(parameter.raw.startsWith(DISPLAY)).toBe(true);
+    expect(parameter.raw).toMatch(/\| project value = Operation, label = display\(Operation\)$/);
+    expect(
+      new Set(analyseKql(parameter.kql, { tables: workspaceTables }).resultColumns.map(([n]) => n)),
+    ).toEqual(new Set(['value', 'label']));
+    for (const [name, column] of [
+      ['top-operations', 'Operation'],
+      ['top-callers', 'Caller'],
+    ] as const) {
+      const query = item(name).content.query as string;
+      expect(query.startsWith(DISPLAY), name).toBe(true);
+      expect(query, name).toMatch(new RegExp(`\\| extend ${column} = display\\(${column}\\)$`));
+    }
+    // Titles show the label (the display form), never the raw parameter value.
+    for (const i of allItems(workbook.items)) {
+      expect(JSON.stringify(i.content.title ?? ''), i.name).not.toMatch(/\{Operation\}/);
+    }
+    // \pC (RE2's one-letter class, no braces a workbook would read as a parameter) is \p{C} in JavaScript.
+    const clean = (s: string) => s.replace(/[\p{C}\u2028\u2029]/gu, '');
+    expect(clean('Micro\u202esoft\u200b/\u0007x\u2028y')).toBe('Microsoft/xy');
   });
 
   it('reads detector health from Application Insights customEvents, as the code sends them', () => {
