@@ -199,11 +199,11 @@ describe('the Sentinel rule over what the ingestion service received: an alert t
     expect(raised[0]!.row.TimeGenerated).toBe(slot);
     expect(raised[0]!.row.AccountUpn).toBe('admin@contoso.com');
     expect(incidents(raised, schedule)).toHaveLength(1);
-  });
+  }, 180_000);
 
   it('negative control: the previous rule, selecting by TimeGenerated over the last hour, never raises it', () => {
     expect(runRule(TIME_GENERATED_RULE, ingested, runs())).toEqual([]);
-  });
+  }, 180_000);
 
   it("an alert arriving at any minute of the rule's cycle is raised, at most twice (the lateStart overlap of two runs), and makes one incident", () => {
     const lateStartMs = 2 * MIN;
@@ -220,7 +220,7 @@ describe('the Sentinel rule over what the ingestion service received: an alert t
       expect(raised.length, `arrival +${offset / MIN} min`).toBe(inOverlap ? 2 : 1);
       expect(incidents(raised, schedule), `arrival +${offset / MIN} min`).toHaveLength(1);
     }
-  });
+  }, 180_000);
 });
 
 describe('test/support/kqlEval.ts, the evaluator the test above relies on', () => {
