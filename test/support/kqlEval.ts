@@ -120,6 +120,21 @@ const num = (v: KqlValue): number => {
 const text = (v: KqlValue): string =>
   v === null ? '' : typeof v === 'string' ? v : typeof v === 'object' ? JSON.stringify(v) : String(v);
 
+/** Binary operators over evaluated operands, by syntax kind. */
+const BINARY: Readonly<Record<string, (x: KqlValue, y: KqlValue) => KqlValue>> = {
+  AddExpression: (x, y) => (x === null || y === null ? null : num(x) + num(y)),
+  SubtractExpression: (x, y) => (x === null || y === null ? null : num(x) - num(y)),
+  GreaterThanExpression: (x, y) => compare(x, y, (p, q) => p > q),
+  GreaterThanOrEqualExpression: (x, y) => compare(x, y, (p, q) => p >= q),
+  LessThanExpression: (x, y) => compare(x, y, (p, q) => p < q),
+  LessThanOrEqualExpression: (x, y) => compare(x, y, (p, q) => p <= q),
+  EqualExpression: (x, y) => compare(x, y, (p, q) => p === q),
+  NotEqualExpression: (x, y) => compare(x, y, (p, q) => p !== q),
+  // `contains` ignores case, as in Kusto.
+  ContainsExpression: (x, y) => text(x).toLowerCase().includes(text(y).toLowerCase()),
+  MatchesRegexExpression: (x, y) => new RegExp(text(y), 'u').test(text(x)),
+};
+
 /** Parsed queries that bound without diagnostics, by schema set and text (binding costs ~0.5 s a query). */
 const checked = new Map<string, SyntaxNode>();
 
@@ -137,39 +152,48 @@ function parseChecked(query: string, schemas: readonly TableSchema[]): SyntaxNod
 }
 
 export function evaluateKql(query: string, options: EvaluateOptions): KqlRow[] {
-  const root = parseChecked(query, options.schemas);
-  const lets = new Map<string, KqlValue>();
-  let result: Row[] | undefined;
-  for (const statement of elements(nodes(root).at(-1)!)) {
-    if (kind(statement) === 'LetStatement') {
-      const [name, value] = nodes(statement);
-      lets.set(firstToken(name!), scalar(value!, {}));
-    } else if (kind(statement) === 'ExpressionStatement') {
-      result = tabular(nodes(statement)[0]!);
-    } else unsupported(statement);
-  }
-  if (!result) throw new Error('kqlEval: the query has no tabular expression');
-  return result;
+  return new Evaluator(options).run(parseChecked(query, options.schemas));
+}
 
-  function table(name: string, fuzzy: boolean): Row[] {
-    const schema = options.schemas.find((s) => s.name === name);
+/** One evaluation: the query's `let` values and the options; one method per kind of syntax node. */
+class Evaluator {
+  private readonly lets = new Map<string, KqlValue>();
+
+  constructor(private readonly options: EvaluateOptions) {}
+
+  run(root: SyntaxNode): KqlRow[] {
+    let result: Row[] | undefined;
+    for (const statement of elements(nodes(root).at(-1)!)) {
+      if (kind(statement) === 'LetStatement') {
+        const [name, value] = nodes(statement);
+        this.lets.set(firstToken(name!), this.scalar(value!, {}));
+      } else if (kind(statement) === 'ExpressionStatement') {
+        result = this.tabular(nodes(statement)[0]!);
+      } else unsupported(statement);
+    }
+    if (!result) throw new Error('kqlEval: the query has no tabular expression');
+    return result;
+  }
+
+  private table(name: string, fuzzy: boolean): Row[] {
+    const schema = this.options.schemas.find((s) => s.name === name);
     if (!schema) {
       if (fuzzy) return [];
       throw new Error(`kqlEval: unknown table ${name}`);
     }
-    return (options.data[name] ?? []).map(({ row, ingestedMs }) => {
+    return (this.options.data[name] ?? []).map(({ row, ingestedMs }) => {
       const out: Row = Object.fromEntries(schema.columns.map(([c, type]) => [c, readValue(row[c], type)]));
       out[INGESTED] = ingestedMs;
       return out;
     });
   }
 
-  function tabular(n: SyntaxNode): Row[] {
+  private tabular(n: SyntaxNode): Row[] {
     switch (kind(n)) {
       case 'NameReference':
-        return table(firstToken(n), false);
+        return this.table(firstToken(n), false);
       case 'ParenthesizedExpression':
-        return tabular(nodes(n)[0]!);
+        return this.tabular(nodes(n)[0]!);
       case 'DataTableExpression': {
         const values = elements(nodes(n).at(-1)!);
         if (values.length > 0) unsupported(n);
@@ -183,24 +207,24 @@ export function evaluateKql(query: string, options: EvaluateOptions): KqlRow[] {
         if (named.some((p) => p !== 'isfuzzy=true')) unsupported(n);
         const fuzzy = named.length > 0;
         return elements(operands!).flatMap((o) =>
-          kind(o) === 'NameReference' ? table(firstToken(o), fuzzy) : tabular(o),
+          kind(o) === 'NameReference' ? this.table(firstToken(o), fuzzy) : this.tabular(o),
         );
       }
       case 'PipeExpression': {
         const [left, operator] = nodes(n);
-        return apply(tabular(left!), operator!);
+        return this.apply(this.tabular(left!), operator!);
       }
       default:
         return unsupported(n);
     }
   }
 
-  function apply(rows: Row[], op: SyntaxNode): Row[] {
+  private apply(rows: Row[], op: SyntaxNode): Row[] {
     const parts = nodes(op);
     switch (kind(op)) {
       case 'FilterOperator': {
         if (elements(parts[0]!).length > 0) unsupported(op);
-        return rows.filter((r) => scalar(parts[1]!, r) === true);
+        return rows.filter((r) => this.scalar(parts[1]!, r) === true);
       }
       case 'ExtendOperator':
         return rows.map((r) => {
@@ -208,7 +232,7 @@ export function evaluateKql(query: string, options: EvaluateOptions): KqlRow[] {
           for (const e of elements(parts[0]!)) {
             if (kind(e) !== 'SimpleNamedExpression') unsupported(e);
             const [name, value] = nodes(e);
-            out[firstToken(name!)] = scalar(value!, out);
+            out[firstToken(name!)] = this.scalar(value!, out);
           }
           return out;
         });
@@ -219,18 +243,18 @@ export function evaluateKql(query: string, options: EvaluateOptions): KqlRow[] {
               if (kind(e) === 'NameReference') return [firstToken(e), r[firstToken(e)] ?? null];
               if (kind(e) !== 'SimpleNamedExpression') unsupported(e);
               const [name, value] = nodes(e);
-              return [firstToken(name!), scalar(value!, r)];
+              return [firstToken(name!), this.scalar(value!, r)];
             }),
           ),
         );
       case 'SummarizeOperator':
-        return summarize(rows, op);
+        return this.summarize(rows, op);
       default:
         return unsupported(op);
     }
   }
 
-  function summarize(rows: Row[], op: SyntaxNode): Row[] {
+  private summarize(rows: Row[], op: SyntaxNode): Row[] {
     const [parameters, aggregates, by] = nodes(op);
     if (elements(parameters!).length > 0 || !by || kind(by) !== 'SummarizeByClause') unsupported(op);
     const keys = elements(nodes(by!)[0]!).map((k) =>
@@ -243,47 +267,48 @@ export function evaluateKql(query: string, options: EvaluateOptions): KqlRow[] {
     }
     return [...groups.values()].map((group) => {
       const out: Row = Object.fromEntries(keys.map((k) => [k, group[0]![k] ?? null]));
-      for (const a of elements(aggregates!)) {
-        const named = kind(a) === 'SimpleNamedExpression';
-        const call = named ? nodes(a)[1]! : a;
-        if (kind(call) !== 'FunctionCallExpression') unsupported(call);
-        const [fnName, argList] = nodes(call);
-        const fn = firstToken(fnName!);
-        const args = elements(nodes(argList!)[0]!);
-        if (fn === 'arg_max') {
-          if (named || args.length !== 2 || kind(args[1]!) !== 'StarExpression') unsupported(call);
-          let best: Row | undefined;
-          for (const r of group) {
-            const v = scalar(args[0]!, r);
-            if (v !== null && (best === undefined || compare(v, scalar(args[0]!, best), (x, y) => x > y)))
-              best = r;
-          }
-          const { [INGESTED]: ingested, ...columns } = best ?? {};
-          Object.assign(out, Object.fromEntries(Object.entries(columns).filter(([c]) => !keys.includes(c))));
-          if (ingested !== undefined) out[INGESTED] = ingested;
-          continue;
-        }
-        if (!named) unsupported(call);
-        const values = group
-          .map((r) => (args.length > 0 ? scalar(args[0]!, r) : null))
-          .filter((v) => v !== null);
-        const name = firstToken(nodes(a)[0]!);
-        if (fn === 'count') out[name] = group.length;
-        else if (fn === 'min')
-          out[name] =
-            values.length > 0 ? values.reduce((m, v) => (compare(v, m, (x, y) => x < y) ? v : m)) : null;
-        else if (fn === 'max')
-          out[name] =
-            values.length > 0 ? values.reduce((m, v) => (compare(v, m, (x, y) => x > y) ? v : m)) : null;
-        else unsupported(call);
-      }
+      for (const a of elements(aggregates!)) this.aggregate(a, group, keys, out);
       return out;
     });
   }
 
-  function scalar(n: SyntaxNode, row: Row): KqlValue {
+  /** One aggregate of `summarize` over a group, written into `out`. */
+  private aggregate(a: SyntaxNode, group: Row[], keys: string[], out: Row): void {
+    const named = kind(a) === 'SimpleNamedExpression';
+    const call = named ? nodes(a)[1]! : a;
+    if (kind(call) !== 'FunctionCallExpression') unsupported(call);
+    const [fnName, argList] = nodes(call);
+    const fn = firstToken(fnName!);
+    const args = elements(nodes(argList!)[0]!);
+    if (fn === 'arg_max') {
+      if (named || args.length !== 2 || kind(args[1]!) !== 'StarExpression') unsupported(call);
+      let best: Row | undefined;
+      for (const r of group) {
+        const v = this.scalar(args[0]!, r);
+        if (v !== null && (best === undefined || compare(v, this.scalar(args[0]!, best), (x, y) => x > y))) {
+          best = r;
+        }
+      }
+      const { [INGESTED]: ingested, ...columns } = best ?? {};
+      Object.assign(out, Object.fromEntries(Object.entries(columns).filter(([c]) => !keys.includes(c))));
+      if (ingested !== undefined) out[INGESTED] = ingested;
+      return;
+    }
+    if (!named) unsupported(call);
+    const values = group
+      .map((r) => (args.length > 0 ? this.scalar(args[0]!, r) : null))
+      .filter((v) => v !== null);
+    const pick = (better: (x: number | string, y: number | string) => boolean): KqlValue =>
+      values.length > 0 ? values.reduce((m, v) => (compare(v, m, better) ? v : m)) : null;
+    const name = firstToken(nodes(a)[0]!);
+    if (fn === 'count') out[name] = group.length;
+    else if (fn === 'min') out[name] = pick((x, y) => x < y);
+    else if (fn === 'max') out[name] = pick((x, y) => x > y);
+    else unsupported(call);
+  }
+
+  private scalar(n: SyntaxNode, row: Row): KqlValue {
     const [a, b] = nodes(n);
-    const both = (): [KqlValue, KqlValue] => [scalar(a!, row), scalar(b!, row)];
     switch (kind(n)) {
       case 'LongLiteralExpression':
       case 'RealLiteralExpression':
@@ -300,66 +325,35 @@ export function evaluateKql(query: string, options: EvaluateOptions): KqlRow[] {
       case 'NameReference': {
         const name = firstToken(n);
         if (Object.hasOwn(row, name)) return row[name]!;
-        if (lets.has(name)) return lets.get(name)!;
+        if (this.lets.has(name)) return this.lets.get(name)!;
         throw new Error(`kqlEval: unknown name ${name}`);
       }
       case 'ParenthesizedExpression':
-        return scalar(a!, row);
+        return this.scalar(a!, row);
       case 'ElementExpression': {
-        const base = scalar(a!, row);
-        const index = scalar(nodes(b!)[0]!, row);
-        if (Array.isArray(base) && typeof index === 'number') return base[index] ?? null;
-        return null;
+        const base = this.scalar(a!, row);
+        const index = this.scalar(nodes(b!)[0]!, row);
+        return Array.isArray(base) && typeof index === 'number' ? (base[index] ?? null) : null;
       }
-      case 'AddExpression': {
-        const [x, y] = both();
-        return x === null || y === null ? null : num(x) + num(y);
-      }
-      case 'SubtractExpression': {
-        const [x, y] = both();
-        return x === null || y === null ? null : num(x) - num(y);
-      }
-      case 'GreaterThanExpression':
-        return compare(...both(), (x, y) => x > y);
-      case 'GreaterThanOrEqualExpression':
-        return compare(...both(), (x, y) => x >= y);
-      case 'LessThanExpression':
-        return compare(...both(), (x, y) => x < y);
-      case 'LessThanOrEqualExpression':
-        return compare(...both(), (x, y) => x <= y);
-      case 'EqualExpression':
-        return compare(...both(), (x, y) => x === y);
-      case 'NotEqualExpression':
-        return compare(...both(), (x, y) => x !== y);
       case 'AndExpression':
-        return scalar(a!, row) === true && scalar(b!, row) === true;
+        return this.scalar(a!, row) === true && this.scalar(b!, row) === true;
       case 'OrExpression':
-        return scalar(a!, row) === true || scalar(b!, row) === true;
-      case 'ContainsExpression': {
-        const [x, y] = both();
-        return text(x).toLowerCase().includes(text(y).toLowerCase());
+        return this.scalar(a!, row) === true || this.scalar(b!, row) === true;
+      case 'FunctionCallExpression': {
+        const args = elements(nodes(b!)[0]!).map((arg) => () => this.scalar(arg, row));
+        return this.call(firstToken(a!), args, row, n);
       }
-      case 'MatchesRegexExpression': {
-        const [x, y] = both();
-        return new RegExp(text(y), 'u').test(text(x));
-      }
-      case 'FunctionCallExpression':
-        return call(
-          firstToken(a!),
-          elements(nodes(b!)[0]!).map((arg) => () => scalar(arg, row)),
-          row,
-          n,
-        );
       default:
-        return unsupported(n);
+        if (!(kind(n) in BINARY)) return unsupported(n);
+        return BINARY[kind(n)]!(this.scalar(a!, row), this.scalar(b!, row));
     }
   }
 
-  function call(fn: string, args: (() => KqlValue)[], row: Row, n: SyntaxNode): KqlValue {
+  private call(fn: string, args: (() => KqlValue)[], row: Row, n: SyntaxNode): KqlValue {
     const v = (i: number): KqlValue => args[i]!();
     switch (fn) {
       case 'ago':
-        return options.nowMs - num(v(0));
+        return this.options.nowMs - num(v(0));
       case 'ingestion_time':
         return row[INGESTED] ?? null;
       case 'iff':
