@@ -15,7 +15,7 @@ param environmentName string
 @description('Optional. Azure region of the detector\'s resources. Must offer Flex Consumption (az functionapp list-flexconsumption-locations).')
 param location string = resourceGroup().location
 
-@description('Optional. Short name in every resource name: 2-7 lower-case letters or digits.')
+@description('Optional. Short name in every resource name: 2-7 lower-case letters or digits (other characters are dropped, capitals lowered).')
 @minLength(2)
 @maxLength(7)
 param baseName string = 'uc'
@@ -33,6 +33,9 @@ param deployerPrincipalId string = ''
   'ServicePrincipal'
 ])
 param deployerPrincipalType string = 'User'
+
+@description('Optional. Also grant deployerPrincipalId what running `unusual-city` baseline, bootstrap and doctor from their own machine needs: Log Analytics Reader on the workspace, Storage Table Data Contributor and Storage Blob Data Reader on the storage account, Monitoring Reader on this resource group. Default false: grant them yourself (README.md, "Deploying to Azure").')
+param grantDeployerDataAccess bool = false
 
 // ---------------------------------------------------------------------------------------------------------------
 // Log Analytics and Sentinel
@@ -55,7 +58,7 @@ param deploySentinelContent bool = true
 @description('Optional. Whether the Sentinel analytics rule is enabled when created.')
 param analyticsRuleEnabled bool = true
 
-@description('Optional. UC_ALERTS_TABLE: the custom table receiving alerts (ending in _CL). Default: the table of shared/alerts/columns.json.')
+@description('Optional. UC_ALERTS_TABLE: the custom table receiving alerts: letters, digits and underscores, ending in _CL (other characters are dropped, _CL added when missing). Default: the table of shared/alerts/columns.json.')
 @minLength(4)
 @maxLength(63)
 param alertsTableName string = 'UnusualCityAlerts_CL'
@@ -78,7 +81,7 @@ param alertsTableRetentionInDays int = -1
 ])
 param storageSkuName string = 'Standard_LRS'
 
-@description('Optional. UC_TABLE_PREFIX: prefix of the Table Storage tables (letters and digits, starting with a letter).')
+@description('Optional. UC_TABLE_PREFIX: prefix of the Table Storage tables: letters and digits, starting with a letter (other characters are dropped; "uc" is put first when it starts with a digit).')
 @minLength(3)
 @maxLength(51)
 param tablePrefix string = 'unusualcity'
@@ -111,8 +114,15 @@ param maxMindAccountIdSecretName string = 'maxmind-account-id'
 @description('Optional. Name of the Key Vault secret holding the MaxMind licence key (set it after deploying: README.md, "Deploying to Azure").')
 param maxMindLicenseKeySecretName string = 'maxmind-license-key'
 
-@description('Optional. Key Vault purge protection. Cannot be turned off once on; a purge-protected vault name stays taken for 90 days after deletion.')
-param keyVaultEnablePurgeProtection bool = true
+@description('Optional. Key Vault purge protection: turn on for production. Cannot be turned off once on; a purge-protected vault name stays taken for 90 days after deletion, so a redeployment into the same environment needs keyVaultRecoverSoftDeleted or keyVaultNameSalt. Default off, so that `azd down --purge` frees the name of a test environment.')
+param keyVaultEnablePurgeProtection bool = false
+
+@description('Optional. Recover the soft-deleted Key Vault of this environment (with its secrets) instead of creating it: for a redeployment after `azd down` without --purge.')
+param keyVaultRecoverSoftDeleted bool = false
+
+@description('Optional. Any text: gives the Key Vault a new name (the old one stays soft-deleted, or purge-protected, until it expires). Empty: the environment\'s usual name.')
+@maxLength(64)
+param keyVaultNameSalt string = ''
 
 @description('Optional. Memory per Function App instance in MB.')
 @allowed([
@@ -122,8 +132,28 @@ param keyVaultEnablePurgeProtection bool = true
 ])
 param instanceMemoryMB int = 2048
 
+@description('Optional. Highest number of Function App instances (1-1000): a cap on scale-out and its cost. The timers run as singletons; only queue mode (sharding) uses more than one.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
 @description('Optional. Accept Application Insights telemetry only with an Entra ID token (local auth disabled).')
 param appInsightsDisableLocalAuth bool = true
+
+@description('Optional. Where Application Insights stores the Functions host\'s and the detector\'s telemetry: "separate" (default), a new workspace without Sentinel, so telemetry is billed at Log Analytics prices only; "sentinel", the Sentinel workspace, where every GB also pays Sentinel. Ignored when telemetryWorkspaceResourceId is set.')
+@allowed([
+  'separate'
+  'sentinel'
+])
+param telemetryWorkspace string = 'separate'
+
+@description('Optional. Resource id of an existing workspace for the telemetry (e.g. a shared, non-Sentinel operations workspace). Empty: see telemetryWorkspace.')
+param telemetryWorkspaceResourceId string = ''
+
+@description('Optional. Retention in days of a new telemetry workspace (telemetryWorkspace "separate"): the 30 included days by default.')
+@minValue(30)
+@maxValue(730)
+param telemetryWorkspaceRetentionInDays int = 30
 
 // ---------------------------------------------------------------------------------------------------------------
 // Detector settings that operations teams tune. Defaults are the code's (shared/config/settings.json); the
@@ -232,22 +262,50 @@ param settingsOverrides object = {}
 // ---------------------------------------------------------------------------------------------------------------
 
 var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
+
+// Name inputs, cleaned rather than trusted: a character a resource type refuses would otherwise fail the
+// deployment at the provider, half-way through. Bicep has no regular expressions: each name is split into its
+// characters, the allowed ones kept.
+var letters = 'abcdefghijklmnopqrstuvwxyz'
+var alphanumerics = '${letters}0123456789'
+var charsOf = {
+  baseName: map(range(0, length(baseName)), i => substring(baseName, i, 1))
+  tablePrefix: map(range(0, length(tablePrefix)), i => substring(tablePrefix, i, 1))
+  alertsTableName: map(range(0, length(alertsTableName)), i => substring(alertsTableName, i, 1))
+}
+// baseName is in the storage account's name: lower-case letters and digits only ('My-App' becomes 'myapp').
+var baseNameKept = join(filter(map(charsOf.baseName, c => toLower(c)), c => contains(alphanumerics, c)), '')
+var cleanBaseName = empty(baseNameKept) ? 'uc' : baseNameKept
+// Table Storage names: letters and digits, starting with a letter ('unusual-city' becomes 'unusualcity').
+var tablePrefixKept = join(filter(charsOf.tablePrefix, c => contains(alphanumerics, toLower(c))), '')
+var cleanTablePrefix = contains(letters, toLower(take(tablePrefixKept, 1))) ? tablePrefixKept : 'uc${tablePrefixKept}'
+// Custom log tables: letters, digits and underscores, ending in _CL ('alerts-x' becomes 'alertsx_CL').
+var alertsTableKept = join(filter(charsOf.alertsTableName, c => c == '_' || contains(alphanumerics, toLower(c))), '')
+var alertsTableStem = endsWith(toLower(alertsTableKept), '_cl')
+  ? take(alertsTableKept, length(alertsTableKept) - 3)
+  : alertsTableKept
+var cleanAlertsTableName = '${contains(letters, toLower(take(alertsTableStem, 1))) ? '' : 'UC'}${alertsTableStem}_CL'
 var allTags = union(tags, {
   'azd-env-name': environmentName
 })
 var names = {
-  identity: 'id-${baseName}-${resourceToken}'
-  storage: toLower('st${baseName}${resourceToken}')
-  keyVault: 'kv-${baseName}-${resourceToken}'
-  workspace: 'log-${baseName}-${resourceToken}'
-  appInsights: 'appi-${baseName}-${resourceToken}'
-  dataCollectionRule: 'dcr-${baseName}-${resourceToken}'
-  plan: 'plan-${baseName}-${resourceToken}'
-  functionApp: 'func-${baseName}-${resourceToken}'
+  identity: 'id-${cleanBaseName}-${resourceToken}'
+  storage: toLower('st${cleanBaseName}${resourceToken}')
+  // A salt gives the vault another name of the same length when the usual one is held by a deleted vault.
+  keyVault: 'kv-${cleanBaseName}-${empty(keyVaultNameSalt) ? resourceToken : toLower(uniqueString(resourceToken, keyVaultNameSalt))}'
+  workspace: 'log-${cleanBaseName}-${resourceToken}'
+  telemetryWorkspace: 'log-${cleanBaseName}-telemetry-${resourceToken}'
+  appInsights: 'appi-${cleanBaseName}-${resourceToken}'
+  dataCollectionRule: 'dcr-${cleanBaseName}-${resourceToken}'
+  plan: 'plan-${cleanBaseName}-${resourceToken}'
+  functionApp: 'func-${cleanBaseName}-${resourceToken}'
 }
 
 // The workspace may live in another resource group or subscription: its content (alerts table, reader role,
 // Sentinel) is deployed there, the rest here.
+var grantDeployer = grantDeployerDataAccess && !empty(deployerPrincipalId)
+var operatorPrincipalId = grantDeployer ? deployerPrincipalId : ''
+
 var createWorkspace = empty(existingWorkspaceResourceId)
 var workspaceResourceId = createWorkspace
   ? resourceId('Microsoft.OperationalInsights/workspaces', names.workspace)
@@ -256,6 +314,15 @@ var workspaceIdSegments = split(workspaceResourceId, '/')
 var workspaceSubscriptionId = workspaceIdSegments[2]
 var workspaceResourceGroupName = workspaceIdSegments[4]
 var workspaceName = workspaceIdSegments[8]
+
+// Telemetry (Application Insights) goes to its own workspace unless told otherwise: host traces and run events are
+// operations data, not security data, and need not pay Sentinel's per-GB price.
+var createTelemetryWorkspace = empty(telemetryWorkspaceResourceId) && telemetryWorkspace == 'separate'
+var appInsightsWorkspaceResourceId = !empty(telemetryWorkspaceResourceId)
+  ? telemetryWorkspaceResourceId
+  : createTelemetryWorkspace
+      ? resourceId('Microsoft.OperationalInsights/workspaces', names.telemetryWorkspace)
+      : workspaceResourceId
 
 // ---------------------------------------------------------------------------------------------------------------
 // Modules, by concern
@@ -280,6 +347,16 @@ module logAnalytics 'modules/logAnalytics.bicep' = if (createWorkspace) {
   }
 }
 
+module telemetryLogAnalytics 'modules/logAnalytics.bicep' = if (createTelemetryWorkspace) {
+  name: 'telemetry-log-analytics'
+  params: {
+    name: names.telemetryWorkspace
+    location: location
+    tags: allTags
+    retentionInDays: telemetryWorkspaceRetentionInDays
+  }
+}
+
 module workspace 'modules/workspace.bicep' = {
   name: 'workspace-${resourceToken}'
   scope: resourceGroup(workspaceSubscriptionId, workspaceResourceGroupName)
@@ -288,9 +365,11 @@ module workspace 'modules/workspace.bicep' = {
   ]
   params: {
     workspaceName: workspaceName
-    tableName: alertsTableName
+    tableName: cleanAlertsTableName
     tableRetentionInDays: alertsTableRetentionInDays
     principalId: identity.outputs.principalId
+    operatorPrincipalId: operatorPrincipalId
+    operatorPrincipalType: deployerPrincipalType
   }
 }
 
@@ -301,11 +380,21 @@ module storage 'modules/storage.bicep' = {
     location: location
     tags: allTags
     skuName: storageSkuName
-    tablePrefix: tablePrefix
+    tablePrefix: cleanTablePrefix
     geoIpContainerName: geoIpContainerName
     deploymentContainerName: deploymentContainerName
     shardQueueName: shardQueueName
     principalId: identity.outputs.principalId
+    operatorPrincipalId: operatorPrincipalId
+    operatorPrincipalType: deployerPrincipalType
+  }
+}
+
+module operatorAccess 'modules/operatorAccess.bicep' = if (grantDeployer) {
+  name: 'operator-access'
+  params: {
+    operatorPrincipalId: deployerPrincipalId
+    operatorPrincipalType: deployerPrincipalType
   }
 }
 
@@ -319,6 +408,7 @@ module keyVault 'modules/keyVault.bicep' = {
     secretsOfficerPrincipalId: deployerPrincipalId
     secretsOfficerPrincipalType: deployerPrincipalType
     enablePurgeProtection: keyVaultEnablePurgeProtection
+    recoverSoftDeleted: keyVaultRecoverSoftDeleted
   }
 }
 
@@ -328,12 +418,13 @@ module appInsights 'modules/appInsights.bicep' = {
     name: names.appInsights
     location: location
     tags: allTags
-    workspaceResourceId: workspaceResourceId
+    workspaceResourceId: appInsightsWorkspaceResourceId
     principalId: identity.outputs.principalId
     disableLocalAuth: appInsightsDisableLocalAuth
   }
   dependsOn: [
     logAnalytics
+    telemetryLogAnalytics
   ]
 }
 
@@ -413,7 +504,7 @@ var wiredSettings = {
   UC_INGESTION_ENDPOINT: dataCollectionRule.outputs.ingestionEndpoint
   UC_DCR_IMMUTABLE_ID: dataCollectionRule.outputs.immutableId
   UC_TABLE_ENDPOINT: storage.outputs.tableEndpoint
-  UC_TABLE_PREFIX: tablePrefix
+  UC_TABLE_PREFIX: cleanTablePrefix
   UC_QUEUE_ENDPOINT: storage.outputs.queueEndpoint
   UC_SHARD_QUEUE: storage.outputs.shardQueueName
   UC_BLOB_ENDPOINT: storage.outputs.blobEndpoint
@@ -444,9 +535,9 @@ module functionApp 'modules/functionApp.bicep' = {
     name: names.functionApp
     planName: names.plan
     location: location
-    tags: union(allTags, {
-      'azd-service-name': 'detector'
-    })
+    tags: allTags
+    // azure.yaml's service: only the site is tagged with it.
+    azdServiceName: 'detector'
     identityResourceId: identity.outputs.resourceId
     identityClientId: identity.outputs.clientId
     storageBlobEndpoint: storage.outputs.blobEndpoint
@@ -456,6 +547,7 @@ module functionApp 'modules/functionApp.bicep' = {
     detectorSettings: detectorSettings
     rejectedSettingsOverrides: rejectedOverrides
     instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
   }
   // No explicit dependsOn: each module whose output feeds a setting also holds that resource's role assignment,
   // so the app is created after its rights (Entra ID may still take a few minutes to apply them; the timer's
@@ -463,10 +555,10 @@ module functionApp 'modules/functionApp.bicep' = {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Outputs (azd stores them in the environment: azd env get-value NAME)
+// Outputs (azd stores them in the environment: azd env get-value NAME, azd env get-values)
 // ---------------------------------------------------------------------------------------------------------------
 
-@description('Function App name: azd deploy target; az functionapp commands (restart, logs).')
+@description('Function App name: azd deploy target; az functionapp commands (restart, logs, the first GeoIP refresh).')
 output FUNCTION_APP_NAME string = functionApp.outputs.name
 
 @description('Key Vault name: az keyvault secret set --vault-name, for the two MaxMind secrets.')
@@ -481,29 +573,133 @@ output MAXMIND_LICENSE_KEY_SECRET_NAME string = maxMindLicenseKeySecretName
 @description('Storage account name: az storage blob upload --auth-mode login, for a first GeoIP database without MaxMind credentials.')
 output STORAGE_ACCOUNT_NAME string = storage.outputs.name
 
-@description('UC_GEOIP_BLOB (<container>/<blob>): where refreshGeoIpDatabase writes and the detector reads the GeoIP database.')
-output GEOIP_BLOB string = wiredSettings.UC_GEOIP_BLOB
-
 @description('Resource id of the Log Analytics workspace: the workspaceResourceId parameter of activity-log/main.bicep.')
 output WORKSPACE_RESOURCE_ID string = workspaceResourceId
 
-@description('UC_WORKSPACE_ID, the workspace (customer) id the detector queries.')
-output WORKSPACE_ID string = workspace.outputs.customerId
+@description('Resource id of the workspace holding the Application Insights telemetry (the Sentinel workspace or a separate one).')
+output TELEMETRY_WORKSPACE_RESOURCE_ID string = appInsightsWorkspaceResourceId
 
-@description('UC_ALERTS_TABLE: the table the analytics rule and the workbook read.')
-output ALERTS_TABLE string = workspace.outputs.tableName
-
-@description('UC_INGESTION_ENDPOINT: the logs ingestion endpoint alerts are sent to.')
-output INGESTION_ENDPOINT string = dataCollectionRule.outputs.ingestionEndpoint
-
-@description('UC_DCR_IMMUTABLE_ID: the data collection rule alerts are sent through.')
-output DCR_IMMUTABLE_ID string = dataCollectionRule.outputs.immutableId
-
-@description('Resource id of Application Insights: the source of the workbook\'s detector-health section.')
+@description('Resource id of Application Insights: the source of the workbook\'s detector-health section and of doctor\'s last-run check.')
 output APPLICATIONINSIGHTS_RESOURCE_ID string = appInsights.outputs.resourceId
 
-@description('Client id of the detector\'s managed identity (AZURE_CLIENT_ID): grant it Log Analytics Reader on any UC_ADDITIONAL_WORKSPACE_IDS workspace.')
+@description('Application id of Application Insights: the Application Insights query API (doctor\'s last-run check).')
+output APPLICATIONINSIGHTS_APP_ID string = appInsights.outputs.appId
+
+@description('Resource id of the data collection rule alerts are sent through (doctor: exists, the identity may ingest).')
+output DCR_RESOURCE_ID string = dataCollectionRule.outputs.resourceId
+
+@description('Resource id of the Sentinel analytics rule (empty when deploySentinelContent is false).')
+output ANALYTICS_RULE_ID string = sentinel.outputs.analyticsRuleId
+
+@description('Client id of the detector\'s managed identity (AZURE_CLIENT_ID of the app): grant it Log Analytics Reader on any UC_ADDITIONAL_WORKSPACE_IDS workspace.')
 output IDENTITY_CLIENT_ID string = identity.outputs.clientId
 
-@description('Principal (object) id of the detector\'s managed identity: for role assignments made outside this template.')
+@description('Principal (object) id of the detector\'s managed identity: for role assignments made outside this template, and doctor\'s role checks.')
 output IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+
+@description('Whether the deploying principal was granted the data roles to run baseline, bootstrap and doctor from their machine (grantDeployerDataAccess).')
+output DEPLOYER_DATA_ACCESS bool = grantDeployer
+
+// The app's UC_* settings, by their catalogue names (shared/config/settings.json), so that the command line run
+// against this deployment (bootstrap, baseline, doctor) sees what the app sees: with azd,
+// `azd env get-values > .env.azure` then `set -a; . ./.env.azure; set +a`. Secrets and Key Vault references are
+// not outputs. Overrides given with settingsOverrides are not repeated here.
+
+@description('UC_WORKSPACE_ID, as the app has it (wired from the deployed resources).')
+output UC_WORKSPACE_ID string = wiredSettings.UC_WORKSPACE_ID
+
+@description('UC_ALERTS_TABLE, as the app has it (wired from the deployed resources).')
+output UC_ALERTS_TABLE string = wiredSettings.UC_ALERTS_TABLE
+
+@description('UC_INGESTION_ENDPOINT, as the app has it (wired from the deployed resources).')
+output UC_INGESTION_ENDPOINT string = wiredSettings.UC_INGESTION_ENDPOINT
+
+@description('UC_DCR_IMMUTABLE_ID, as the app has it (wired from the deployed resources).')
+output UC_DCR_IMMUTABLE_ID string = wiredSettings.UC_DCR_IMMUTABLE_ID
+
+@description('UC_TABLE_ENDPOINT, as the app has it (wired from the deployed resources).')
+output UC_TABLE_ENDPOINT string = wiredSettings.UC_TABLE_ENDPOINT
+
+@description('UC_TABLE_PREFIX, as the app has it (wired from the deployed resources).')
+output UC_TABLE_PREFIX string = wiredSettings.UC_TABLE_PREFIX
+
+@description('UC_QUEUE_ENDPOINT, as the app has it (wired from the deployed resources).')
+output UC_QUEUE_ENDPOINT string = wiredSettings.UC_QUEUE_ENDPOINT
+
+@description('UC_SHARD_QUEUE, as the app has it (wired from the deployed resources).')
+output UC_SHARD_QUEUE string = wiredSettings.UC_SHARD_QUEUE
+
+@description('UC_BLOB_ENDPOINT, as the app has it (wired from the deployed resources).')
+output UC_BLOB_ENDPOINT string = wiredSettings.UC_BLOB_ENDPOINT
+
+@description('UC_GEOIP_BLOB, as the app has it (wired from the deployed resources).')
+output UC_GEOIP_BLOB string = wiredSettings.UC_GEOIP_BLOB
+
+@description('UC_GEOIP_EDITION, as the app has it (wired from the deployed resources).')
+output UC_GEOIP_EDITION string = wiredSettings.UC_GEOIP_EDITION
+
+@description('UC_SCHEDULE, as the app has it (a parameter of this template).')
+output UC_SCHEDULE string = tunedSettings.UC_SCHEDULE
+
+@description('UC_TICK_INTERVAL, as the app has it (a parameter of this template).')
+output UC_TICK_INTERVAL string = tunedSettings.UC_TICK_INTERVAL
+
+@description('UC_LOOKBACK, as the app has it (a parameter of this template).')
+output UC_LOOKBACK string = tunedSettings.UC_LOOKBACK
+
+@description('UC_RUN_BUDGET, as the app has it (a parameter of this template).')
+output UC_RUN_BUDGET string = tunedSettings.UC_RUN_BUDGET
+
+@description('UC_ALERT_THRESHOLD, as the app has it (a parameter of this template).')
+output UC_ALERT_THRESHOLD string = tunedSettings.UC_ALERT_THRESHOLD
+
+@description('UC_ALERT_COOLDOWN, as the app has it (a parameter of this template).')
+output UC_ALERT_COOLDOWN string = tunedSettings.UC_ALERT_COOLDOWN
+
+@description('UC_RESCORE_MARGIN, as the app has it (a parameter of this template).')
+output UC_RESCORE_MARGIN string = tunedSettings.UC_RESCORE_MARGIN
+
+@description('UC_DAILY_ALERT_CAP, as the app has it (a parameter of this template).')
+output UC_DAILY_ALERT_CAP string = tunedSettings.UC_DAILY_ALERT_CAP
+
+@description('UC_EGRESS_RANGES, as the app has it (a parameter of this template).')
+output UC_EGRESS_RANGES string = tunedSettings.UC_EGRESS_RANGES
+
+@description('UC_EGRESS_SCORE_CAP, as the app has it (a parameter of this template).')
+output UC_EGRESS_SCORE_CAP string = tunedSettings.UC_EGRESS_SCORE_CAP
+
+@description('UC_FAMILIAR_SCORE_CAP, as the app has it (a parameter of this template).')
+output UC_FAMILIAR_SCORE_CAP string = tunedSettings.UC_FAMILIAR_SCORE_CAP
+
+@description('UC_CATEGORIES, as the app has it (a parameter of this template).')
+output UC_CATEGORIES string = tunedSettings.UC_CATEGORIES
+
+@description('UC_STATUSES, as the app has it (a parameter of this template).')
+output UC_STATUSES string = tunedSettings.UC_STATUSES
+
+@description('UC_NO_CITY_MODE, as the app has it (a parameter of this template).')
+output UC_NO_CITY_MODE string = tunedSettings.UC_NO_CITY_MODE
+
+@description('UC_ALERT_NAME, as the app has it (a parameter of this template).')
+output UC_ALERT_NAME string = tunedSettings.UC_ALERT_NAME
+
+@description('UC_ALERT_SEVERITY, as the app has it (a parameter of this template).')
+output UC_ALERT_SEVERITY string = tunedSettings.UC_ALERT_SEVERITY
+
+@description('UC_ADDITIONAL_WORKSPACE_IDS, as the app has it (a parameter of this template).')
+output UC_ADDITIONAL_WORKSPACE_IDS string = tunedSettings.UC_ADDITIONAL_WORKSPACE_IDS
+
+@description('UC_GEOIP_REFRESH_SCHEDULE, as the app has it (a parameter of this template).')
+output UC_GEOIP_REFRESH_SCHEDULE string = tunedSettings.UC_GEOIP_REFRESH_SCHEDULE
+
+@description('UC_GEOIP_MAX_AGE_DAYS, as the app has it (a parameter of this template).')
+output UC_GEOIP_MAX_AGE_DAYS string = tunedSettings.UC_GEOIP_MAX_AGE_DAYS
+
+@description('UC_TELEMETRY_INCLUDE_IDENTITIES, as the app has it (a parameter of this template).')
+output UC_TELEMETRY_INCLUDE_IDENTITIES string = tunedSettings.UC_TELEMETRY_INCLUDE_IDENTITIES
+
+@description('UC_SHARDING, as the app has it (a parameter of this template).')
+output UC_SHARDING string = tunedSettings.UC_SHARDING
+
+@description('UC_SHARD_COUNT, as the app has it (a parameter of this template).')
+output UC_SHARD_COUNT string = tunedSettings.UC_SHARD_COUNT

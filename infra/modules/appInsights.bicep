@@ -48,6 +48,9 @@ resource metricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' =
 @description('Resource id of the component: the data source of the workbook\'s detector-health queries.')
 output resourceId string = component.id
 
+@description('Application id of the component: the Application Insights query API.')
+output appId string = component.properties.AppId
+
 @description('Name of the component.')
 output name string = component.name
 

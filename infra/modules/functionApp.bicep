@@ -9,8 +9,11 @@ param planName string
 @description('Required. Azure region (one that offers Flex Consumption).')
 param location string
 
-@description('Optional. Tags for the plan and the app (azd finds the app by its azd-service-name tag).')
+@description('Optional. Tags for the plan and the app.')
 param tags object = {}
+
+@description('Optional. The azd service this app is the host of (azure.yaml services): tagged azd-service-name on the site alone, since azd before 1.23.4 stops when two resources carry the tag. Empty: no tag.')
+param azdServiceName string = ''
 
 @description('Required. Resource id of the user-assigned managed identity.')
 param identityResourceId string
@@ -47,8 +50,8 @@ param rejectedSettingsOverrides array = []
 ])
 param instanceMemoryMB int = 2048
 
-@description('Optional. Highest instance count. Timers run as singletons; the Flex Consumption minimum is 40.')
-@minValue(40)
+@description('Optional. Highest instance count (1-1000): caps scale-out, and with it the cost of a queue-mode burst. Timers run as singletons.')
+@minValue(1)
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
@@ -73,6 +76,13 @@ var platformSettings = {
   AZURE_CLIENT_ID: identityClientId
 }
 
+// The site alone carries azd-service-name: azd deploys to the one resource tagged with the service's name.
+var siteTags = empty(azdServiceName)
+  ? tags
+  : union(tags, {
+      'azd-service-name': azdServiceName
+    })
+
 // Platform settings last: a detector setting can never displace the host's storage or identity wiring.
 var appSettings = union(detectorSettings, platformSettings)
 
@@ -93,7 +103,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 resource app 'Microsoft.Web/sites@2024-04-01' = {
   name: name
   location: location
-  tags: tags
+  tags: siteTags
   kind: 'functionapp,linux'
   identity: {
     type: 'UserAssigned'
@@ -108,7 +118,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
     keyVaultReferenceIdentity: identityResourceId
     siteConfig: {
       minTlsVersion: '1.2'
-      ftpsState: 'Disabled'
+      // No FTPS state: FTP does not exist on Flex Consumption (an unsupported site setting there).
       http20Enabled: true
       appSettings: map(items(appSettings), s => {
         name: s.key
@@ -140,17 +150,10 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
 }
 
 // Basic (publishing-profile) credentials off: deployments authenticate with Entra ID (azd, az functionapp deploy).
+// Only the scm policy: Flex Consumption has no FTP endpoint, so the ftp policy does not apply there.
 resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
   parent: app
   name: 'scm'
-  properties: {
-    allow: false
-  }
-}
-
-resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
-  parent: app
-  name: 'ftp'
   properties: {
     allow: false
   }

@@ -27,8 +27,11 @@ param secretsOfficerPrincipalId string = ''
 ])
 param secretsOfficerPrincipalType string = 'User'
 
-@description('Optional. Purge protection: a deleted vault (and its secrets) cannot be purged for the retention period. Cannot be turned off once on.')
-param enablePurgeProtection bool = true
+@description('Optional. Purge protection: a deleted vault (and its secrets) cannot be purged for the retention period, and its name stays taken. Cannot be turned off once on.')
+param enablePurgeProtection bool = false
+
+@description('Optional. Recover the soft-deleted vault of this name (with its secrets) instead of creating one: the redeployment after `azd down` without --purge. Fails when no such deleted vault exists.')
+param recoverSoftDeleted bool = false
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   name: name
@@ -46,6 +49,9 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     softDeleteRetentionInDays: 90
     // The API rejects false once purge protection exists, so "off" is expressed by leaving the property out.
     enablePurgeProtection: enablePurgeProtection ? true : null
+    // 'recover' brings back a soft-deleted vault of this name; 'default' creates it (and fails while a deleted one
+    // holds the name: see README.md, "Deploying to Azure").
+    createMode: recoverSoftDeleted ? 'recover' : 'default'
     // App Service resolves Key Vault references over the public endpoint unless the app is VNet-integrated.
     publicNetworkAccess: 'Enabled'
   }

@@ -1,4 +1,4 @@
-metadata description = 'A new Log Analytics workspace, for deployments without an existing Sentinel workspace.'
+metadata description = 'A new Log Analytics workspace: the Sentinel workspace of deployments without one, or the separate telemetry workspace of Application Insights.'
 
 @description('Required. Workspace name.')
 @minLength(4)
@@ -32,5 +32,5 @@ resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
   }
 }
 
-@description('Resource id of the workspace: where the Activity Log, the alerts table and Sentinel live.')
+@description('Resource id of the workspace (Activity Log, alerts table and Sentinel; or the telemetry).')
 output resourceId string = workspace.id

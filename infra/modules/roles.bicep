@@ -24,4 +24,10 @@ var roleIds = {
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
   // Optional, for the person deploying: lets them `az keyvault secret set` the MaxMind secrets. Never the app.
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+  // Optional (grantDeployerDataAccess), for the operator's own identity: read the GeoIP database blob that
+  // bootstrap and doctor use. Never the app (it has Blob Data Owner for host storage).
+  storageBlobDataReader: '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
+  // Optional (grantDeployerDataAccess), for the operator's own identity, on the resource group: doctor reads the
+  // DCR, Application Insights (the last run) and the identity's role assignments. Read-only. Never the app.
+  monitoringReader: '43d0d8ad-25c7-4714-9337-8ba259a9fe05'
 }

@@ -55,11 +55,12 @@ resource onboarding 'Microsoft.SecurityInsights/onboardingStates@2024-03-01' = i
   properties: {}
 }
 
-// Runs every 15 minutes over the last hour (ISO 8601 below, `frequency` and `lookback` in the query; test/infra
-// checks they agree). Why the hour: an alert row's TimeGenerated is the detector run's scheduled time, and the
-// row reaches the table after the run (up to UC_RUN_BUDGET), the ingestion pipeline and possibly an outbox retry
-// by a later run, so it can be tens of minutes old on arrival. Why no duplicates although four runs see each
-// row: the query keeps an AlertId only in the run whose window holds its first ingestion (sentinel/rule.kql).
+// Runs every 15 minutes over the last 14 days (ISO 8601 below, `frequency` and `lookback` in the query; test/infra
+// checks they agree). The query selects alerts by when they arrived (ingestion_time()), not by TimeGenerated, the
+// detector's slot: an alert delivered hours late (a catch-up run after an outage, an outbox retry) still raises an
+// incident. Sentinel filters TimeGenerated on the query period, so the period is the latest an alert may arrive:
+// 14 days, the longest Sentinel allows. Each alert is raised by the run that holds its first ingestion
+// (sentinel/rule.kql); redeliveries of the same AlertId within the period raise nothing.
 resource analyticsRule 'Microsoft.SecurityInsights/alertRules@2024-03-01' = if (deployAnalyticsRule) {
   name: guid(workspace.id, 'unusual-city-analytics-rule')
   scope: workspace
@@ -74,7 +75,7 @@ resource analyticsRule 'Microsoft.SecurityInsights/alertRules@2024-03-01' = if (
     severity: analyticsRuleSeverity
     query: replace(loadTextContent('../sentinel/rule.kql'), defaultTableName, tableName)
     queryFrequency: 'PT15M'
-    queryPeriod: 'PT1H'
+    queryPeriod: 'P14D'
     triggerOperator: 'GreaterThan'
     triggerThreshold: 0
     // The detector already limits alerts (one per caller and city episode, UC_ALERT_COOLDOWN, a daily cap):
@@ -138,13 +139,16 @@ resource analyticsRule 'Microsoft.SecurityInsights/alertRules@2024-03-01' = if (
       City: 'SrcGeoCity'
       Country: 'SrcGeoCountry'
       AnomalyScore: 'AnomalyScore'
-      Operation: 'Operation'
+      // Display forms (sentinel/rule.kql): the raw values stay in the alert row's columns.
+      Operation: 'OperationDisplay'
       CallerType: 'CallerType'
       AlertId: 'AlertId'
     }
     alertDetailsOverride: {
-      alertDisplayNameFormat: '{{AlertName}}: {{Operation}} from {{SrcGeoCity}}'
-      alertDescriptionFormat: '{{Description}}'
+      // Attacker-controlled text (operation, caller) reaches people here: only the query's display columns, with
+      // control, format and separator characters removed and the length bounded.
+      alertDisplayNameFormat: '{{AlertName}}: {{OperationDisplay}} from {{CityDisplay}}'
+      alertDescriptionFormat: '{{DescriptionDisplay}}'
       alertSeverityColumnName: 'Severity'
     }
     incidentConfiguration: {

@@ -41,6 +41,17 @@ param shardQueueName string
 @description('Required. Principal id of the detector\'s managed identity.')
 param principalId string
 
+@description('Optional. Principal id of an operator (the person or pipeline deploying) granted Storage Table Data Contributor and Storage Blob Data Reader, to run baseline, bootstrap and doctor from their machine. Empty: nobody.')
+param operatorPrincipalId string = ''
+
+@description('Optional. Principal type of operatorPrincipalId.')
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+param operatorPrincipalType string = 'User'
+
 // The table suffixes the code appends to UC_TABLE_PREFIX (shared/baseline/tableStorage.ts TABLE_SUFFIXES).
 // Created here so the identity needs no table-creation right at run time and the tables exist before the first
 // run; the code still creates a missing one (Storage Table Data Contributor allows it).
@@ -154,6 +165,28 @@ resource queueDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-0
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageQueueDataContributor)
     principalId: principalId
     principalType: 'ServicePrincipal'
+  }
+}
+
+// The operator's own identity (grantDeployerDataAccess): bootstrap and baseline write the state tables, doctor
+// reads the checkpoint and outbox; bootstrap and doctor read the GeoIP database blob.
+resource operatorTableDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
+  name: guid(account.id, operatorPrincipalId, roleIds.storageTableDataContributor)
+  scope: account
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageTableDataContributor)
+    principalId: operatorPrincipalId
+    principalType: operatorPrincipalType
+  }
+}
+
+resource operatorBlobDataReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
+  name: guid(account.id, operatorPrincipalId, roleIds.storageBlobDataReader)
+  scope: account
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageBlobDataReader)
+    principalId: operatorPrincipalId
+    principalType: operatorPrincipalType
   }
 }
 

@@ -21,6 +21,17 @@ param tableTotalRetentionInDays int = -1
 @description('Required. Principal id of the detector\'s managed identity (granted Log Analytics Reader on the workspace).')
 param principalId string
 
+@description('Optional. Principal id of an operator (the person or pipeline deploying) granted Log Analytics Reader, to run baseline, bootstrap and doctor from their machine. Empty: nobody.')
+param operatorPrincipalId string = ''
+
+@description('Optional. Principal type of operatorPrincipalId.')
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+param operatorPrincipalType string = 'User'
+
 // One source of truth for the alert columns: the code builds rows from the same file (shared/alerts/alert.ts),
 // and test/infra checks that nothing here drifts from it.
 var alertColumns = loadJsonContent('../../shared/alerts/columns.json').columns
@@ -47,7 +58,11 @@ resource alertsTable 'Microsoft.OperationalInsights/workspaces/tables@2022-10-01
     // Analytics plan: Sentinel analytics rules and workbooks can only query Analytics (and Basic for some
     // operators) tables; alerts are few, so the plan costs next to nothing.
     plan: 'Analytics'
+    // -1 is the service's "use the workspace's retention", but the type declares 4-730 (total: 4-4383): the
+    // warning is suppressed as Azure Verified Modules do, since -1 is what a table following its workspace needs.
+    #disable-next-line BCP328
     retentionInDays: tableRetentionInDays
+    #disable-next-line BCP328
     totalRetentionInDays: tableTotalRetentionInDays
     schema: {
       name: tableName
@@ -67,6 +82,18 @@ resource logAnalyticsReader 'Microsoft.Authorization/roleAssignments@2022-04-01'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.logAnalyticsReader)
     principalId: principalId
     principalType: 'ServicePrincipal'
+  }
+}
+
+// The operator's own identity (grantDeployerDataAccess): bootstrap and baseline read AzureActivity, doctor reads
+// it, the alerts table and the Sentinel rule (an extension resource of the workspace).
+resource operatorLogAnalyticsReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
+  name: guid(workspace.id, operatorPrincipalId, roleIds.logAnalyticsReader)
+  scope: workspace
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.logAnalyticsReader)
+    principalId: operatorPrincipalId
+    principalType: operatorPrincipalType
   }
 }
 

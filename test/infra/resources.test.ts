@@ -90,6 +90,8 @@ const BUILT_IN_ROLES: Readonly<Record<string, string>> = {
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb',
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6',
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7',
+  storageBlobDataReader: '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1',
+  monitoringReader: '43d0d8ad-25c7-4714-9337-8ba259a9fe05',
 };
 
 /** Every right the deployment grants: role, on which resource type, to whom. Nothing else may appear. */
@@ -103,7 +105,15 @@ const EXPECTED_ASSIGNMENTS = [
   // Queue mode (UC_SHARDING=queue): the timer enqueues shards, processShard's trigger consumes them.
   'identity storageQueueDataContributor on Microsoft.Storage/storageAccounts',
   'identity storageTableDataContributor on Microsoft.Storage/storageAccounts',
+  // grantDeployerDataAccess: the operator runs baseline, bootstrap and doctor with their own identity.
+  'operator logAnalyticsReader on Microsoft.OperationalInsights/workspaces',
+  'operator storageTableDataContributor on Microsoft.Storage/storageAccounts',
+  'operator storageBlobDataReader on Microsoft.Storage/storageAccounts',
+  'operator monitoringReader on resourceGroup',
 ].sort();
+
+/** The one assignment scoped to the resource group rather than a resource: read-only, for the operator. */
+const RESOURCE_GROUP_ASSIGNMENT = 'infra/modules/operatorAccess.bicep';
 
 describe('API versions', () => {
   it('every resource uses the allow-listed API version of its type', () => {
@@ -152,9 +162,15 @@ describe('role assignments', () => {
       expect(args, where).toHaveLength(3);
 
       const scope = propertyAt(r.body, 'scope')?.text;
-      const scopeResource = d.resources.find((x) => x.symbol === scope);
-      expect(scopeResource, `${where}: scope must be a resource of the module`).toBeDefined();
-      expect(args[0]?.text, where).toBe(`${scope}.id`);
+      if (path === RESOURCE_GROUP_ASSIGNMENT) {
+        expect(scope, where).toBeUndefined();
+        expect(args[0]?.text, where).toBe('resourceGroup().id');
+        expect(args[2]?.text, where).toBe('roleIds.monitoringReader');
+      } else {
+        const scopeResource = d.resources.find((x) => x.symbol === scope);
+        expect(scopeResource, `${where}: scope must be a resource of the module`).toBeDefined();
+        expect(args[0]?.text, where).toBe(`${scope}.id`);
+      }
       expect(args[1]?.text, where).toBe(propertyAt(r.body, 'properties.principalId')?.text);
       const role = /^roleIds\.(\w+)$/.exec(args[2]?.text ?? '')?.[1];
       expect(role && role in BUILT_IN_ROLES, `${where}: role from roleIds`).toBe(true);
@@ -171,11 +187,12 @@ describe('role assignments', () => {
 
   it("grants exactly the detector's rights (and the deployer's optional Key Vault one), nothing else", () => {
     const granted = assignments().map(({ d, r }) => {
-      const scope = d.resources.find((x) => x.symbol === propertyAt(r.body, 'scope')?.text)!;
+      const scope = d.resources.find((x) => x.symbol === propertyAt(r.body, 'scope')?.text);
       const principal = propertyAt(r.body, 'properties.principalId')?.text;
-      const who = principal === 'principalId' ? 'identity' : 'deployer';
+      const who =
+        { principalId: 'identity', secretsOfficerPrincipalId: 'deployer' }[principal ?? ''] ?? 'operator';
       const role = /roleIds\.(\w+)/.exec(propertyAt(r.body, 'name')?.text ?? '')?.[1];
-      return `${who} ${role} on ${scope.type}`;
+      return `${who} ${role} on ${scope?.type ?? 'resourceGroup'}`;
     });
     expect(granted.sort()).toEqual(EXPECTED_ASSIGNMENTS);
     // The identity's principal is main.bicep's managed identity in every module that assigns a role to it.
@@ -183,6 +200,30 @@ describe('role assignments', () => {
     for (const m of main.modules) {
       const principal = propertyAt(m.body, 'params.principalId');
       if (principal) expect(principal.text, m.symbol).toBe('identity.outputs.principalId');
+    }
+  });
+
+  it("grants the operator's roles only with grantDeployerDataAccess (default false) and a deployer principal", () => {
+    const main = decl('infra/main.bicep');
+    expect(main.params.get('grantDeployerDataAccess')?.defaultValue?.text).toBe('false');
+    expect(squash(main.variables.get('grantDeployer')?.text ?? '')).toBe(
+      'grantDeployerDataAccess && !empty(deployerPrincipalId)',
+    );
+    expect(squash(main.variables.get('operatorPrincipalId')?.text ?? '')).toBe(
+      "grantDeployer ? deployerPrincipalId : ''",
+    );
+    for (const path of ['modules/workspace.bicep', 'modules/storage.bicep']) {
+      const m = main.modules.find((x) => x.path === path);
+      expect(propertyAt(m?.body, 'params.operatorPrincipalId')?.text, path).toBe('operatorPrincipalId');
+      expect(propertyAt(m?.body, 'params.operatorPrincipalType')?.text, path).toBe('deployerPrincipalType');
+    }
+    const access = main.modules.find((x) => x.path === 'modules/operatorAccess.bicep')!;
+    expect(access.node.text).toMatch(/= if \(grantDeployer\) \{/);
+    // In the modules, each operator assignment exists only for a non-empty principal.
+    for (const { path, r } of assignments()) {
+      const principal = propertyAt(r.body, 'properties.principalId')?.text;
+      if (principal !== 'operatorPrincipalId' || path === RESOURCE_GROUP_ASSIGNMENT) continue;
+      expect(r.node.text, `${path}: ${r.symbol}`).toMatch(/= if \(!empty\(operatorPrincipalId\)\) \{/);
     }
   });
 });
@@ -242,7 +283,10 @@ describe('no secrets in templates or parameter files', () => {
         .parameters;
       for (const name of Object.keys(parameters)) {
         expect(
-          /(password|secret|key|token|credential)(?!Name)/i.test(name.replace(/SecretName$/, 'Name')),
+          // keyVault… parameters configure the vault, they hold no key.
+          /(password|secret|key|token|credential)(?!Name)/i.test(
+            name.replace(/SecretName$/, 'Name').replace(/^keyVault/, 'vault'),
+          ),
           `${rel(path)}: ${name}`,
         ).toBe(false);
       }
@@ -381,12 +425,10 @@ describe('resources: the security-relevant settings', () => {
     expect(settings.get('APPLICATIONINSIGHTS_AUTHENTICATION_STRING')?.text).toBe(
       "'ClientId=${identityClientId};Authorization=AAD'",
     );
-    // The app is the one azd deploys to.
+    // The app is the one azd deploys to: azure.yaml's service name reaches the module.
     const main = decl('infra/main.bicep');
     const fn = main.modules.find((m) => m.path === 'modules/functionApp.bicep');
-    expect(squash(propertyAt(fn?.body, 'params.tags')?.text ?? '')).toContain(
-      "'azd-service-name': 'detector'",
-    );
+    expect(stringLiteral(propertyAt(fn?.body, 'params.azdServiceName'))).toBe('detector');
   });
 
   it('application insights: workspace-based, local auth disabled by default', () => {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import columnsFile from '../../shared/alerts/columns.json' with { type: 'json' };
+import { evaluateKql, type KqlValue } from '../support/kqlEval.js';
 import { alertsTable, analyseKql, azureActivityTable, customEventsTable } from '../support/kusto.js';
 import {
   arrayElements,
@@ -59,6 +60,9 @@ function durationMs(value: string): number {
   throw new Error(`not a duration: ${value}`);
 }
 
+/** A result value as text (strings as they are). */
+const textOf = (v: KqlValue | undefined): string => (typeof v === 'string' ? v : JSON.stringify(v ?? null));
+
 const letValue = (name: string): string => {
   const m = new RegExp(`^let ${name} = (\\w+);`, 'm').exec(ruleQuery);
   if (!m?.[1]) throw new Error(`rule.kql has no "let ${name} = ...;"`);
@@ -79,9 +83,10 @@ describe('Sentinel analytics rule (modules/sentinel.bicep + sentinel/rule.kql)',
     expect(ruleQuery).toContain(columnsFile.table);
   });
 
-  it("runs every 15 minutes over the last hour, and the query's own frequency and lookback agree", () => {
+  it("runs every 15 minutes over the last 14 days, and the query's own frequency and lookback agree", () => {
     expect(text('properties.queryFrequency')).toBe('PT15M');
-    expect(text('properties.queryPeriod')).toBe('PT1H');
+    // The longest period Sentinel allows: the latest an alert may arrive and still raise an incident.
+    expect(text('properties.queryPeriod')).toBe('P14D');
     expect(durationMs(letValue('frequency'))).toBe(durationMs(text('properties.queryFrequency')!));
     expect(durationMs(letValue('lookback'))).toBe(durationMs(text('properties.queryPeriod')!));
     // The lookback covers several runs (ingestion delay), and the first-ingestion filter keeps each alert in one.
@@ -89,6 +94,72 @@ describe('Sentinel analytics rule (modules/sentinel.bicep + sentinel/rule.kql)',
     expect(ruleQuery).toMatch(/FirstIngested = min\(Ingested\)/);
     expect(ruleQuery).toMatch(/where FirstIngested > ago\(frequency \+ lateStart\)/);
     expect(durationMs(letValue('lateStart'))).toBeLessThan(durationMs(letValue('frequency')));
+  });
+
+  it('selects by arrival (ingestion_time()), not by TimeGenerated, the detection slot (issue 14, point 8)', () => {
+    expect(ruleQuery).toMatch(/\| extend Ingested = ingestion_time\(\)\n/);
+    expect(ruleQuery).toMatch(
+      /\| summarize FirstIngested = min\(Ingested\), arg_max\(TimeGenerated, \*\) by AlertId\n/,
+    );
+    // The only TimeGenerated filter is the whole query period, which Sentinel applies anyway.
+    const code = ruleQuery.replace(/\/\/.*$/gm, '');
+    expect([...code.matchAll(/where TimeGenerated > ago\((\w+)\)/g)].map((m) => m[1])).toEqual(['lookback']);
+    // test/infra/rule.e2e.test.ts evaluates the query over delivered rows at the rule's schedule.
+  });
+
+  it("binds even before the new table's schema has propagated: an empty datatable with exactly the column file's columns, unioned fuzzily", () => {
+    const m = /union isfuzzy=true\s*\(datatable\(([^)]*)\)\[\]\),\s*(\w+)\n/.exec(ruleQuery);
+    expect(m?.[2]).toBe(columnsFile.table);
+    const declared = (m?.[1] ?? '').split(',').map((c) => c.trim().split(/\s*:\s*/));
+    expect(declared).toEqual(columnsFile.columns.map((c) => [c.name, c.type]));
+  });
+
+  it("the incident's title, description and Operation detail use display columns: no control or format characters, bounded; raw values stay", () => {
+    const overrides = propertyAt(rule.body, 'properties.alertDetailsOverride');
+    const formats = [...objectProperties(overrides)]
+      .filter(([k]) => k.endsWith('Format'))
+      .map(([, v]) => stringLiteral(v)!);
+    const used = formats.flatMap((f) => [...f.matchAll(/\{\{(\w+)\}\}/g)].map((m) => m[1]!));
+    expect(used.sort()).toEqual(['AlertName', 'CityDisplay', 'DescriptionDisplay', 'OperationDisplay']);
+    expect(text('properties.customDetails.Operation')).toBe('OperationDisplay');
+    const hostile = `Microsoft.Storage/\u202egnp.exe\u0007\u200b\u2028${'"\\'.repeat(300)}`;
+    const [row] = evaluateKql(ruleQuery, {
+      schemas: [alertsTable()],
+      data: {
+        [columnsFile.table]: [
+          {
+            row: {
+              TimeGenerated: '2026-01-01T09:00:00Z',
+              AlertId: 'a',
+              AlertName: 'Unusual City for an Azure Activity Logs Event',
+              Operation: hostile,
+              Caller: `evil\u202e@contoso.com`,
+              SrcGeoCity: 'Lagos\u0000',
+              Description: `x\u001b[31m${'y'.repeat(5000)}`,
+              ResourceIds: [],
+            },
+            ingestedMs: Date.UTC(2026, 0, 1, 11, 58),
+          },
+        ],
+      },
+      nowMs: Date.UTC(2026, 0, 1, 12),
+    });
+    const unsafe = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
+    for (const c of ['OperationDisplay', 'CallerDisplay', 'CityDisplay', 'DescriptionDisplay']) {
+      expect(textOf(row?.[c]), c).not.toMatch(unsafe);
+    }
+    expect(textOf(row?.OperationDisplay)).toMatch(/^Microsoft\.Storage\/gnp\.exe"\\/);
+    expect(textOf(row?.OperationDisplay)).toHaveLength(100);
+    expect(textOf(row?.OperationDisplay).endsWith('…')).toBe(true);
+    expect(row?.CallerDisplay).toBe('evil@contoso.com');
+    expect(row?.CityDisplay).toBe('Lagos');
+    expect(textOf(row?.DescriptionDisplay).length).toBeLessThanOrEqual(2000);
+    // Raw values for hunting.
+    expect(row?.Operation).toBe(hostile);
+    expect(row?.Caller).toBe('evil\u202e@contoso.com');
+    // The title stays within Sentinel's 256 characters with the default alert name.
+    const title = formats[0]!.replace(/\{\{(\w+)\}\}/g, (_, c: string) => textOf(row?.[c]));
+    expect(title.length).toBeLessThanOrEqual(256);
   });
 
   it("every column the rule maps (entities, custom details, overrides) is in the query's result", () => {
@@ -138,7 +209,7 @@ describe('Sentinel analytics rule (modules/sentinel.bicep + sentinel/rule.kql)',
       City: 'SrcGeoCity',
       Country: 'SrcGeoCountry',
       AnomalyScore: 'AnomalyScore',
-      Operation: 'Operation',
+      Operation: 'OperationDisplay',
     });
     for (const key of details.keys()) expect(key).toMatch(/^[A-Za-z0-9]{1,20}$/);
     const name = text('properties.alertDetailsOverride.alertDisplayNameFormat')!;
@@ -234,23 +305,56 @@ describe('Sentinel workbook (modules/sentinel.bicep + sentinel/workbook/workbook
     expect(item('score-distribution').content.query).toContain('AnomalyScore');
   });
 
-  it("maps alert cities on latitude/longitude and the selected operation's known cities from BaselineCities", () => {
+  it("maps alert cities and the selected operation's known cities as points, from their latitude/longitude", () => {
     const maps = allItems(workbook.items).filter((i) => i.content.visualization === 'map');
     expect(maps.length).toBeGreaterThanOrEqual(2);
     for (const m of maps) {
       const settings = m.content.mapSettings as Record<string, unknown>;
+      expect(settings.locInfo, m.name).toBe('LatLong');
       const columns = resultColumns(m);
       for (const key of ['latitude', 'longitude', 'locInfoColumn', 'sizeSettings', 'labelSettings']) {
         const column = settings[key];
         if (typeof column === 'string') expect(columns, `${m.name}: mapSettings.${key}`).toContain(column);
       }
     }
-    const alertCities = item('alert-cities-map');
-    expect((alertCities.content.mapSettings as { locInfo: string }).locInfo).toBe('LatLong');
-    expect(alertCities.content.query).toContain('SrcGeoLatitude');
+    expect(item('alert-cities-map').content.query).toContain('SrcGeoLatitude');
     const known = item('known-cities-map');
-    expect(known.content.query).toContain('BaselineCities');
     expect(known.content.query).toContain("'{Operation:escape}'");
+    expect(known.content.query).toMatch(
+      /Latitude = todouble\(KnownCity\.latitude\), Longitude = todouble\(KnownCity\.longitude\)/,
+    );
+    expect(known.content.mapSettings).toMatchObject({ latitude: 'Latitude', longitude: 'Longitude' });
+    // The code writes the coordinates into every BaselineCities entry.
+    const alertCode = readFileSync(join(ROOT, 'shared/alerts/alert.ts'), 'utf8');
+    expect(alertCode).toMatch(
+      /BaselineCities: rarity\.knownCities\.map\(\(k\) => \(\{[^}]*latitude: k\.latitude,\s*longitude: k\.longitude,/,
+    );
+  });
+
+  it('shows operations and callers through one display function (format and control characters removed, bounded); filters match the raw value', () => {
+    const DISPLAY =
+      "let display = (s: string) { let clean = replace_regex(s, strcat(@'[\\pC', unicode_codepoints_to_string(dynamic([8232, 8233])), ']'), ''); iff(strlen(clean) > 100, strcat(substring(clean, 0, 99), '…'), clean) };\n";
+    const parameter = workbookQueries(workbook).find((q) => q.where === 'workbook parameter Operation')!;
+    expect(parameter.raw.startsWith(DISPLAY)).toBe(true);
+    expect(parameter.raw).toMatch(/\| project value = Operation, label = display\(Operation\)$/);
+    expect(
+      new Set(analyseKql(parameter.kql, { tables: workspaceTables }).resultColumns.map(([n]) => n)),
+    ).toEqual(new Set(['value', 'label']));
+    for (const [name, column] of [
+      ['top-operations', 'Operation'],
+      ['top-callers', 'Caller'],
+    ] as const) {
+      const query = item(name).content.query as string;
+      expect(query.startsWith(DISPLAY), name).toBe(true);
+      expect(query, name).toMatch(new RegExp(`\\| extend ${column} = display\\(${column}\\)$`));
+    }
+    // Titles show the label (the display form), never the raw parameter value.
+    for (const i of allItems(workbook.items)) {
+      expect(JSON.stringify(i.content.title ?? ''), i.name).not.toMatch(/\{Operation\}/);
+    }
+    // \pC (RE2's one-letter class, no braces a workbook would read as a parameter) is \p{C} in JavaScript.
+    const clean = (s: string) => s.replace(/[\p{C}\u2028\u2029]/gu, '');
+    expect(clean('Micro\u202esoft\u200b/\u0007x\u2028y')).toBe('Microsoft/xy');
   });
 
   it('reads detector health from Application Insights customEvents, as the code sends them', () => {

@@ -50,7 +50,7 @@ const WIRED: Readonly<Record<string, string>> = {
   UC_INGESTION_ENDPOINT: 'dataCollectionRule.outputs.ingestionEndpoint',
   UC_DCR_IMMUTABLE_ID: 'dataCollectionRule.outputs.immutableId',
   UC_TABLE_ENDPOINT: 'storage.outputs.tableEndpoint',
-  UC_TABLE_PREFIX: 'tablePrefix',
+  UC_TABLE_PREFIX: 'cleanTablePrefix',
   UC_QUEUE_ENDPOINT: 'storage.outputs.queueEndpoint',
   UC_SHARD_QUEUE: 'storage.outputs.shardQueueName',
   UC_BLOB_ENDPOINT: 'storage.outputs.blobEndpoint',
@@ -217,7 +217,7 @@ describe('main.bicep app settings and the settings catalogue (shared/config/sett
     expect(paramDefaultText(main, 'alertsTableName')).toBe(catalogueDefault('UC_ALERTS_TABLE'));
     expect(paramDefaultText(main, 'alertsTableName')).toBe(columnsFile.table);
     const workspaceModule = main.modules.find((m) => m.symbol === 'workspace');
-    expect(propertyAt(workspaceModule?.body, 'params.tableName')?.text).toBe('alertsTableName');
+    expect(propertyAt(workspaceModule?.body, 'params.tableName')?.text).toBe('cleanAlertsTableName');
     expect(paramDefaultText(main, 'tablePrefix')).toBe(catalogueDefault('UC_TABLE_PREFIX'));
     expect(paramDefaultText(main, 'geoIpEdition')).toBe(catalogueDefault('UC_GEOIP_EDITION'));
     expect(paramDefaultText(main, 'shardQueueName')).toBe(catalogueDefault('UC_SHARD_QUEUE'));
