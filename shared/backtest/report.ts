@@ -1,13 +1,17 @@
 import type { Alert } from '../alerts/alert.js';
+import { isoNumeric } from './countryCodes.js';
 import { fmt, SUMMARY_HEADER, summaryRow } from './format.js';
 import {
   type AlertCity,
   type BacktestResults,
+  type DayCount,
   describePeriod,
   type NoisyPair,
   type ThresholdResult,
   type VariantResult,
+  type VariedSetting,
 } from './types.js';
+import { countryOutlines } from './worldMap.js';
 
 /**
  * Escapes text for HTML and SVG element content and quoted attribute values. Every data-derived string goes
@@ -25,63 +29,108 @@ const colour = (i: number): string => PALETTE[i % PALETTE.length]!;
 /** Coordinates rounded to 0.1 px: the SVG stays small and deterministic. */
 const n1 = (x: number): string => String(Math.round(x * 10) / 10);
 
-/** A round upper bound for an axis, and a step giving about five ticks. */
-function axis(max: number): { top: number; step: number } {
-  if (max <= 0) return { top: 1, step: 1 };
-  const raw = max / 5;
-  const mag = Math.pow(10, Math.floor(Math.log10(raw)));
-  const step = Math.max(1, [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag);
-  return { top: Math.ceil(max / step) * step, step };
+/** The busiest day of a threshold: the first day with the most alerts; undefined when it raised none. */
+export function busiestDay(r: ThresholdResult): DayCount | undefined {
+  let busiest: DayCount | undefined;
+  for (const d of r.perDay)
+    if (d.alerts > 0 && (busiest === undefined || d.alerts > busiest.alerts)) busiest = d;
+  return busiest;
 }
 
-/** Alerts per day, one line per threshold. */
+/**
+ * Alerts per day as small multiples: one row of bars per threshold, all on the same scale, so thresholds that
+ * differ by one alert a day can still be told apart. With labels, the alerts of labelled attacks are the bar's
+ * red foot and false alerts the grey rest; the busiest day of each threshold is labelled.
+ */
 function perDayChart(results: readonly ThresholdResult[]): string {
   const W = 960;
-  const H = 320;
-  const m = { l: 48, r: 180, t: 16, b: 44 };
-  const w = W - m.l - m.r;
-  const h = H - m.t - m.b;
+  const m = { l: 150, r: 24, t: 4, b: 40 };
+  const rowH = 66;
   const days = results[0]?.perDay.map((d) => d.day) ?? [];
-  const max = Math.max(0, ...results.flatMap((r) => r.perDay.map((d) => d.alerts)));
-  const { top, step } = axis(max);
-  const x = (i: number) => m.l + (days.length > 1 ? (i / (days.length - 1)) * w : w / 2);
-  const y = (v: number) => m.t + h - (v / top) * h;
+  const w = W - m.l - m.r;
+  const H = m.t + results.length * rowH + m.b;
+  const max = Math.max(1, ...results.flatMap((r) => r.perDay.map((d) => d.alerts)));
+  const slot = w / Math.max(1, days.length);
+  const bw = Math.max(1, slot - (slot > 4 ? 2 : 0.5));
   const parts: string[] = [];
-  for (let v = 0; v <= top; v += step) {
+  results.forEach((r, k) => {
+    const top = m.t + k * rowH + 16;
+    const h = rowH - 26;
+    const base = top + h;
+    const y = (v: number) => base - (v / max) * h;
+    const busiest = busiestDay(r);
+    const bars: string[] = [];
+    r.perDay.forEach((d, i) => {
+      if (d.alerts === 0) return;
+      const x0 = m.l + i * slot;
+      const falseTip = d.falseAlerts !== undefined ? `, ${d.falseAlerts} false` : '';
+      bars.push(
+        `<rect class="day-bar${d === busiest ? ' busiest' : ''}${d.falseAlerts !== undefined ? ' labelled' : ''}" data-day="${e(d.day)}" data-alerts="${d.alerts}" x="${n1(x0)}" y="${n1(y(d.alerts))}" width="${n1(bw)}" height="${n1(base - y(d.alerts))}"><title>${e(d.day)}: ${d.alerts} alert(s)${falseTip}</title></rect>`,
+      );
+      const attack = d.falseAlerts !== undefined ? d.alerts - d.falseAlerts : 0;
+      if (attack > 0)
+        bars.push(
+          `<rect class="attack-part" x="${n1(x0)}" y="${n1(y(attack))}" width="${n1(bw)}" height="${n1(base - y(attack))}"/>`,
+        );
+    });
+    if (busiest !== undefined) {
+      const i = days.indexOf(busiest.day);
+      const cx = Math.min(Math.max(m.l + i * slot + bw / 2, m.l + 40), m.l + w - 40);
+      bars.push(
+        `<text class="busiest-label" x="${n1(cx)}" y="${n1(y(busiest.alerts) - 3)}" text-anchor="middle">${e(busiest.day.slice(5))}: ${busiest.alerts}</text>`,
+      );
+    }
     parts.push(
-      `<line class="grid" x1="${m.l}" x2="${m.l + w}" y1="${n1(y(v))}" y2="${n1(y(v))}"/>`,
-      `<text class="tick" x="${m.l - 6}" y="${n1(y(v) + 4)}" text-anchor="end">${v}</text>`,
+      `<g class="panel${r.current ? ' current' : ''}" data-threshold="${r.threshold}">` +
+        `<text class="panel-title" x="8" y="${n1(top + h / 2 - 2)}">≥ ${r.threshold}${r.current ? ' (current)' : ''}</text>` +
+        `<text class="tick" x="8" y="${n1(top + h / 2 + 13)}">${r.alerts} alerts, ${e(fmt.perDay(r.alertsPerDay))}/day</text>` +
+        `<line class="axis" x1="${m.l}" x2="${m.l + w}" y1="${n1(base)}" y2="${n1(base)}"/>` +
+        `<line class="grid" x1="${m.l}" x2="${m.l + w}" y1="${n1(top)}" y2="${n1(top)}"/>` +
+        `<text class="tick" x="${m.l - 6}" y="${n1(top + 4)}" text-anchor="end">${max}</text>` +
+        bars.join('') +
+        `</g>`,
     );
-  }
+  });
+  const bottom = m.t + results.length * rowH;
   const every = Math.max(1, Math.ceil(days.length / 12));
   days.forEach((d, i) => {
     if (i % every !== 0) return;
+    const cx = m.l + i * slot + bw / 2;
     parts.push(
-      `<line class="axis" x1="${n1(x(i))}" x2="${n1(x(i))}" y1="${m.t + h}" y2="${m.t + h + 4}"/>`,
-      `<text class="tick" x="${n1(x(i))}" y="${m.t + h + 18}" text-anchor="middle">${e(d.slice(5))}</text>`,
+      `<line class="axis" x1="${n1(cx)}" x2="${n1(cx)}" y1="${bottom - 10}" y2="${bottom - 6}"/>`,
+      `<text class="tick" x="${n1(cx)}" y="${bottom + 8}" text-anchor="middle">${e(d.slice(5))}</text>`,
     );
   });
-  parts.push(`<line class="axis" x1="${m.l}" x2="${m.l + w}" y1="${m.t + h}" y2="${m.t + h}"/>`);
   parts.push(
-    `<text class="label" x="${m.l + w / 2}" y="${H - 6}" text-anchor="middle">UTC day (month-day)</text>`,
-    `<text class="label" transform="translate(12 ${m.t + h / 2}) rotate(-90)" text-anchor="middle">alerts</text>`,
+    `<text class="label" x="${m.l + w / 2}" y="${H - 6}" text-anchor="middle">UTC day (month-day); every row on the same scale, 0–${max} alerts a day</text>`,
   );
-  results.forEach((r, k) => {
-    // Lines that coincide are drawn 2 px apart, so that every threshold stays visible.
-    const dodge = (k - (results.length - 1) / 2) * 2;
-    const d = r.perDay
-      .map((p, i) => `${i === 0 ? 'M' : 'L'}${n1(x(i))} ${n1(y(p.alerts) + dodge)}`)
-      .join(' ');
-    parts.push(
-      `<path class="series" data-threshold="${r.threshold}" d="${d}" stroke="${colour(k)}"><title>threshold ${r.threshold}: ${r.alerts} alerts, ${fmt.perDay(r.alertsPerDay)} per day</title></path>`,
-    );
-    const ly = m.t + 8 + k * 20;
-    parts.push(
-      `<line x1="${m.l + w + 16}" x2="${m.l + w + 40}" y1="${ly}" y2="${ly}" stroke="${colour(k)}" stroke-width="3"/>`,
-      `<text class="legend" x="${m.l + w + 46}" y="${ly + 4}">≥ ${r.threshold}${r.current ? ' (current)' : ''}: ${r.alerts}</text>`,
-    );
-  });
-  return `<svg id="chart-per-day" class="chart" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="Alerts per day per threshold">${parts.join('')}</svg>`;
+  return `<svg id="chart-per-day" class="chart" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="Alerts per day, one row per threshold">${parts.join('')}</svg>`;
+}
+
+function busiestTable(results: readonly ThresholdResult[], labels: boolean): string {
+  const head = [
+    'threshold',
+    'busiest day',
+    'alerts that day',
+    ...(labels ? ['false alerts that day'] : []),
+    'days with alerts',
+  ]
+    .map((h) => `<th>${e(h)}</th>`)
+    .join('');
+  const rows = results
+    .map((r) => {
+      const d = busiestDay(r);
+      const cells = [
+        `<td data-k="threshold">${r.threshold}${r.current ? ' (current)' : ''}</td>`,
+        `<td data-k="day">${d !== undefined ? e(d.day) : 'none'}</td>`,
+        `<td data-k="alerts">${d?.alerts ?? 0}</td>`,
+        ...(labels ? [`<td data-k="falseAlerts">${d?.falseAlerts ?? 0}</td>`] : []),
+        `<td data-k="days">${r.perDay.filter((p) => p.alerts > 0).length} of ${r.perDay.length}</td>`,
+      ];
+      return `<tr data-threshold="${r.threshold}"${r.current ? ' class="current"' : ''}>${cells.join('')}</tr>`;
+    })
+    .join('');
+  return `<table id="busiest-table"><thead><tr>${head}</tr></thead><tbody>${rows}</tbody></table>`;
 }
 
 /** Per-caller scores in 5-point bins, on a log scale, with the thresholds marked. */
@@ -152,10 +201,11 @@ function mapWindow(places: readonly AlertCity[]): { lon0: number; lon1: number; 
 }
 
 /**
- * An equirectangular map fitted to the alert places: a latitude/longitude graticule (no coastlines — no map
- * data is downloaded or bundled) and one labelled dot per place, sized by alerts at the lowest threshold and
- * coloured by the highest threshold at which the place still alerts. Places of labelled attacks have a dark
- * ring. A label that would cover another is left out (the dot keeps its tooltip) and listed under the map.
+ * An equirectangular map fitted to the alert places: coastlines and borders (Natural Earth, from world-atlas,
+ * inlined as SVG paths), the countries alerts come from shaded, a latitude/longitude graticule, and one labelled
+ * dot per place, sized by alerts at the lowest threshold and coloured by the highest threshold at which the place
+ * still alerts. Places of labelled attacks have a dark ring. A label that would cover another is left out (the
+ * dot keeps its tooltip) and listed under the map.
  */
 function mapChart(results: readonly ThresholdResult[]): {
   svg: string;
@@ -177,6 +227,7 @@ function mapChart(results: readonly ThresholdResult[]): {
   const span = win.lon1 - win.lon0;
   const step = span > 150 ? 30 : span > 60 ? 15 : span > 25 ? 10 : 5;
   const parts: string[] = [`<rect class="sea" x="0" y="0" width="${W}" height="${H}"/>`];
+  parts.push(countriesLayer(placed, win, (lon, lat) => [x(lon), y(lat)]));
   for (let lon = Math.ceil(win.lon0 / step) * step; lon <= win.lon1; lon += step) {
     parts.push(`<path class="${lon === 0 ? 'meridian' : 'grid'}" d="M${n1(x(lon))} 0 L${n1(x(lon))} ${H}"/>`);
     parts.push(
@@ -254,6 +305,25 @@ function mapChart(results: readonly ThresholdResult[]): {
     unplaced,
     unlabelled,
   };
+}
+
+/** The countries in the window as outlines; those alert places are in are shaded, with their alerts. */
+function countriesLayer(
+  places: readonly AlertCity[],
+  win: ReturnType<typeof mapWindow>,
+  project: (lon: number, lat: number) => readonly [number, number],
+): string {
+  const alertsIn = new Map<string, number>();
+  for (const c of places) {
+    const id = isoNumeric(c.country);
+    if (id !== undefined) alertsIn.set(id, (alertsIn.get(id) ?? 0) + c.alerts);
+  }
+  const paths = countryOutlines(win, project).map((c) => {
+    const alerts = alertsIn.get(c.id);
+    const tip = alerts !== undefined ? `${c.name}: ${alerts} alert(s) at the lowest threshold` : c.name;
+    return `<path class="country${alerts !== undefined ? ' alerted' : ''}" data-id="${e(c.id)}" d="${c.d}"><title>${e(tip)}</title></path>`;
+  });
+  return `<g class="countries">${paths.join('')}</g>`;
 }
 
 function summaryTable(results: readonly ThresholdResult[]): string {
@@ -361,13 +431,82 @@ function alertsTable(
   return `<table id="alerts-table"><thead><tr>${head}</tr></thead><tbody>${rows}</tbody></table>${more}`;
 }
 
-function variantsTable(variants: readonly VariantResult[]): string {
+const atCurrent = (v: VariantResult): ThresholdResult => v.results.find((r) => r.current) ?? v.results[0]!;
+
+/** One option of a varied setting at the current threshold, in words: alerts a day, and with labels what they catch. */
+function optionText(r: ThresholdResult): string {
+  const ev = r.evaluation;
+  const caught =
+    ev !== undefined
+      ? ` · ${ev.detected}/${ev.attacks} detected · ${fmt.perDay(ev.falseAlertsPerDay)} false/day`
+      : '';
+  return `${fmt.perDay(r.alertsPerDay)} alerts/day${caught}`;
+}
+
+/**
+ * The --vary options side by side, one group of bars per setting: alerts a day at the current threshold for the
+ * current value and each value tried; the best option (VariedSetting.best) is green and starred.
+ */
+function variantsChart(b: BacktestResults): string {
+  const varied = b.varied ?? [];
+  if (varied.length === 0) return '';
+  const byName = new Map(b.variants.map((v) => [v.name, v]));
+  const W = 960;
+  const labelW = 280;
+  const barW = 300;
+  const rowH = 24;
+  const max = Math.max(1e-9, ...b.variants.map((v) => atCurrent(v).alertsPerDay));
+  const parts: string[] = [];
+  let yTop = 8;
+  for (const vs of varied) {
+    parts.push(`<g class="varied" data-setting="${e(vs.setting)}">`);
+    parts.push(`<text class="setting-title" x="8" y="${yTop + 14}">${e(vs.setting)}</text>`);
+    yTop += 22;
+    for (const name of vs.options) {
+      const v = byName.get(name);
+      if (v === undefined) continue;
+      const r = atCurrent(v);
+      const best = name === vs.best;
+      const label =
+        v.change === undefined ? `current: ${vs.setting}=${vs.current}` : `${vs.setting}=${v.change.value}`;
+      const len = Math.max(1, (r.alertsPerDay / max) * barW);
+      parts.push(
+        `<g class="option${best ? ' best' : ''}${v.change === undefined ? ' current' : ''}" data-variant="${e(name)}">` +
+          `<text class="option-label" x="${labelW - 8}" y="${yTop + 16}" text-anchor="end">${best ? '★ ' : ''}${e(label)}</text>` +
+          `<rect class="option-bar" data-alerts-per-day="${r.alertsPerDay}" x="${labelW}" y="${yTop + 4}" width="${n1(len)}" height="${rowH - 8}"><title>${e(name)}: ${e(optionText(r))}</title></rect>` +
+          `<text class="option-value" x="${n1(labelW + len + 6)}" y="${yTop + 16}">${e(optionText(r))}${best ? ' — best' : ''}</text>` +
+          `</g>`,
+      );
+      yTop += rowH;
+    }
+    parts.push(`</g>`);
+    yTop += 10;
+  }
+  return `<svg id="chart-variants" class="chart" viewBox="0 0 ${W} ${yTop}" width="${W}" height="${yTop}" role="img" aria-label="Options of the varied settings at the current threshold">${parts.join('')}</svg>`;
+}
+
+/** Under the variants chart: how "best" was chosen, and the --vary values that were the current value already. */
+function variantsNote(b: BacktestResults, threshold: number): string {
+  const varied = b.varied ?? [];
+  const rule =
+    varied[0]?.rule === 'labels'
+      ? 'most labelled attacks detected, then fewest false alerts, then fewest alerts'
+      : 'fewest alerts (no labels: check that the alerts it drops are not ones you need)';
+  const skipped = varied
+    .filter((v) => v.skipped.length > 0)
+    .map((v) => `${e(v.setting)}=${v.skipped.map(e).join(', ')} (the current value: not replayed again)`);
+  return `<p class="note">At the current threshold ${threshold}; best (★): ${rule}; a tie keeps the current value.${skipped.length > 0 ? ` Left out: ${skipped.join('; ')}.` : ''}</p>`;
+}
+
+function variantsTable(variants: readonly VariantResult[], varied: readonly VariedSetting[]): string {
+  // The rows of a variant that beats the current value (the chart shows when the current value is best).
+  const best = new Set(varied.map((v) => v.best).filter((name) => name !== 'current settings'));
   const head = ['variant', 'method', ...SUMMARY_HEADER].map((h) => `<th>${e(h)}</th>`).join('');
   const rows = variants
     .flatMap((v) =>
       v.results.map(
         (r) =>
-          `<tr data-variant="${e(v.name)}" data-threshold="${r.threshold}"><td>${e(v.name)}</td><td>${e(v.method)}</td>${summaryRow(
+          `<tr data-variant="${e(v.name)}" data-threshold="${r.threshold}"${r.current && best.has(v.name) ? ' class="best"' : ''}><td>${e(v.name)}</td><td>${e(v.method)}</td>${summaryRow(
             r,
           )
             .map((c) => `<td>${e(c)}</td>`)
@@ -393,6 +532,11 @@ code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;background:#f6f8fa;pa
 .tick{font-size:11px;fill:#57606a}.label{font-size:12px;fill:#424a53}.legend{font-size:12px;fill:#24292f}
 .series{fill:none;stroke-width:2;stroke-linejoin:round}.threshold{stroke-width:1.5;stroke-dasharray:4 3;fill:none}
 .bar{fill:#8c959f}.bar.alerting{fill:#cf222e}.sea{fill:#eef5fb}
+.country{fill:#f4f1ea;stroke:#a8a294;stroke-width:.6;stroke-linejoin:round}.country.alerted{fill:#fbd9b0}
+.day-bar{fill:#57606a}.day-bar.labelled{fill:#afb8c1}.attack-part{fill:#cf222e}.busiest-label{font-size:10px;fill:#1b1f24;font-weight:600}.panel-title{font-size:13px;font-weight:600;fill:#24292f}
+.panel.current .panel-title{fill:#9a6700}.setting-title{font-size:13px;font-weight:600;fill:#24292f}
+.option-bar{fill:#8c959f}.option.best .option-bar{fill:#2da44e}.option-label,.option-value{font-size:12px;fill:#24292f}
+.option.best .option-label,.option.best .option-value{font-weight:600}tr.best td{background:#dafbe1}
 .city{fill-opacity:.85;stroke:#fff;stroke-width:1}.city.attack{stroke:#111;stroke-width:2.5}.city-label{font-size:11px;fill:#1b1f24;paint-order:stroke;stroke:#eef5fb;stroke-width:3px}
 .legend-row{font-size:12px;color:#424a53}.key{margin-right:12px;white-space:nowrap}.key svg{vertical-align:middle}
 details{margin:6px 0}summary{cursor:pointer;font-weight:600}
@@ -463,6 +607,8 @@ ${summaryTable(results)}
 <section id="per-day">
 <h2>Alerts per day</h2>
 ${perDayChart(results)}
+<p class="note">One row per threshold${labels ? '; red: alerts of labelled attacks, grey: false alerts' : ''}; the busiest day of each is labelled.</p>
+${busiestTable(results, labels)}
 </section>
 <section id="histogram">
 <h2>Score distribution</h2>
@@ -473,7 +619,7 @@ ${histogramChart(base, b.thresholds)}
 <h2>Where alerts come from</h2>
 ${map.svg}
 ${unlabelled}${unplaced}
-<p class="note">Equirectangular latitude/longitude grid fitted to the places; dot size: alerts at the lowest threshold (${results[0]?.threshold ?? '-'}). No coastlines are drawn: the report loads no map data.</p>
+<p class="note">Equirectangular map fitted to the places; shaded: the countries alerts come from; dot size: alerts at the lowest threshold (${results[0]?.threshold ?? '-'}). Coastlines and borders: Natural Earth (public domain) from the npm package world-atlas, drawn into this file — the report loads nothing.</p>
 </section>
 <section id="noisy">
 <h2>Noisy (operation, place) pairs</h2>
@@ -484,7 +630,7 @@ ${pairs}
 <h2>Alerts at the current threshold (${current.threshold})</h2>
 ${alertsTable(currentAlerts, attackOf, labels)}
 </section>
-${b.variants.length > 1 ? `<section id="variants"><h2>Variants</h2><p class="note">One setting changed at a time. "decision" variants re-used the first replay's findings (settings read only by the alert decision); "replay" variants replayed the ${la !== undefined ? 'period' : 'files'}.</p>${variantsTable(b.variants)}</section>` : ''}
+${b.variants.length > 1 ? `<section id="variants"><h2>Variants</h2><p class="note">One setting changed at a time. "decision" variants re-used the first replay's findings (settings read only by the alert decision); "replay" variants replayed the ${la !== undefined ? 'period' : 'files'}.</p>${variantsChart(b)}${variantsNote(b, current.threshold)}${variantsTable(b.variants, b.varied ?? [])}</section>` : ''}
 </body>
 </html>
 `;

@@ -3,7 +3,7 @@ import type { RareFinding } from '../alerts/alert.js';
 import { alertDefaults } from '../alerts/defaults.js';
 import type { EpisodePolicy } from '../alerts/episodes.js';
 import { SqliteStore } from '../baseline/sqlite.js';
-import { loadSettings, type SettingName, type Settings } from '../config/settings.js';
+import { defaultSettingValues, loadSettings, type SettingName, type Settings } from '../config/settings.js';
 import type { Labels } from '../demo/evaluate.js';
 import { openGeo } from '../geo/localDatabase.js';
 import type { Geolocator } from '../geo/types.js';
@@ -18,7 +18,9 @@ import {
   type BacktestResults,
   describePeriod,
   type LogAnalyticsPeriod,
+  type ThresholdResult,
   type VariantResult,
+  type VariedSetting,
 } from './types.js';
 
 /**
@@ -106,13 +108,20 @@ const policyOf = (s: Settings): EpisodePolicy => ({
   dailyCap: s.UC_DAILY_ALERT_CAP,
 });
 
-/** Builds (and so validates) every variant's settings before the first replay: a typo fails in a second. */
+const sameValue = (a: Settings, b: Settings, name: string): boolean =>
+  JSON.stringify(a[name as SettingName]) === JSON.stringify(b[name as SettingName]);
+
+/**
+ * Builds (and so validates) every variant's settings before the first replay: a typo fails in a second. A value
+ * equal to the current one (`24h` or `1d` when the cooldown is 24h) is no variant: the current settings are.
+ */
 export function variantsOf(o: Pick<BacktestOptions, 'set' | 'vary' | 'env'>): Variant[] {
   const base = loadSettings(o.env, o.set);
   const out: Variant[] = [{ name: 'current settings', settings: base, method: 'replay' }];
   for (const v of o.vary) {
     for (const value of v.values) {
       const settings = loadSettings(o.env, { ...o.set, [v.name]: value });
+      if (sameValue(settings, base, v.name)) continue;
       out.push({
         name: `${v.name}=${value}`,
         change: { setting: v.name, value },
@@ -122,6 +131,45 @@ export function variantsOf(o: Pick<BacktestOptions, 'set' | 'vary' | 'env'>): Va
     }
   }
   return out;
+}
+
+/** Ranks an option at the current threshold: smaller is better, element by element. */
+function rankOf(r: ThresholdResult): number[] {
+  const e = r.evaluation;
+  return e !== undefined ? [-e.detected, e.falseAlertsPerDay, r.alertsPerDay] : [r.alertsPerDay];
+}
+const betterThan = (a: readonly number[], b: readonly number[]): boolean => {
+  const i = a.findIndex((x, k) => x !== b[k]);
+  return i >= 0 && a[i]! < b[i]!;
+};
+
+/** Per --vary setting: its current value, the values that equal it, and the best option at the current threshold. */
+export function variedSettings(
+  o: Pick<BacktestOptions, 'set' | 'vary' | 'env'>,
+  variants: readonly VariantResult[],
+): VariedSetting[] {
+  const base = loadSettings(o.env, o.set);
+  const defaults: Record<string, string> = defaultSettingValues();
+  const atCurrent = (v: VariantResult) => v.results.find((r) => r.current) ?? v.results[0]!;
+  return o.vary.map((v) => {
+    const given = o.set[v.name] ?? o.env[v.name];
+    const current = given !== undefined && given.trim() !== '' ? given : (defaults[v.name] ?? '');
+    const skipped = v.values.filter((value) =>
+      sameValue(loadSettings(o.env, { ...o.set, [v.name]: value }), base, v.name),
+    );
+    const options = variants.filter((r) => r.change === undefined || r.change.setting === v.name);
+    let best = options[0]!;
+    for (const option of options.slice(1))
+      if (betterThan(rankOf(atCurrent(option)), rankOf(atCurrent(best)))) best = option;
+    return {
+      setting: v.name,
+      current,
+      skipped,
+      options: options.map((r) => r.name),
+      best: best.name,
+      rule: atCurrent(best).evaluation !== undefined ? 'labels' : 'fewest alerts',
+    };
+  });
 }
 
 async function record(
@@ -303,6 +351,7 @@ export async function runBacktest(o: BacktestOptions): Promise<Backtest> {
       set: { ...o.set },
       replays: replays.length,
       variants: results,
+      ...(o.vary.length > 0 ? { varied: variedSettings(o, results) } : {}),
     },
     decisions,
     ...(o.keepAllDecisions === true ? { variantDecisions: variants.map((v) => kept.get(v)!) } : {}),

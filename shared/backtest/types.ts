@@ -17,8 +17,28 @@ export interface BacktestResults {
   set: Record<string, string>;
   /** Full replays of the files that were run (decision-only variants need none). */
   replays: number;
-  /** The first is the configured settings; one more per --vary value. */
+  /** The first is the configured settings; one more per --vary value (except the current value). */
   variants: VariantResult[];
+  /** Per --vary setting: its current value and the best of its options at the current threshold. */
+  varied?: VariedSetting[];
+}
+
+/** One --vary setting: the options tried and which is best at the current threshold. */
+export interface VariedSetting {
+  setting: string;
+  /** Its value in the current settings (--set, the environment or the default). */
+  current: string;
+  /** --vary values equal to the current value: not replayed, the current settings stand for them. */
+  skipped: string[];
+  /** The options compared: "current settings", then this setting's variants in --vary order. */
+  options: string[];
+  /**
+   * The best option at the current threshold (a variant name or "current settings"). With labels: most attacks
+   * detected, then fewest false alerts, then fewest alerts; without labels: fewest alerts. A tie keeps the
+   * current settings.
+   */
+  best: string;
+  rule: 'labels' | 'fewest alerts';
 }
 
 /** Where `backtest --days N` read its period. */

@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { writeJsonLines } from '../../shared/activity/formats.js';
 import type { ActivityEvent } from '../../shared/activity/types.js';
 import type { Alert } from '../../shared/alerts/alert.js';
+import { isoNumeric } from '../../shared/backtest/countryCodes.js';
 import type { BacktestResults } from '../../shared/backtest/types.js';
 import { labelsToJson } from '../../shared/demo/evaluate.js';
 import { DEMO_START, generateTenant, OPS, PLACES, SUBSCRIPTION } from '../../shared/demo/tenant.js';
@@ -100,6 +101,11 @@ beforeAll(async () => {
       'results.json',
       '--alerts',
       'alerts',
+      // Decision-only settings (no extra replay); 24h and 20 are the current values.
+      '--vary',
+      'UC_ALERT_COOLDOWN=6h,24h,72h',
+      '--vary',
+      'UC_RESCORE_MARGIN=10,20,40',
       '--quiet',
     ]),
     ...REPLAYED.map((t) =>
@@ -225,10 +231,32 @@ describe('backtest CLI on the demo tenant', () => {
       page.on('request', (r) => requests.push(r.url()));
       await page.goto(`file://${report}`, { waitUntil: 'load' });
 
-      // Charts drawn: a line per threshold, 20 histogram bars (some non-empty), a dot per placed city.
-      expect(await page.locator('#chart-per-day path.series').count()).toBe(THRESHOLDS.length);
-      const d = await page.locator('#chart-per-day path.series').first().getAttribute('d');
-      expect(d!.split('L').length).toBe(base.results[0]!.perDay.length);
+      // Alerts per day as small multiples: a row per threshold, a bar per day with alerts, the busiest day marked
+      // (the first day with the most alerts) and listed in the table under the chart.
+      expect(await page.locator('#chart-per-day g.panel').count()).toBe(THRESHOLDS.length);
+      for (const r of base.results) {
+        const panel = page.locator(`#chart-per-day g.panel[data-threshold="${r.threshold}"]`);
+        const bars = await panel
+          .locator('rect.day-bar')
+          .evaluateAll((rs: { getAttribute(name: string): string | null }[]) =>
+            rs.map((b) => [b.getAttribute('data-day'), Number(b.getAttribute('data-alerts'))] as const),
+          );
+        expect(bars).toEqual(r.perDay.filter((p) => p.alerts > 0).map((p) => [p.day, p.alerts]));
+        const most = Math.max(...r.perDay.map((p) => p.alerts));
+        const busiest = r.perDay.find((p) => p.alerts === most)!;
+        expect(await panel.locator('rect.day-bar.busiest').getAttribute('data-day')).toBe(busiest.day);
+        expect(await panel.locator('text.busiest-label').textContent()).toBe(
+          `${busiest.day.slice(5)}: ${most}`,
+        );
+        const row = page.locator(`#busiest-table tr[data-threshold="${r.threshold}"]`);
+        expect(await row.locator('td[data-k="day"]').textContent()).toBe(busiest.day);
+        expect(await row.locator('td[data-k="alerts"]').textContent()).toBe(String(most));
+        expect(await row.locator('td[data-k="falseAlerts"]').textContent()).toBe(String(busiest.falseAlerts));
+        // The red foot of each bar: the alerts of labelled attacks that day.
+        expect(await panel.locator('rect.attack-part').count()).toBe(
+          r.perDay.filter((p) => p.alerts > p.falseAlerts!).length,
+        );
+      }
       expect(await page.locator('#chart-histogram rect.bar').count()).toBe(20);
       const heights = await page
         .locator('#chart-histogram rect.bar')
@@ -242,6 +270,20 @@ describe('backtest CLI on the demo tenant', () => {
       expect(placed.length).toBeGreaterThan(3);
       expect(await page.locator('#chart-map circle.city').count()).toBe(placed.length);
       expect(await page.locator('#chart-map path.grid').count()).toBeGreaterThan(4);
+      // Coastlines and borders (world-atlas): many countries outlined, those alerts come from shaded.
+      expect(await page.locator('#chart-map path.country').count()).toBeGreaterThan(40);
+      const alerted = await page
+        .locator('#chart-map path.country.alerted')
+        .evaluateAll((ps: { getAttribute(name: string): string | null }[]) =>
+          ps.map((p) => [p.getAttribute('data-id'), p.getAttribute('d')!.split('L').length] as const),
+        );
+      expect(alerted.map(([id]) => id).sort()).toEqual(
+        [...new Set(placed.map((c) => isoNumeric(c.country)))].sort(),
+      );
+      for (const [id, points] of alerted) expect(points, `outline of country ${id}`).toBeGreaterThan(8);
+      expect(await page.locator('#chart-map path.country[data-id="826"] title').textContent()).toContain(
+        'United Kingdom',
+      );
       const box = await page.locator('#chart-map').boundingBox();
       expect(box!.width).toBeGreaterThan(500);
 
@@ -271,6 +313,45 @@ describe('backtest CLI on the demo tenant', () => {
       }
       const current = base.results.find((r) => r.current)!;
       expect(await page.locator('#alerts-table tbody tr').count()).toBe(current.alerts);
+
+      // The --vary options: the current values were not replayed as variants; one bar per option, the best
+      // starred — with labels: most attacks detected, then fewest false alerts, then fewest alerts.
+      expect(results.variants.map((v) => v.name)).toEqual([
+        'current settings',
+        'UC_ALERT_COOLDOWN=6h',
+        'UC_ALERT_COOLDOWN=72h',
+        'UC_RESCORE_MARGIN=10',
+        'UC_RESCORE_MARGIN=40',
+      ]);
+      expect(results.varied!.map((v) => [v.setting, v.current, v.skipped])).toEqual([
+        ['UC_ALERT_COOLDOWN', '24h', ['24h']],
+        ['UC_RESCORE_MARGIN', '20', ['20']],
+      ]);
+      const rank = (name: string) => {
+        const r = results.variants.find((v) => v.name === name)!.results.find((x) => x.current)!;
+        return [-r.evaluation!.detected, r.evaluation!.falseAlertsPerDay, r.alertsPerDay];
+      };
+      const before = (a: string, b: string) => {
+        const [x, y] = [rank(a), rank(b)];
+        const i = x.findIndex((v, k) => v !== y[k]);
+        return i >= 0 && x[i]! < y[i]!;
+      };
+      for (const v of results.varied!) {
+        const best = v.options.reduce((b, o) => (before(o, b) ? o : b));
+        expect(v.best).toBe(best);
+        const group = page.locator(`#chart-variants g.varied[data-setting="${v.setting}"]`);
+        expect(await group.locator('g.option').count()).toBe(v.options.length);
+        expect(await group.locator('g.option.best').getAttribute('data-variant')).toBe(best);
+        expect(await group.locator('g.option.best text.option-label').textContent()).toMatch(/^★ /);
+      }
+      // The cooldown's options differ (72h is best on the demo tenant): the chart is not trivially the current value.
+      expect(results.varied![0]!.best).toBe('UC_ALERT_COOLDOWN=72h');
+      expect(await page.locator('#variants-table tr.best').getAttribute('data-variant')).toBe(
+        'UC_ALERT_COOLDOWN=72h',
+      );
+      expect(await page.locator('#variants').textContent()).toContain(
+        'UC_ALERT_COOLDOWN=24h (the current value: not replayed again)',
+      );
 
       // The hostile caller is text: no script ran, no element was injected, the exact name is displayed.
       expect(await page.locator('script, img, iframe, object, embed, link').count()).toBe(0);

@@ -174,4 +174,39 @@ describe('backtest variants', () => {
       variantsOf({ set: {}, vary: [{ name: 'UC_RESCORE_MARGIN', values: ['5', '40'] }], env: {} }),
     ).toHaveLength(3);
   });
+
+  test('a --vary value equal to the current one is no variant: the current settings stand for it', () => {
+    const names = (set: Record<string, string>, values: string[]) =>
+      variantsOf({ set, vary: [{ name: 'UC_ALERT_COOLDOWN', values }], env: {} }).map((v) => v.name);
+    // 24h and 1d are both the default cooldown.
+    expect(names({}, ['6h', '24h', '1d'])).toEqual(['current settings', 'UC_ALERT_COOLDOWN=6h']);
+    expect(names({ UC_ALERT_COOLDOWN: '6h' }, ['6h', '24h'])).toEqual([
+      'current settings',
+      'UC_ALERT_COOLDOWN=24h',
+    ]);
+  });
+
+  test('each varied setting names its current value and the best option at the current threshold', () => {
+    expect(bt.results.varied!.map((v) => [v.setting, v.current, v.skipped, v.options, v.rule])).toEqual([
+      ['UC_ALERT_COOLDOWN', '24h', [], ['current settings', 'UC_ALERT_COOLDOWN=2h'], 'labels'],
+      ['UC_FAMILIAR_SCORE_CAP', '40', [], ['current settings', 'UC_FAMILIAR_SCORE_CAP=60'], 'labels'],
+      ['UC_ALLOW_CITIES', '', [], ['current settings', `UC_ALLOW_CITIES=${PARIS}`], 'labels'],
+    ]);
+    for (const v of bt.results.varied!) {
+      // Most attacks detected, then fewest false alerts, then fewest alerts; a tie keeps the current settings.
+      const [current, option] = v.options.map((name) => at(bt, name, 50));
+      const key = (r: typeof current) => [
+        -r!.evaluation!.detected,
+        r!.evaluation!.falseAlertsPerDay,
+        r!.alertsPerDay,
+      ];
+      const [a, b] = [key(option), key(current)];
+      const i = a.findIndex((x, k) => x !== b[k]);
+      expect(v.best, v.setting).toBe(i >= 0 && a[i]! < b[i]! ? v.options[1] : 'current settings');
+    }
+    // One option that is better and one that is not, so the test sees both outcomes.
+    expect(new Set(bt.results.varied!.map((v) => v.best === 'current settings'))).toEqual(
+      new Set([true, false]),
+    );
+  });
 });
