@@ -43,6 +43,9 @@ Usage:
   unusual-city baseline show|forget|allow|disallow|allows|audit ... [--state DIR]
       Shows an operation's known cities, forgets an (operation, city), keeps the allow table (audited;
       baseline --help for details).
+  unusual-city doctor [--json]
+      Checks a live deployment (settings, tokens, workspace, state, outbox, GeoIP, last run): one line per
+      check with the fix for each failure; exit 0 only when all pass (doctor --help for details).
 
 Settings come from the environment (app-setting names, see README) or --set NAME=VALUE.
 unusual-city <command> --help shows a command's options and examples.
@@ -58,6 +61,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   backtest: async () => (await import('./backtest.js')).run,
   bootstrap: async () => (await import('./bootstrap.js')).run,
   baseline: async () => (await import('./baseline.js')).run,
+  doctor: async () => (await import('./doctor.js')).run,
 };
 
 const replayOptions = {
