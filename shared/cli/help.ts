@@ -11,7 +11,8 @@ as JSON Lines to --out.
                   --state of the run that wrote it (resume).
   --append        add this run's alerts to an existing --out (alerts already there are not written again)
   --state DIR     keep baselines and the checkpoint in DIR/state.sqlite: a stopped replay (Ctrl-C, kill -9)
-                  resumes when started again with the same arguments
+                  resumes when started again with the same arguments; other settings than its first
+                  replay's are refused (its baselines belong to those)
   --from, --to    only the runs inside this window raise alerts; the runs start from empty baselines unless
                   --state holds history: bootstrap --from-files <file>... --to <from> --state DIR first
   --tick, --lookback, --set NAME=VALUE   settings (as the app settings of the same name; see README)

@@ -154,6 +154,7 @@ async function runReplay(
       throw new UsageError(
         `${stateDir} holds an unfinished bootstrap: run it again to finish it, or --cancel it`,
       );
+    if (stateDir !== undefined) await sameSettingsAsState(store, settings, stateDir);
     // Allowlists: settings and service tags, plus the allow table of --state (baseline allow), read once.
     const allowlist = await (await AllowlistProvider.fromSettings(settings)).forRun(store);
     const summary = await replay({
@@ -175,6 +176,30 @@ async function runReplay(
   } finally {
     await store.close();
   }
+}
+
+/**
+ * A --state holds what these settings learned: the first replay into it records them, and a later one with
+ * different settings (--set, --tick, the environment) is refused, naming each difference.
+ */
+async function sameSettingsAsState(store: SqliteStore, settings: Settings, stateDir: string): Promise<void> {
+  const current = Object.fromEntries(Object.entries(settings).map(([k, v]) => [k, JSON.stringify(v)]));
+  const row = (await store.readRows('state', 'replay', ['settings'])).get('settings');
+  if (typeof row?.values !== 'string') {
+    await store.updateRows('state', 'replay', ['settings'], () => {
+      return new Map([['settings', { values: JSON.stringify(current) }]]);
+    });
+    return;
+  }
+  const saved = JSON.parse(row.values) as Record<string, string>;
+  const changed = Object.keys(current)
+    .filter((k) => saved[k] !== undefined && saved[k] !== current[k])
+    .map((k) => `${k} ${saved[k]} -> ${current[k]}`);
+  if (changed.length > 0)
+    throw new UsageError(
+      `--state ${stateDir} was built with other settings (${changed.join(', ')}); its baselines and ` +
+        'checkpoint belong to those: use a new --state, or the settings it was built with',
+    );
 }
 
 /** --from/--to as times, the first not later than the second. */

@@ -93,6 +93,27 @@ describe.concurrent('unusual-city as a new user meets it (compiled CLI)', () => 
     expect(existsSync(path.join(tmp, 'rev.jsonl'))).toBe(false);
   }, 180_000);
 
+  test('changing a setting on an existing --state is refused, naming the setting and both values', async () => {
+    const state = path.join(tmp, 'set-state');
+    const out = path.join(tmp, 'set.jsonl');
+    const first = await run(['replay', input, '--out', out, '--state', state, '--quiet']);
+    expect(first.code, first.stderr).toBe(0);
+    const before = await readFile(out, 'utf8');
+    const changed = await run([
+      ...['replay', input, '--out', out, '--state', state, '--quiet'],
+      ...['--set', 'UC_ALERT_THRESHOLD=30'],
+    ]);
+    expectOneLine(
+      changed,
+      64,
+      /^error: --state .*set-state was built with other settings \(UC_ALERT_THRESHOLD \d+ -> 30\)/,
+      '--set on an existing --state',
+    );
+    expect(await readFile(out, 'utf8')).toBe(before);
+    const same = await run(['replay', input, '--out', out, '--state', state, '--quiet']);
+    expect(same.code, same.stderr).toBe(0);
+  }, 180_000);
+
   test('--from says the runs start from empty baselines and how to learn the history first', async () => {
     const from = new Date(DEMO_START + 7 * DAY_MS).toISOString();
     const r = await run([
