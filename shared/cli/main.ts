@@ -395,6 +395,10 @@ function report(error: unknown, command: string | undefined): number {
     process.stderr.write(`error: ${fsError.path}: ${hit[0]}\n`);
     return hit[1];
   }
-  process.stderr.write(`error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  // Anything else: its message; the stack trace on request (a bug report), not in an operator's face.
+  const debug = (process.env.UNUSUAL_CITY_DEBUG ?? '') !== '';
+  const text =
+    error instanceof Error ? (debug ? (error.stack ?? error.message) : error.message) : String(error);
+  process.stderr.write(`error: ${text}\n${debug ? '' : '(UNUSUAL_CITY_DEBUG=1 shows where it happened)\n'}`);
   return 1;
 }

@@ -170,6 +170,7 @@ describe.concurrent('unusual-city as a new user meets it (compiled CLI)', () => 
       [['replay', input, '--bogus'], 64, /^error: Unknown option '--bogus'/],
       [['replay', input], 64, /^error: replay needs --out/],
       [['frobnicate'], 64, /^error: unknown command "frobnicate"/],
+      [['backtest', path.join(dir, 'missing.jsonl'), '--quiet'], 1, /^error: Activity log file not found/],
     ];
     if (process.getuid?.() !== 0)
       cases.push([
