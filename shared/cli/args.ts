@@ -39,3 +39,16 @@ export const processIo = (): CliIo => ({
   stderr: (s) => process.stderr.write(s),
   isTty: process.stderr.isTTY,
 });
+
+/** A mistake the user can fix that is not a malformed command line: one line, its own exit code (sysexits.h). */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
+
+/** sysexits.h codes the CLI uses. */
+export const EXIT = { usage: 64, dataErr: 65, noInput: 66, cantCreate: 73, ioErr: 74, config: 78 } as const;

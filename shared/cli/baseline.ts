@@ -18,12 +18,21 @@ import {
   removeAllowRule,
 } from '../ops/allowlist.js';
 import { checkWhoAndWhy, readAudit } from '../ops/audit.js';
-import { forgetCity, ForgetError, formatOperation, showOperation } from '../ops/baseline.js';
+import {
+  checkpointOf,
+  forgetCity,
+  ForgetError,
+  formatOperation,
+  formatOperations,
+  listOperations,
+  showOperation,
+} from '../ops/baseline.js';
 import { openStateStore } from '../ops/clients.js';
 import { type CliIo, parseSets, processIo, UsageError } from './args.js';
 
-export const BASELINE_USAGE = `  unusual-city baseline show <operation> [--json]
-      An operation's known cities: hours (decayed and raw), days, first and last seen, established, callers.
+export const BASELINE_USAGE = `  unusual-city baseline show [<operation>] [--json]
+      An operation's known cities: hours (decayed to the state's checkpoint, and raw), days, first and last
+      seen, established, callers. Without <operation>: the operations learned, most active first.
   unusual-city baseline forget <operation|*> <city> --by WHO --reason TEXT [--caller C]... [--tenant]
       Removes the (operation, city) so the city is new again (e.g. after a confirmed compromise); <city> is a
       geoname id, a city key (g:<id>, c:<CC>, e:<label>) or a name; --caller also forgets it from that caller's
@@ -77,7 +86,7 @@ export async function runBaselineCommand(args: string[], io: BaselineIo): Promis
   if (!known.includes(sub))
     throw new UsageError(`unknown baseline command ${JSON.stringify(sub)} (${known.join(', ')})`);
   // Check the command line before touching any store.
-  if (sub === 'show') arity(1, 1, '<operation> [--json]');
+  if (sub === 'show') arity(0, 1, '[<operation>] [--json]');
   if (sub === 'forget') {
     arity(2, 2, '<operation|*> <city> --by WHO --reason TEXT');
     change();
@@ -102,7 +111,14 @@ export async function runBaselineCommand(args: string[], io: BaselineIo): Promis
   try {
     switch (sub) {
       case 'show': {
-        const view = await showOperation(store, settings, rest[0]!, clock());
+        // Hours decay to the state's own time (its checkpoint), not to today: a replayed state stays readable.
+        const asOf = (await checkpointOf(store)) ?? clock();
+        if (rest.length === 0) {
+          const ops = await listOperations(store);
+          io.stdout(values.json === true ? `${JSON.stringify(ops, null, 2)}\n` : formatOperations(ops));
+          return 0;
+        }
+        const view = await showOperation(store, settings, rest[0]!, asOf);
         if (!view) {
           io.stderr(`no baseline for operation ${JSON.stringify(rest[0])}\n`);
           return 1;

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { mkdir } from 'node:fs/promises';
+import { rm, stat, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -15,13 +15,15 @@ import { AllowlistProvider } from '../ops/allowlist.js';
 import { bootstrapPending } from '../ops/bootstrap.js';
 import { replay, type ReplayProgress, type ReplaySummary } from '../pipeline/replay.js';
 import { VERSION } from '../version.js';
-import { parseSets, parseTime, UsageError } from './args.js';
+import { CliError, EXIT, parseSets, parseTime, UsageError } from './args.js';
+import { checkInputs, checkOut, checkReadable, makeStateDir } from './files.js';
+import { HELP } from './help.js';
 import { alertDefaults, openGeo } from './runtime.js';
 
 const USAGE = `unusual-city ${VERSION} — Azure Activity Log operations from unusual cities (T1078.004)
 
 Usage:
-  unusual-city replay <file>... --out alerts.jsonl [--state DIR] [--tick 15m] [--lookback 2h]
+  unusual-city replay <file>... --out alerts.jsonl [--state DIR] [--append] [--tick 15m] [--lookback 2h]
                       [--from ISO] [--to ISO] [--set NAME=VALUE]... [--quiet]
       Runs the production pipeline over exported Activity Logs (AzureActivity JSON Lines, Log Analytics
       query responses, portal CSV, diagnostic-settings records; gzip or not) as the timer would have.
@@ -41,8 +43,12 @@ Usage:
   unusual-city baseline show|forget|allow|disallow|allows|audit ... [--state DIR]
       Shows an operation's known cities, forgets an (operation, city), keeps the allow table (audited;
       baseline --help for details).
+  unusual-city doctor [--json]
+      Checks a live deployment (settings, tokens, workspace, state, outbox, GeoIP, last run): one line per
+      check with the fix for each failure; exit 0 only when all pass (doctor --help for details).
 
 Settings come from the environment (app-setting names, see README) or --set NAME=VALUE.
+unusual-city <command> --help shows a command's options and examples.
 `;
 
 /**
@@ -55,10 +61,12 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   backtest: async () => (await import('./backtest.js')).run,
   bootstrap: async () => (await import('./bootstrap.js')).run,
   baseline: async () => (await import('./baseline.js')).run,
+  doctor: async () => (await import('./doctor.js')).run,
 };
 
 const replayOptions = {
   out: { type: 'string' },
+  append: { type: 'boolean' },
   state: { type: 'string' },
   tick: { type: 'string' },
   lookback: { type: 'string' },
@@ -133,20 +141,20 @@ async function runReplay(
   settings: Settings,
 ) {
   const stats: ReadStats = newReadStats();
-  const { geo, warning } = await openGeo(settings);
-  if (warning && values.quiet !== true) process.stderr.write(`warning: ${warning}\n`);
   const stateDir = values.state as string | undefined;
-  if (stateDir !== undefined) await mkdir(stateDir, { recursive: true });
+  if (stateDir !== undefined) await makeStateDir(stateDir);
+  const { geo, warning } = await openGeo(settings);
+  if (warning) process.stderr.write(`warning: ${warning}\n`); // --quiet hides progress, never a warning
   const store =
     stateDir !== undefined ? SqliteStore.openDirectory(resolve(stateDir)) : SqliteStore.open(':memory:');
   try {
-    const fromMs = parseTime('--from', values.from as string | undefined);
-    const toMs = parseTime('--to', values.to as string | undefined);
+    const { fromMs, toMs } = replayWindow(values);
     // History before the present: an unfinished `bootstrap --from-files` into this state must end first.
     if (stateDir !== undefined && (await bootstrapPending(store)))
       throw new UsageError(
         `${stateDir} holds an unfinished bootstrap: run it again to finish it, or --cancel it`,
       );
+    if (stateDir !== undefined) await sameSettingsAsState(store, settings, stateDir);
     // Allowlists: settings and service tags, plus the allow table of --state (baseline allow), read once.
     const allowlist = await (await AllowlistProvider.fromSettings(settings)).forRun(store);
     const summary = await replay({
@@ -170,6 +178,131 @@ async function runReplay(
   }
 }
 
+/**
+ * A --state holds what these settings learned: the first replay into it records them, and a later one with
+ * different settings (--set, --tick, the environment) is refused, naming each difference.
+ */
+async function sameSettingsAsState(store: SqliteStore, settings: Settings, stateDir: string): Promise<void> {
+  const current = Object.fromEntries(Object.entries(settings).map(([k, v]) => [k, JSON.stringify(v)]));
+  const row = (await store.readRows('state', 'replay', ['settings'])).get('settings');
+  if (typeof row?.values !== 'string') {
+    await store.updateRows('state', 'replay', ['settings'], () => {
+      return new Map([['settings', { values: JSON.stringify(current) }]]);
+    });
+    return;
+  }
+  const saved = JSON.parse(row.values) as Record<string, string>;
+  const changed = Object.keys(current)
+    .filter((k) => saved[k] !== undefined && saved[k] !== current[k])
+    .map((k) => `${k} ${saved[k]} -> ${current[k]}`);
+  if (changed.length > 0)
+    throw new UsageError(
+      `--state ${stateDir} was built with other settings (${changed.join(', ')}); its baselines and ` +
+        'checkpoint belong to those: use a new --state, or the settings it was built with',
+    );
+}
+
+/** --from/--to as times, the first not later than the second. */
+function replayWindow(values: { from?: unknown; to?: unknown }): { fromMs?: number; toMs?: number } {
+  const fromMs = parseTime('--from', values.from as string | undefined);
+  const toMs = parseTime('--to', values.to as string | undefined);
+  if (fromMs !== undefined && toMs !== undefined && fromMs > toMs)
+    throw new UsageError(`--from ${String(values.from)} is later than --to ${String(values.to)}`);
+  return { ...(fromMs !== undefined ? { fromMs } : {}), ...(toMs !== undefined ? { toMs } : {}) };
+}
+
+/** What --from means for the baselines, said after the summary (which describes the whole input). */
+function windowNote(values: { from?: string; to?: string; state?: string }, s: ReplaySummary): string {
+  if (values.from === undefined && values.to === undefined) return '';
+  const window = `runs window:         ${values.from ?? 'start of input'} .. ${values.to ?? 'end of input'} (the lines above describe the whole input)\n`;
+  if (values.from === undefined || s.resumedFromMs > 0) return window;
+  return (
+    window +
+    `note: the runs began at --from ${values.from} with empty baselines: history before it was not learned, so ` +
+    `familiar cities may alert. Learn it first: unusual-city bootstrap --from-files <file>... --to ${values.from} ` +
+    `--state DIR, then this replay with --state DIR.\n`
+  );
+}
+
+/** Ctrl-C during a replay: the hint to resume (state is durable at every commit, as for kill -9). */
+function onInterrupt(stateDir: string | undefined): void {
+  process.once('SIGINT', () => {
+    process.stderr.write(
+      stateDir !== undefined
+        ? `\ninterrupted: run the same command again to resume from the last checkpoint in ${stateDir}\n`
+        : '\ninterrupted: without --state a replay starts over; run it again with --append (alerts already in --out are kept), or use --state DIR to make it resumable\n',
+    );
+    process.exit(130);
+  });
+}
+
+async function replayCommand(
+  positionals: string[],
+  values: Parameters<typeof runReplay>[1] & { out?: string; append?: boolean; state?: string },
+  settings: Settings,
+): Promise<number> {
+  if (positionals.length === 0) throw new UsageError('replay needs at least one input file');
+  if (values.out === undefined) throw new UsageError('replay needs --out alerts.jsonl');
+  await checkInputs(positionals);
+  const out = values.out;
+  const created = !(await stat(out).then(
+    () => true,
+    () => false,
+  ));
+  await checkOut({
+    out,
+    inputs: positionals,
+    append: values.append === true,
+    ...(values.state !== undefined ? { state: values.state } : {}),
+  });
+  const sink = await JsonlAlertSink.open(out);
+  if (sink.repairedBytes > 0)
+    process.stderr.write(`repaired ${out}: dropped a torn last line (${sink.repairedBytes} bytes)\n`);
+  onInterrupt(values.state);
+  const summary = await runReplay(positionals, values, sink, settings);
+  process.stderr.write(formatSummary(summary));
+  if (summary.read.records === 0) {
+    if (created && sink.written === 0) await rm(out, { force: true });
+    throw new CliError(
+      `no Activity Log records in ${positionals.join(', ')}: nothing replayed, no alerts file written`,
+      EXIT.dataErr,
+    );
+  }
+  process.stderr.write(windowNote(values, summary));
+  if (created && sink.written === 0) await writeFile(out, '', { flag: 'a' }); // the file announced below exists, if empty
+  process.stderr.write(`alerts file:         ${out} (${sink.written} new, ${sink.size} in all)\n`);
+  return 0;
+}
+
+async function evaluateCommand(
+  positionals: string[],
+  values: Parameters<typeof runReplay>[1] & { labels?: string; alerts?: string },
+  settings: Settings,
+): Promise<number> {
+  if (values.labels === undefined) throw new UsageError('evaluate needs --labels labels.json');
+  await checkReadable('--labels', values.labels);
+  const labels = await readLabels(values.labels);
+  let alerts: Alert[];
+  let rangeMs: [number, number];
+  if (values.alerts !== undefined) {
+    await checkReadable('--alerts', values.alerts);
+    const { readAlertsFile } = await import('../demo/evaluate.js');
+    alerts = await readAlertsFile(values.alerts);
+    rangeMs = [labels.startMs, labels.endMs];
+  } else {
+    if (positionals.length === 0)
+      throw new UsageError('evaluate needs input files (or --alerts alerts.jsonl)');
+    await checkInputs(positionals);
+    const sink = new MemoryAlertSink();
+    const summary = await runReplay(positionals, values, sink, settings);
+    process.stderr.write(formatSummary(summary));
+    alerts = sink.alerts;
+    rangeMs = [labels.startMs || summary.firstEventMs, labels.endMs || summary.lastEventMs];
+  }
+  process.stdout.write(formatEvaluation(evaluateAlerts(alerts, labels, rangeMs[0], rangeMs[1])));
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
@@ -182,6 +315,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const own = COMMANDS[command];
   if (own !== undefined) return (await own())(rest);
+  if (HELP[command] === undefined) throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   const { values, positionals } = parseArgs({
     args: rest,
     options: replayOptions,
@@ -189,60 +323,23 @@ async function main(argv: string[]): Promise<number> {
     strict: true,
   });
   if (values.help) {
-    process.stdout.write(USAGE);
+    process.stdout.write(HELP[command]);
     return 0;
   }
   const settings = settingsFrom(values);
   // Bad times are usage errors: reject them before anything touches --out (torn-line repair) or --state.
-  parseTime('--from', values.from);
-  parseTime('--to', values.to);
-
-  if (command === 'replay') {
-    if (positionals.length === 0) throw new UsageError('replay needs at least one input file');
-    if (values.out === undefined) throw new UsageError('replay needs --out alerts.jsonl');
-    const sink = await JsonlAlertSink.open(values.out);
-    if (sink.repairedBytes > 0)
-      process.stderr.write(
-        `repaired ${values.out}: dropped a torn last line (${sink.repairedBytes} bytes)\n`,
-      );
-    const summary = await runReplay(positionals, values, sink, settings);
-    process.stderr.write(formatSummary(summary));
-    process.stderr.write(`alerts file:         ${values.out} (${sink.written} new, ${sink.size} in all)\n`);
-    return 0;
-  }
-  if (command === 'evaluate') {
-    if (values.labels === undefined) throw new UsageError('evaluate needs --labels labels.json');
-    const labels = await readLabels(values.labels);
-    let alerts: Alert[];
-    let rangeMs: [number, number];
-    if (values.alerts !== undefined) {
-      const { readAlertsFile } = await import('../demo/evaluate.js');
-      alerts = await readAlertsFile(values.alerts);
-      rangeMs = [labels.startMs, labels.endMs];
-    } else {
-      if (positionals.length === 0)
-        throw new UsageError('evaluate needs input files (or --alerts alerts.jsonl)');
-      const sink = new MemoryAlertSink();
-      const summary = await runReplay(positionals, values, sink, settings);
-      process.stderr.write(formatSummary(summary));
-      alerts = sink.alerts;
-      rangeMs = [labels.startMs || summary.firstEventMs, labels.endMs || summary.lastEventMs];
-    }
-    process.stdout.write(formatEvaluation(evaluateAlerts(alerts, labels, rangeMs[0], rangeMs[1])));
-    return 0;
-  }
-  if (command === 'demo') {
-    await runDemo({
-      settings,
-      outDir: values.out ?? '.data/demo',
-      ...(values.days !== undefined ? { days: Number(values.days) } : {}),
-      quiet: values.quiet === true,
-      write: (s) => process.stdout.write(s),
-      progress: progressPrinter(values.quiet === true),
-    });
-    return 0;
-  }
-  throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  replayWindow(values);
+  if (command === 'replay') return replayCommand(positionals, values, settings);
+  if (command === 'evaluate') return evaluateCommand(positionals, values, settings);
+  await runDemo({
+    settings,
+    outDir: values.out ?? '.data/demo',
+    ...(values.days !== undefined ? { days: Number(values.days) } : {}),
+    quiet: values.quiet === true,
+    write: (s) => process.stdout.write(s),
+    progress: progressPrinter(values.quiet === true),
+  });
+  return 0;
 }
 
 // A reader that stops early (`unusual-city demo | head`) closes the pipe, and the next write to stdout fails with
@@ -258,20 +355,50 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    if (error instanceof SettingsError) {
-      process.stderr.write(`${error.message}\n`);
-      process.exitCode = 78; // EX_CONFIG
-    } else if (
-      error instanceof UsageError ||
-      (error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS'))
-    ) {
-      process.stderr.write(`error: ${error.message}\n\n${USAGE}`);
-      process.exitCode = 64; // EX_USAGE
-    } else {
-      process.stderr.write(
-        `error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-      );
-      process.exitCode = 1;
-    }
+    process.exitCode = report(error, process.argv[2]);
   },
 );
+
+/** One line per mistake with its exit code; a stack trace only for what is not the user's to fix. */
+function report(error: unknown, command: string | undefined): number {
+  const help =
+    command !== undefined && command in { ...HELP, ...COMMANDS }
+      ? `unusual-city ${command} --help`
+      : 'unusual-city --help';
+  if (error instanceof SettingsError) {
+    process.stderr.write(`${error.message}\n`);
+    return EXIT.config;
+  }
+  if (
+    error instanceof UsageError ||
+    (error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS'))
+  ) {
+    process.stderr.write(`error: ${error.message}\n(${help} for usage and examples)\n`);
+    return EXIT.usage;
+  }
+  if (error instanceof CliError) {
+    process.stderr.write(`error: ${error.message}\n`);
+    return error.exitCode;
+  }
+  const fsError = error as NodeJS.ErrnoException;
+  const known: Record<string, [string, number]> = {
+    ENOENT: ['no such file or folder', EXIT.noInput],
+    EISDIR: ['is a folder, not a file', EXIT.noInput],
+    ENOTDIR: ['a part of the path is a file, not a folder', EXIT.noInput],
+    EACCES: ['permission denied', EXIT.cantCreate],
+    EPERM: ['operation not permitted', EXIT.cantCreate],
+    EROFS: ['read-only file system', EXIT.cantCreate],
+    ENOSPC: ['no space left on the device', EXIT.ioErr],
+  };
+  const hit = fsError.code !== undefined ? known[fsError.code] : undefined;
+  if (hit !== undefined && fsError.path !== undefined) {
+    process.stderr.write(`error: ${fsError.path}: ${hit[0]}\n`);
+    return hit[1];
+  }
+  // Anything else: its message; the stack trace on request (a bug report), not in an operator's face.
+  const debug = (process.env.UNUSUAL_CITY_DEBUG ?? '') !== '';
+  const text =
+    error instanceof Error ? (debug ? (error.stack ?? error.message) : error.message) : String(error);
+  process.stderr.write(`error: ${text}\n${debug ? '' : '(UNUSUAL_CITY_DEBUG=1 shows where it happened)\n'}`);
+  return 1;
+}

@@ -82,8 +82,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       `${summary.ticks.toLocaleString('en-US')} timer runs of ${o.settings.UC_TICK_INTERVAL / 60_000} min over ` +
       `${o.settings.UC_LOOKBACK / 3_600_000} h windows; internal IPs ${summary.internalEvents.toLocaleString('en-US')} events.\n` +
       `alerts written to ${alertsPath}. Replay the same data yourself:\n` +
-      `  npx unusual-city replay ${activity} --out alerts.jsonl\n` +
-      `  npx unusual-city evaluate ${activity} --labels ${labelsPath}\n`,
+      `  npm exec --no -- unusual-city replay ${activity} --out alerts.jsonl\n` +
+      `  npm exec --no -- unusual-city evaluate ${activity} --labels ${labelsPath}\n`,
   );
   return {
     alerts: memory.alerts,

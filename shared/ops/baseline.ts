@@ -7,6 +7,8 @@ import type { BaselineStore, Entity } from '../baseline/store.js';
 import type { Settings } from '../config/settings.js';
 import { forgetCallerCity } from '../pipeline/callers.js';
 import {
+  CHECKPOINT_PARTITION,
+  CHECKPOINT_ROW,
   cityFromEntity,
   OPERATION_SUMMARY_ROW,
   operationFromRows,
@@ -240,4 +242,42 @@ export async function forgetCity(
     });
   }
   return result;
+}
+
+/** The last run's tick of a state (its checkpoint), or undefined before any run. */
+export async function checkpointOf(store: BaselineStore): Promise<number | undefined> {
+  const row = (await store.readRows('state', CHECKPOINT_PARTITION, [CHECKPOINT_ROW])).get(CHECKPOINT_ROW);
+  return typeof row?.lastTickMs === 'number' ? row.lastTickMs : undefined;
+}
+
+export interface OperationListItem {
+  operation: string;
+  activeHours: number;
+  lastSeen: string;
+}
+
+/** The operations with a baseline, most active first (one summary row read per operation). */
+export async function listOperations(store: BaselineStore): Promise<OperationListItem[]> {
+  const keys = await store.listPartitions('baselines');
+  const items = await Promise.all(
+    keys.map(async (key) => {
+      const e = (await store.readRows('baselines', key, [OPERATION_SUMMARY_ROW])).get(OPERATION_SUMMARY_ROW);
+      if (e === undefined) return undefined;
+      const lastSeenMs = typeof e.lastSeenMs === 'number' ? e.lastSeenMs : 0;
+      return {
+        operation: typeof e.operation === 'string' ? e.operation : key,
+        activeHours: typeof e.activeHours === 'number' ? e.activeHours : 0,
+        lastSeen: iso(lastSeenMs),
+      };
+    }),
+  );
+  return items
+    .filter((i): i is OperationListItem => i !== undefined)
+    .sort((a, b) => b.activeHours - a.activeHours || (a.operation < b.operation ? -1 : 1));
+}
+
+export function formatOperations(ops: readonly OperationListItem[]): string {
+  if (ops.length === 0) return 'no operation has a baseline yet\n';
+  const rows = ops.map((o) => [o.operation, String(o.activeHours), short(o.lastSeen)]);
+  return `${table(['operation', 'active hours', 'last seen'], rows, new Set([1]))}\n`;
 }

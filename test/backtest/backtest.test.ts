@@ -21,6 +21,7 @@ import { isoNumeric } from '../../shared/backtest/countryCodes.js';
 import type { BacktestResults } from '../../shared/backtest/types.js';
 import { labelsToJson } from '../../shared/demo/evaluate.js';
 import { DEMO_START, generateTenant, OPS, PLACES, SUBSCRIPTION } from '../../shared/demo/tenant.js';
+import { headlessChromium } from '../support/browser.js';
 import { type CliResult, killRunningClis, spawnCli } from '../support/builtCli.js';
 
 const THRESHOLDS = [30, 40, 50, 60, 70];
@@ -212,17 +213,7 @@ describe('backtest CLI on the demo tenant', () => {
 
     const userDataDir = await mkdtemp(path.join(os.tmpdir(), 'uc-chromium-'));
     const context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: '/usr/bin/chromium',
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
+      ...(await headlessChromium()),
       viewport: { width: 1280, height: 900 },
     });
     try {

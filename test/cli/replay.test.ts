@@ -394,7 +394,16 @@ describe.concurrent('unusual-city replay (compiled CLI)', () => {
     const full = path.join(dir, 'full.jsonl');
     const tornCopy = tear(lines[lines.length - 1]!);
     await writeFile(full, Buffer.concat([ref, tornCopy]));
-    const fresh = runCli(['replay', input, '--out', full, '--state', path.join(dir, 'state'), '--quiet']);
+    const fresh = runCli([
+      'replay',
+      input,
+      '--out',
+      full,
+      '--state',
+      path.join(dir, 'state'),
+      '--append',
+      '--quiet',
+    ]);
 
     // As a crash leaves it: one alert missing (a middle one), the file ending in its torn line.
     const missing = path.join(dir, 'missing.jsonl');
@@ -402,7 +411,7 @@ describe.concurrent('unusual-city replay (compiled CLI)', () => {
     const kept = lines.filter((_, i) => i !== k).map((l) => `${l}\n`);
     const tornMissing = tear(lines[k]!);
     await writeFile(missing, Buffer.concat([Buffer.from(kept.join('')), tornMissing]));
-    const crashed = replayCli(['replay', input, '--out', missing, '--quiet']);
+    const crashed = replayCli(['replay', input, '--out', missing, '--append', '--quiet']);
 
     const [a, b] = await Promise.all([fresh, crashed]);
     expectExit(a, 0, 'replay onto reference + torn line');

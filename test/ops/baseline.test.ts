@@ -21,7 +21,7 @@ import { runBaselineCommand } from '../../shared/cli/baseline.js';
 import { loadSettings } from '../../shared/config/settings.js';
 import { embeddedDatabasePath, openGeolocator } from '../../shared/geo/geolocator.js';
 import { readAudit } from '../../shared/ops/audit.js';
-import type { OperationView } from '../../shared/ops/baseline.js';
+import { checkpointOf, type OperationView } from '../../shared/ops/baseline.js';
 import { runBootstrap, startBootstrap } from '../../shared/ops/bootstrap.js';
 import { readCallerCities } from '../../shared/pipeline/callers.js';
 import { AggregatedEvents } from '../../shared/pipeline/window.js';
@@ -115,6 +115,7 @@ describe.each(backends)('baseline commands on $name', ({ open }) => {
   it('show, forget, allow, disallow, allows, audit', async () => {
     const { store, where } = await open();
     await learnInto(store, [...history(10), attackAt(10)]);
+    const checkpoint = await checkpointOf(store);
     if (store instanceof SqliteStore) await store.close(); // the command opens the directory itself
 
     // show: the operation in any case; London established with three callers, Lagos seen once.
@@ -143,7 +144,14 @@ describe.each(backends)('baseline commands on $name', ({ open }) => {
     });
     expect(london.hours).toBeGreaterThan(50);
     expect(london.hours).toBeLessThan(80); // decayed, and the first hours weighed less until established
-    expect(json.asOf).toBe(new Date(NOW).toISOString());
+    // Decayed to the state's own time (its checkpoint, where the bootstrap ended), not to today's clock.
+    expect(checkpoint).toBeLessThan(NOW);
+    expect(json.asOf).toBe(new Date(checkpoint!).toISOString());
+    // Without an operation: the operations learned.
+    const listed = await cli(['show', ...where]);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout).toMatch(/^operation\s+active hours\s+last seen\n/);
+    expect(listed.stdout).toContain(LISTKEYS);
     expect((await cli(['show', 'Microsoft.Nothing/at/all', ...where])).code).toBe(1);
 
     // forget: by name, with who and why, also from the compromised caller's history.

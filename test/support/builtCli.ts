@@ -31,12 +31,12 @@ const running = new Set<ChildProcess>();
 /** Starts the CLI in `cwd`, killed with SIGKILL if it runs longer than `timeoutMs`. */
 export function spawnCli(
   args: readonly string[],
-  options: { cwd: string; timeoutMs: number },
+  options: { cwd: string; timeoutMs: number; /** Added to cliEnv(). */ env?: Record<string, string> },
 ): { child: ChildProcess; result: Promise<CliResult> } {
   const started = performance.now();
   const child = spawn(process.execPath, [CLI, ...args], {
     cwd: options.cwd,
-    env: cliEnv(),
+    env: { ...cliEnv(), ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   running.add(child);

@@ -330,6 +330,12 @@ const LIMIT_ERROR = {
   ],
 };
 
+/** A result table of another query: typed columns (Log Analytics type names) and rows as the service sends them. */
+export interface OtherQueryResult {
+  columns: [string, string][];
+  rows: unknown[][];
+}
+
 export async function startFakeLogAnalytics(opts: {
   rows: AzureActivityRow[];
   /** Retry-After of simulated 429 answers, in seconds (default 0). */
@@ -339,6 +345,11 @@ export async function startFakeLogAnalytics(opts: {
    * generated tenants of millions of rows this way, without holding them).
    */
   answer?: (header: QueryHeader) => unknown[][];
+  /**
+   * Other queries the fake knows (e.g. `unusual-city doctor`'s): the result table for the query text, computed
+   * over the fake's rows, or undefined for a query it does not know (answered 400 as before).
+   */
+  other?: (query: string, rows: readonly AzureActivityRow[]) => OtherQueryResult | undefined;
 }): Promise<FakeLogAnalytics> {
   const { cert, key } = await testCertificate();
   const template = readFileSync(TEMPLATE_PATH, 'utf8');
@@ -411,6 +422,12 @@ export async function startFakeLogAnalytics(opts: {
             'The provided credentials have insufficient access to perform the requested operation',
           ),
         );
+        return;
+      }
+      const other = opts.other?.(record.query, state.rows);
+      if (other !== undefined) {
+        const columns = other.columns.map(([name, type]) => ({ name, type }));
+        send(200, JSON.stringify({ tables: [{ name: 'PrimaryResult', columns, rows: other.rows }] }));
         return;
       }
       const header = parseActivityQuery(record.query, template);

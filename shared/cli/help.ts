@@ -1,0 +1,54 @@
+/** Per-command help of replay, evaluate and demo (`unusual-city <command> --help`), with examples. */
+
+export const REPLAY_HELP = `Usage: unusual-city replay <file>... --out alerts.jsonl [--state DIR] [--append] [--tick 15m] [--lookback 2h]
+                           [--from ISO] [--to ISO] [--set NAME=VALUE]... [--quiet]
+
+Runs the production pipeline over exported Activity Logs (AzureActivity JSON Lines, Log Analytics query
+responses, portal CSV, diagnostic-settings records; gzip or not) as the timer would have, and writes the alerts
+as JSON Lines to --out.
+
+  --out FILE      alerts file; never one of the inputs. An existing file holding alerts needs --append, or the
+                  --state of the run that wrote it (resume).
+  --append        add this run's alerts to an existing --out (alerts already there are not written again)
+  --state DIR     keep baselines and the checkpoint in DIR/state.sqlite: a stopped replay (Ctrl-C, kill -9)
+                  resumes when started again with the same arguments; other settings than its first
+                  replay's are refused (its baselines belong to those)
+  --from, --to    only the runs inside this window raise alerts; the runs start from empty baselines unless
+                  --state holds history: bootstrap --from-files <file>... --to <from> --state DIR first
+  --tick, --lookback, --set NAME=VALUE   settings (as the app settings of the same name; see README)
+  --quiet         no progress (warnings still print)
+
+Examples:
+  unusual-city replay export.jsonl.gz --out alerts.jsonl
+  unusual-city replay a.csv b.jsonl --out alerts.jsonl --state .data/state --set UC_ALERT_THRESHOLD=60
+  unusual-city bootstrap --from-files export.jsonl --to 2026-11-01T00:00:00Z --state .data/s
+  unusual-city replay export.jsonl --from 2026-11-01T00:00:00Z --state .data/s --out nov.jsonl
+`;
+
+export const EVALUATE_HELP = `Usage: unusual-city evaluate <file>... --labels labels.json [replay options]
+       unusual-city evaluate --labels labels.json --alerts alerts.jsonl
+
+Replays a labelled data set (or reads the alerts file of an earlier replay with --alerts FILE) and prints the
+attacks detected, false alerts per day and time to detect. labels.json:
+{"start","end","attacks":[{"id","caller","ips","start","end"}]} (demo --out writes one).
+
+Examples:
+  unusual-city evaluate .data/demo/activity.jsonl --labels .data/demo/labels.json
+  unusual-city evaluate --labels labels.json --alerts alerts.jsonl
+`;
+
+export const DEMO_HELP = `Usage: unusual-city demo [--out DIR] [--days N] [--set NAME=VALUE]... [--quiet]
+
+Generates a deterministic tenant with labelled attacks (activity, labels and alerts in --out, default
+.data/demo), replays it through the detector and prints explained alerts and the evaluation.
+
+Examples:
+  unusual-city demo
+  unusual-city demo --days 60 --out /tmp/demo --set UC_ALERT_THRESHOLD=50
+`;
+
+export const HELP: Record<string, string> = {
+  replay: REPLAY_HELP,
+  evaluate: EVALUATE_HELP,
+  demo: DEMO_HELP,
+};

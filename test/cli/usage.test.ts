@@ -1,0 +1,247 @@
+/**
+ * The compiled CLI as a new user meets it (issue 15, "The command line"): files that cannot be another run's,
+ * one clear line and exit code per mistake (never a stack trace, never the whole usage text), per-command help,
+ * what --from means for the baselines, Ctrl-C, an empty input, and warnings that --quiet does not hide.
+ */
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+
+import { writeJsonLines } from '../../shared/activity/formats.js';
+import { DEMO_START, generateTenant } from '../../shared/demo/tenant.js';
+import { type CliResult, killRunningClis, spawnCli } from '../support/builtCli.js';
+
+const DAY_MS = 86_400_000;
+let tmp = '';
+let input = '';
+const run = (args: readonly string[]): Promise<CliResult> =>
+  spawnCli(args, { cwd: tmp, timeoutMs: 170_000 }).result; // a loaded 2-core machine
+
+function expectOneLine(r: CliResult, code: number, pattern: RegExp, what: string): void {
+  const how = r.timedOut ? 'timed out' : `exited ${r.code}`;
+  expect(r.code, `${what}: ${how}\n${r.stderr}`).toBe(code);
+  const errors = r.stderr.split('\n').filter((l) => !l.startsWith('warning: ') && l.trim() !== '');
+  expect(errors[0], what).toMatch(pattern);
+  expect(
+    errors.length,
+    `${what}: one line, or two with the pointer to --help\n${r.stderr}`,
+  ).toBeLessThanOrEqual(2);
+  expect(r.stderr, `${what}: a stack trace`).not.toMatch(/\n\s+at /);
+  expect(r.stderr, `${what}: the general usage text`).not.toContain('Usage:');
+}
+
+beforeAll(async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'uc-cli-usage-'));
+  input = path.join(tmp, 'activity.jsonl');
+  await writeJsonLines(generateTenant(14).events, input);
+});
+afterAll(async () => {
+  killRunningClis();
+  await rm(tmp, { recursive: true, force: true });
+});
+
+describe.concurrent('unusual-city as a new user meets it (compiled CLI)', () => {
+  test('--out is never an input, another run alerts need --append, --from after --to is refused', async () => {
+    const before = await readFile(input);
+    const intoInput = await run(['replay', input, '--out', input, '--quiet']);
+    expectOneLine(intoInput, 64, /^error: --out .*activity\.jsonl is the input file/, '--out = input');
+    expect((await readFile(input)).equals(before), 'the export was changed').toBe(true);
+
+    const out = path.join(tmp, 'first.jsonl');
+    expect((await run(['replay', input, '--out', out, '--quiet'])).code).toBe(0);
+    const first = await readFile(out, 'utf8');
+    const again = await run(['replay', input, '--out', out, '--quiet', '--set', 'UC_ALERT_THRESHOLD=30']);
+    expectOneLine(
+      again,
+      64,
+      /^error: --out .* already holds alerts of another run: .*--append/,
+      'second run',
+    );
+    expect(await readFile(out, 'utf8')).toBe(first);
+    const appended = await run([
+      'replay',
+      input,
+      '--out',
+      out,
+      '--append',
+      '--quiet',
+      '--set',
+      'UC_ALERT_THRESHOLD=30',
+    ]);
+    expect(appended.code, appended.stderr).toBe(0);
+    expect((await readFile(out, 'utf8')).length).toBeGreaterThan(first.length);
+
+    const reversed = await run([
+      'replay',
+      input,
+      '--out',
+      path.join(tmp, 'rev.jsonl'),
+      '--from',
+      '2026-02-01T00:00:00Z',
+      '--to',
+      '2026-01-01T00:00:00Z',
+    ]);
+    expectOneLine(
+      reversed,
+      64,
+      /^error: --from 2026-02-01T00:00:00Z is later than --to 2026-01-01T00:00:00Z$/,
+      '--from > --to',
+    );
+    expect(existsSync(path.join(tmp, 'rev.jsonl'))).toBe(false);
+  }, 300_000);
+
+  test('changing a setting on an existing --state is refused, naming the setting and both values', async () => {
+    const state = path.join(tmp, 'set-state');
+    const out = path.join(tmp, 'set.jsonl');
+    const first = await run(['replay', input, '--out', out, '--state', state, '--quiet']);
+    expect(first.code, first.stderr).toBe(0);
+    const before = await readFile(out, 'utf8');
+    const changed = await run([
+      ...['replay', input, '--out', out, '--state', state, '--quiet'],
+      ...['--set', 'UC_ALERT_THRESHOLD=30'],
+    ]);
+    expectOneLine(
+      changed,
+      64,
+      /^error: --state .*set-state was built with other settings \(UC_ALERT_THRESHOLD \d+ -> 30\)/,
+      '--set on an existing --state',
+    );
+    expect(await readFile(out, 'utf8')).toBe(before);
+    const same = await run(['replay', input, '--out', out, '--state', state, '--quiet']);
+    expect(same.code, same.stderr).toBe(0);
+  }, 300_000);
+
+  test('--from says the runs start from empty baselines and how to learn the history first', async () => {
+    const from = new Date(DEMO_START + 7 * DAY_MS).toISOString();
+    const r = await run([
+      'replay',
+      input,
+      '--out',
+      path.join(tmp, 'window.jsonl'),
+      '--from',
+      from,
+      '--quiet',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(
+      `runs window:         ${from} .. end of input (the lines above describe the whole input)`,
+    );
+    expect(r.stderr).toContain(`began at --from ${from} with empty baselines`);
+    expect(r.stderr).toContain(`unusual-city bootstrap --from-files <file>... --to ${from} --state DIR`);
+    const help = await run(['replay', '--help']);
+    expect(help.stdout).toContain('bootstrap --from-files');
+  }, 300_000);
+
+  test('ordinary mistakes: one line each, with its exit code', async () => {
+    const dir = path.join(tmp, 'mistakes');
+    await mkdir(dir);
+    const stateFile = path.join(dir, 'state-file');
+    await writeFile(stateFile, 'x');
+    const readOnly = path.join(dir, 'ro');
+    await mkdir(readOnly);
+    await chmod(readOnly, 0o500);
+    const out = path.join(dir, 'a.jsonl');
+    const cases: [string[], number, RegExp][] = [
+      [
+        ['replay', path.join(dir, 'missing.jsonl'), '--out', out],
+        66,
+        /^error: .*missing\.jsonl: no such file$/,
+      ],
+      [['replay', dir, '--out', out], 66, /^error: .*mistakes is a folder/],
+      [
+        ['replay', input, '--out', path.join(dir, 'no', 'such', 'a.jsonl')],
+        73,
+        /^error: --out .*: cannot write there/,
+      ],
+      [['replay', input, '--out', dir], 73, /^error: --out .* is a folder; --out takes a file$/],
+      [
+        ['evaluate', input, '--labels', path.join(dir, 'labels.json')],
+        66,
+        /^error: --labels .*labels\.json: no such file$/,
+      ],
+      [
+        ['replay', input, '--out', out, '--state', stateFile],
+        73,
+        /^error: --state .* is a file; --state takes a folder/,
+      ],
+      [['replay', input, '--bogus'], 64, /^error: Unknown option '--bogus'/],
+      [['replay', input], 64, /^error: replay needs --out/],
+      [['frobnicate'], 64, /^error: unknown command "frobnicate"/],
+      [['backtest', path.join(dir, 'missing.jsonl'), '--quiet'], 1, /^error: Activity log file not found/],
+    ];
+    if (process.getuid?.() !== 0)
+      cases.push([
+        ['replay', input, '--out', path.join(readOnly, 'a.jsonl')],
+        73,
+        /^error: --out .*: cannot write there/,
+      ]);
+    const results = await Promise.all(cases.map(([args]) => run(args)));
+    results.forEach((r, i) => expectOneLine(r, cases[i]![1], cases[i]![2], cases[i]![0].join(' ')));
+    expect(existsSync(out), 'a failed command created --out').toBe(false);
+  }, 300_000);
+
+  test('replay, evaluate and demo --help: their own options and examples', async () => {
+    const [general, replay, evaluate, demo] = await Promise.all([
+      run(['--help']),
+      run(['replay', '--help']),
+      run(['evaluate', '--help']),
+      run(['demo', '--help']),
+    ]);
+    for (const [name, r] of [
+      ['replay', replay],
+      ['evaluate', evaluate],
+      ['demo', demo],
+    ] as const) {
+      expect(r.code, name).toBe(0);
+      expect(r.stdout, name).toMatch(new RegExp(`^Usage: unusual-city ${name} `));
+      expect(r.stdout, name).toContain(`Examples:\n  unusual-city ${name}`);
+      expect(r.stdout, name).not.toBe(general.stdout);
+    }
+    expect(replay.stdout).toContain('--append');
+  }, 300_000);
+
+  test('--state under /proc fails at once, not spinning', async () => {
+    const args = ['replay', input, '--out', path.join(tmp, 'proc.jsonl'), '--state', '/proc/nope/state'];
+    const r = await spawnCli(args, { cwd: tmp, timeoutMs: 20_000 }).result; // before the fix: spun until killed
+    expectOneLine(
+      r,
+      73,
+      /^error: --state \/proc\/nope\/state: cannot create \/proc\/nope/,
+      '--state /proc/nope',
+    );
+    expect(r.ms).toBeLessThan(20_000);
+  }, 300_000);
+
+  test('an empty input: exit 65, no alerts file announced or left; --quiet still shows the GeoIP warning', async () => {
+    const empty = path.join(tmp, 'empty.jsonl');
+    await writeFile(empty, '');
+    const out = path.join(tmp, 'empty-alerts.jsonl');
+    const r = await run(['replay', empty, '--out', out, '--quiet']);
+    expect(r.code, r.stderr).toBe(65); // after the summary, which says what was skipped and why
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(r.stderr).toContain('error: no Activity Log records in');
+    expect(r.stderr).not.toContain('alerts file:');
+    expect(existsSync(out)).toBe(false);
+    expect(r.stderr).toMatch(/^warning: Using the embedded GeoLite2-City database/m);
+  }, 300_000);
+
+  test('Ctrl-C during a --state replay says how to resume, and resuming finishes the run', async () => {
+    const state = path.join(tmp, 'int-state');
+    const out = path.join(tmp, 'int.jsonl');
+    const args = ['replay', input, '--out', out, '--state', state];
+    const { child, result } = spawnCli(args, { cwd: tmp, timeoutMs: 60_000 });
+    child.stderr?.on('data', (d: string) => {
+      if (/^(reading|detecting):/m.test(d)) child.kill('SIGINT');
+    });
+    const r = await result;
+    expect(r.code, r.stderr).toBe(130);
+    expect(r.stderr).toContain(
+      `interrupted: run the same command again to resume from the last checkpoint in ${state}`,
+    );
+    const resumed = await run([...args, '--quiet']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+  }, 300_000);
+});
