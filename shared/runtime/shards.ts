@@ -2,8 +2,9 @@
  * Queue mode (UC_SHARDING=queue): scale-out beyond one instance.
  *
  * The timer no longer detects. For each tick it records the tick in Table Storage and enqueues UC_SHARD_COUNT
- * messages on the Storage queue UC_SHARD_QUEUE, one per shard. A shard is a range of a stable 32-bit hash of
- * the operation key (shardOf), so shards own disjoint operation partitions of the baselines; the queue-triggered
+ * messages on the Storage queue UC_SHARD_QUEUE, one per shard. A shard is a residue of a stable hash of the
+ * operation key (shardOf: XXH64, which Log Analytics computes too, so each shard downloads only its share), so
+ * shards own disjoint operation partitions of the baselines; the queue-triggered
  * function processShard (functions/processShard.ts) runs the same pipeline (runTick) over its shard's part of
  * the window, on as many instances as the platform scales to.
  *
@@ -44,7 +45,7 @@ import type { AlertSink } from '../alerts/sinks.js';
 import type { BaselineStore, Entity } from '../baseline/store.js';
 import { type Settings, SettingsError } from '../config/settings.js';
 import { baselineGate } from '../ops/bootstrap.js';
-import { fnv1a } from '../pipeline/callers.js';
+import { ownedBy, shardOf } from '../pipeline/shard.js';
 import { commitCheckpoint, type LogFn, readCheckpoint, runTick, type TickStats } from '../pipeline/tick.js';
 import { BudgetExceededError, RunBudget } from './budget.js';
 import { parseLocalConnectionString } from './clients.js';
@@ -78,10 +79,7 @@ const POINTER_ROW = 'enqueued';
 export const shardsPartition = (tickMs: number): string => `shards:${tickMs}`;
 export const shardRow = (shard: number): string => `s${shard}`;
 
-/** The shard owning an operation: its hash's range among `shards` equal ranges of the 32-bit space. */
-export function shardOf(operationKey: string, shards: number): number {
-  return Math.floor((fnv1a(operationKey) * shards) / 2 ** 32);
-}
+export { shardOf };
 
 export function encodeShardMessage(m: ShardMessage): string {
   return Buffer.from(JSON.stringify(m), 'utf8').toString('base64');
@@ -425,8 +423,8 @@ export async function runShard(
   }
   const budget = new RunBudget(s.UC_RUN_BUDGET, clock);
   const geo = await deps.geo.current();
-  const mineOnly = (operationKey: string) => shardOf(operationKey, m.shards) === m.shard;
-  const groups = await deps.source.read(m.windowStartMs, m.windowEndMs, mineOnly);
+  const mineOnly = ownedBy({ index: m.shard, count: m.shards });
+  const groups = await deps.source.read(m.windowStartMs, m.windowEndMs, { index: m.shard, count: m.shards });
   if (budget.expired())
     throw new BudgetExceededError(`reading shard ${m.shard} of ${new Date(m.tickMs).toISOString()}`);
   const mine = groups.filter((g) => mineOnly(g.operationKey));
