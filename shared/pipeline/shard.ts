@@ -75,8 +75,3 @@ export interface ShardShare {
   index: number;
   count: number;
 }
-
-export const ownedBy =
-  (share: ShardShare | undefined) =>
-  (operationKey: string): boolean =>
-    share === undefined || shardOf(operationKey, share.count) === share.index;

@@ -45,7 +45,8 @@ import type { AlertSink } from '../alerts/sinks.js';
 import type { BaselineStore, Entity } from '../baseline/store.js';
 import { type Settings, SettingsError } from '../config/settings.js';
 import { baselineGate } from '../ops/bootstrap.js';
-import { ownedBy, shardOf } from '../pipeline/shard.js';
+import { fnv1a } from '../pipeline/callers.js';
+import { shardOf } from '../pipeline/shard.js';
 import { commitCheckpoint, type LogFn, readCheckpoint, runTick, type TickStats } from '../pipeline/tick.js';
 import { BudgetExceededError, RunBudget } from './budget.js';
 import { parseLocalConnectionString } from './clients.js';
@@ -55,7 +56,12 @@ import type { RunReport } from './telemetry.js';
 
 /** A shard's message on the queue (JSON, base64-encoded as the Functions queue trigger expects by default). */
 export interface ShardMessage {
-  v: 1;
+  /**
+   * The tick's assignment of operations to shards: 2, shardOf (XXH64, filtered by the query too); 1, the ranges
+   * of FNV-1a of ticks recorded before it (legacyShardOf). Every shard of a tick uses the tick's assignment, so
+   * a tick half done by the previous version is finished with the same one; that version rejects messages of 2.
+   */
+  v: 1 | 2;
   tickMs: number;
   windowStartMs: number;
   windowEndMs: number;
@@ -81,6 +87,14 @@ export const shardRow = (shard: number): string => `s${shard}`;
 
 export { shardOf };
 
+/** The assignment of new ticks (ShardMessage.v). */
+const ASSIGNMENT = 2;
+
+/** Assignment 1, of ticks recorded before assignment 2: a range of FNV-1a's 32-bit space. */
+export function legacyShardOf(operationKey: string, shards: number): number {
+  return Math.floor((fnv1a(operationKey) * shards) / 2 ** 32);
+}
+
 export function encodeShardMessage(m: ShardMessage): string {
   return Buffer.from(JSON.stringify(m), 'utf8').toString('base64');
 }
@@ -100,7 +114,7 @@ export function parseShardMessage(raw: unknown): ShardMessage {
   if (
     m === null ||
     typeof m !== 'object' ||
-    m.v !== 1 ||
+    (m.v !== 1 && m.v !== 2) ||
     !int(m.tickMs) ||
     !int(m.windowStartMs) ||
     !int(m.windowEndMs) ||
@@ -223,7 +237,7 @@ async function enqueue(
   which: readonly number[],
   nowMs: number,
 ): Promise<void> {
-  let record = { shards, windowStartMs: tickMs - windowMs, windowEndMs: tickMs };
+  let record = { shards, windowStartMs: tickMs - windowMs, windowEndMs: tickMs, assignment: ASSIGNMENT };
   await store.updateRows('state', shardsPartition(tickMs), [TICK_ROW], (cur) => {
     const row = cur.get(TICK_ROW);
     const num = (k: string, d: number) => (typeof row?.[k] === 'number' ? row[k] : d);
@@ -232,6 +246,8 @@ async function enqueue(
       shards: num('shards', shards),
       windowStartMs: num('windowStartMs', tickMs - windowMs),
       windowEndMs: num('windowEndMs', tickMs),
+      // A tick recorded before assignments were recorded was enqueued with assignment 1.
+      assignment: num('assignment', row === undefined ? ASSIGNMENT : 1),
     };
     return new Map([
       [
@@ -248,7 +264,7 @@ async function enqueue(
   for (const shard of which) {
     if (shard >= record.shards) continue;
     await queue.send({
-      v: 1,
+      v: record.assignment === 1 ? 1 : 2,
       tickMs,
       windowStartMs: record.windowStartMs,
       windowEndMs: record.windowEndMs,
@@ -423,8 +439,10 @@ export async function runShard(
   }
   const budget = new RunBudget(s.UC_RUN_BUDGET, clock);
   const geo = await deps.geo.current();
-  const mineOnly = ownedBy({ index: m.shard, count: m.shards });
-  const groups = await deps.source.read(m.windowStartMs, m.windowEndMs, { index: m.shard, count: m.shards });
+  const share = { index: m.shard, count: m.shards };
+  const mineOnly = (operationKey: string) =>
+    (m.v === 1 ? legacyShardOf : shardOf)(operationKey, m.shards) === m.shard;
+  const groups = await deps.source.read(m.windowStartMs, m.windowEndMs, m.v === 1 ? undefined : share);
   if (budget.expired())
     throw new BudgetExceededError(`reading shard ${m.shard} of ${new Date(m.tickMs).toISOString()}`);
   const mine = groups.filter((g) => mineOnly(g.operationKey));

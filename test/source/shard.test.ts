@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 
+import { fnv1a } from '../../shared/pipeline/callers.js';
 import { hashMod, shardOf, xxh64 } from '../../shared/pipeline/shard.js';
+import { legacyShardOf, parseShardMessage } from '../../shared/runtime/shards.js';
 
 describe('queue-mode shard assignment (the one Log Analytics computes with hash_xxhash64)', () => {
   it("matches Kusto's documented hash_xxhash64 examples and XXH64's reference values", () => {
@@ -21,5 +23,16 @@ describe('queue-mode shard assignment (the one Log Analytics computes with hash_
     for (const c of counts) expect(c).toBeGreaterThan(60);
     expect(counts.reduce((a, b) => a + b)).toBe(400);
     expect(ops.every((op) => shardOf(op, 1) === 0)).toBe(true);
+  });
+});
+
+describe('shard messages and assignments', () => {
+  it('accepts assignment 2 and the legacy 1; a legacy tick keeps the ranges of FNV-1a', () => {
+    const m = { tickMs: 3_600_000, windowStartMs: 0, windowEndMs: 3_600_000, shard: 1, shards: 4 };
+    expect(parseShardMessage({ v: 2, ...m }).v).toBe(2);
+    expect(parseShardMessage({ v: 1, ...m }).v).toBe(1);
+    expect(() => parseShardMessage({ v: 3, ...m })).toThrow(/not a shard message/);
+    for (const op of ['microsoft.storage/storageaccounts/listkeys/action', 'microsoft.web/sites/write'])
+      expect(legacyShardOf(op, 4)).toBe(Math.floor((fnv1a(op) * 4) / 2 ** 32));
   });
 });
