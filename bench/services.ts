@@ -55,19 +55,35 @@ async function main(): Promise<void> {
   const root = process.argv[2] ?? process.cwd();
   const sample = loadIpSample(path.join(root, '.data', 'bench'));
   const pop = buildPopulation(sample);
-  const state: { window?: BenchWindow; memo: Map<string, Answer>; la: LaCounters; delivered: number } = {
+  const state: {
+    window?: BenchWindow;
+    memo: Map<string, Answer>;
+    ordered: Map<string, unknown[][]>;
+    la: LaCounters;
+    delivered: number;
+  } = {
     memo: new Map(),
+    ordered: new Map(),
     delivered: 0,
     la: { queries: 0, rows: 0, bytes: 0, requests: [] },
   };
-  const answerFor = (startMs: number, endMs: number, maxRows: number, maxBytes: number): Answer => {
+  type Ask = Pick<QueryHeader, 'windowStartMs' | 'windowEndMs' | 'maxRows' | 'maxBytes'> &
+    Partial<Pick<QueryHeader, 'shardCount' | 'shardIndex' | 'resume'>>;
+  const answerFor = (h: Ask): Answer => {
     const w = state.window;
     if (!w) throw new Error('no dataset');
-    const key = `${startMs}/${endMs}/${maxRows}/${maxBytes}`;
+    const shard = { count: h.shardCount ?? 1, index: h.shardIndex ?? 0 };
+    const range = `${h.windowStartMs}/${h.windowEndMs}/${shard.count}/${shard.index}`;
+    const key = `${range}/${h.maxRows}/${h.maxBytes}/${h.resume?.slotMs}/${h.resume?.key}`;
     let a = state.memo.get(key);
     if (!a) {
       const t0 = performance.now();
-      const rows = w.aggregate(startMs, endMs, maxRows, maxBytes);
+      let ordered = state.ordered.get(range);
+      if (!ordered) {
+        ordered = w.ordered(h.windowStartMs, h.windowEndMs, shard);
+        state.ordered.set(range, ordered);
+      }
+      const rows = w.answer(ordered, h.maxRows, h.maxBytes, h.resume);
       const bytes = rows.reduce<number>((n, r) => n + Number(r[r.length - 2]) + 1, 200);
       a = { rows, bytes, ms: performance.now() - t0 };
       state.memo.set(key, a);
@@ -79,7 +95,7 @@ async function main(): Promise<void> {
   const logs = await startFakeLogAnalytics({
     rows: [],
     answer: (h: QueryHeader) => {
-      const a = answerFor(h.windowStartMs, h.windowEndMs, h.maxRows, h.maxBytes);
+      const a = answerFor(h);
       state.la.queries += 1;
       state.la.rows += a.rows.length;
       state.la.bytes += a.bytes;
@@ -112,10 +128,16 @@ async function main(): Promise<void> {
     'POST /dataset': (b) => {
       state.window = new BenchWindow(pop, Number(b.rows), Number(b.windowStartMs));
       state.memo.clear();
+      state.ordered.clear();
       return { ok: true };
     },
     'POST /prepare': (b) => {
-      const a = answerFor(Number(b.startMs), Number(b.endMs), Number(b.maxRows), Number(b.maxBytes));
+      const a = answerFor({
+        windowStartMs: Number(b.startMs),
+        windowEndMs: Number(b.endMs),
+        maxRows: Number(b.maxRows),
+        maxBytes: Number(b.maxBytes),
+      });
       return { groups: a.rows.length, bytes: a.bytes, ms: a.ms };
     },
     'POST /reset': () => {

@@ -12,7 +12,8 @@
  * The same rows repeat every day (shifted by whole days): the "warm" run reads the next day's window with
  * baselines that already know the tenant.
  */
-import type { AzureActivityRow } from '../test/support/fakeLogAnalytics.js';
+import { shardOf } from '../shared/pipeline/shard.js';
+import { type AzureActivityRow, groupKey } from '../test/support/fakeLogAnalytics.js';
 import type { IpSample, SampledCity } from './ips.js';
 
 export const HOUR_MS = 3_600_000;
@@ -389,7 +390,6 @@ interface AggGroup {
   miEvents: number;
 }
 
-const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 const iso = (ms: number): string => new Date(ms).toISOString();
 
 /**
@@ -491,6 +491,14 @@ export class BenchWindow {
    * per event. No category or status filter (every generated row passes the ones the benchmark could set).
    */
   aggregate(startMs: number, endMs: number, maxRows: number, maxBytes: number): unknown[][] {
+    return this.answer(this.ordered(startMs, endMs), maxRows, maxBytes);
+  }
+
+  /**
+   * Every group of [startMs, endMs) (of one shard's operations), as response rows without their sizes, in the
+   * query's order (Hour, Slot, GroupKey); `answer` applies a cursor and the limits to them.
+   */
+  ordered(startMs: number, endMs: number, shard = { count: 1, index: 0 }): unknown[][] {
     const pop = this.pop;
     const nOps = pop.operations.length;
     const nCallers = pop.callers.length;
@@ -499,6 +507,8 @@ export class BenchWindow {
     const groups = new Map<number, Map<number, AggGroup>>();
     const firstAttack = this.rows >= 1000 ? this.rows - pop.attacks.length : this.rows;
     const firstHour = Math.floor(startMs / HOUR_MS);
+    const opKeys = this.pop.operations.map((o) => o.toLowerCase());
+    const mine = opKeys.map((k) => shard.count <= 1 || shardOf(k, shard.count) === shard.index);
     for (const base of this.bases(startMs, endMs)) {
       for (let i = 0; i < this.rows; i++) {
         let callerIndex: number;
@@ -525,7 +535,7 @@ export class BenchWindow {
           t = base + Math.floor((h3 / 4294967296) * WINDOW_MS);
           resource = h3 & 3;
         }
-        if (!(t >= startMs && t < endMs)) continue;
+        if (!(t >= startMs && t < endMs) || !mine[op]) continue;
         const hour = Math.floor(t / HOUR_MS);
         // Hours counted from the range's start: unique across the days' windows (small integers as keys).
         const key = ((hour - firstHour) * nOps + op) * nCallers + callerIndex;
@@ -559,21 +569,16 @@ export class BenchWindow {
         if (pop.callers[callerIndex]!.claims.xms_mirid !== undefined) g.miEvents += 1;
       }
     }
-    const opKeys = this.pop.operations.map((o) => o.toLowerCase());
-    const ordered = [...groups.values()]
+    const keyed = [...groups.values()]
       .flatMap((m) => [...m.values()])
-      .sort(
-        (a, b) =>
-          a.hour - b.hour ||
-          cmp(opKeys[a.op]!, opKeys[b.op]!) ||
-          cmp(this.pop.ipList[a.ip]!, this.pop.ipList[b.ip]!) ||
-          cmp(this.pop.callers[a.caller]!.caller, this.pop.callers[b.caller]!.caller),
-      );
-    const out: unknown[][] = [];
-    let running = 0;
-    for (const g of ordered) {
+      .map((g) => ({
+        g,
+        key: groupKey(opKeys[g.op]!, this.pop.ipList[g.ip]!, this.pop.callers[g.caller]!.caller),
+      }))
+      .sort((a, b) => a.g.hour - b.g.hour || a.key - b.key);
+    return keyed.map(({ g, key }) => {
       const c = this.pop.callers[g.caller]!;
-      const row: unknown[] = [
+      return [
         iso(g.hour),
         iso(g.hour), // Slot: the detector asks for whole-hour slots
         opKeys[g.op],
@@ -592,7 +597,29 @@ export class BenchWindow {
         c.claims.appid ?? '',
         g.miEvents,
         c.authorization.evidence.principalType,
+        key,
       ];
+    });
+  }
+
+  /**
+   * What the query returns from `ordered` rows: those at or after the cursor (Slot is column 1, GroupKey the
+   * last), with RowBytes and RunningBytes, while the running size is under maxBytes, at most maxRows + 1.
+   */
+  answer(
+    ordered: unknown[][],
+    maxRows: number,
+    maxBytes: number,
+    resume?: { slotMs: number; key: number },
+  ): unknown[][] {
+    const out: unknown[][] = [];
+    let running = 0;
+    for (const row of ordered) {
+      if (resume) {
+        const slot = Date.parse(row[1] as string);
+        const key = row[row.length - 1] as number;
+        if (slot < resume.slotMs || (slot === resume.slotMs && key < resume.key)) continue;
+      }
       const size = Buffer.byteLength(JSON.stringify(row));
       running += size;
       if (running - size >= maxBytes || out.length >= maxRows + 1) break;

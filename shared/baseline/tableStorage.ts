@@ -28,6 +28,7 @@ import {
   TABLE_NAMES,
   type TableName,
 } from './store.js';
+import { queryEntities } from './tableQuery.js';
 
 export interface TableStorageStoreOptions {
   /** `https://{account}.table.core.windows.net`, or Azurite's `http://127.0.0.1:{port}/devstoreaccount1`. */
@@ -167,6 +168,7 @@ export class TableStorageStore implements BaselineStore {
     readonly tableNames: Readonly<Record<TableName, string>>,
     private readonly maxConflictRetries: number,
     private readonly hooks: TableStorageTestHooks | undefined,
+    private readonly allowInsecureConnection = false,
   ) {}
 
   /** Conflicts this instance has retried (re-read and re-applied) since it was opened. */
@@ -210,7 +212,13 @@ export class TableStorageStore implements BaselineStore {
     if (options.createTables ?? true) {
       await Promise.all(TABLE_NAMES.map((table) => createTable(clients[table], tableNames[table])));
     }
-    return new TableStorageStore(clients, tableNames, maxConflictRetries, options.testHooks);
+    return new TableStorageStore(
+      clients,
+      tableNames,
+      maxConflictRetries,
+      options.testHooks,
+      clientOptions.allowInsecureConnection,
+    );
   }
 
   async readPartition(table: TableName, partition: string): Promise<Map<string, Entity>> {
@@ -360,9 +368,8 @@ export class TableStorageStore implements BaselineStore {
     try {
       // odata`` quotes and escapes the key; never paste keys into a filter string.
       const filter = odata`PartitionKey eq ${encodeKey(partition)}`;
-      for await (const raw of this.clients[table].listEntities<Record<string, unknown>>({
-        queryOptions: { filter },
-      })) {
+      // The lean query: the SDK's request and pipeline, one JSON.parse (shared/baseline/tableQuery.ts).
+      for await (const raw of queryEntities(this.clients[table], filter, this.allowInsecureConnection)) {
         const rowKey = raw.rowKey ?? '';
         rows.set(logicalKey(raw._rk, rowKey), fromTableEntity(raw, rowKey));
       }

@@ -33,7 +33,7 @@ export const CALLER_LAYOUT_BUCKETS = 'buckets';
 
 /**
  * FNV-1a, 32 bits, over UTF-16 code units: stable across processes and versions (it decides which partition
- * holds a caller, and which queue-mode shard owns an operation).
+ * holds a caller).
  */
 export function fnv1a(s: string): number {
   let h = 0x811c9dc5;

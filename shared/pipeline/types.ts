@@ -1,4 +1,5 @@
 import type { CallerType } from '../activity/types.js';
+import type { ShardShare } from './shard.js';
 
 /**
  * Events of one (operation, caller IP, caller, hour), aggregated: what the pipeline needs, and what the
@@ -28,10 +29,11 @@ export interface EventGroup {
 /** Where a run's events come from: the Log Analytics workspace in Azure, files in `replay`. */
 export interface EventSource {
   /**
-   * Event groups with events in [startMs, endMs). With `keep`, a source may leave out the groups of operations
-   * it rejects (queue-mode shards read their operations only); callers still filter, so a source may ignore it.
+   * Event groups with events in [startMs, endMs). With `shard`, a source may leave out the groups of
+   * operations other shards own (Log Analytics filters them in the query, so a shard downloads its share);
+   * callers still filter, so a source may ignore it.
    */
-  read(startMs: number, endMs: number, keep?: (operationKey: string) => boolean): Promise<EventGroup[]>;
+  read(startMs: number, endMs: number, shard?: ShardShare): Promise<EventGroup[]>;
 }
 
 export const MAX_GROUP_LIST = 20;

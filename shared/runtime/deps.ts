@@ -15,7 +15,12 @@ import type { Telemetry } from './telemetry.js';
 
 /** A shard's message on the queue (JSON, base64-encoded as the Functions queue trigger expects by default). */
 export interface ShardMessage {
-  v: 1;
+  /**
+   * The tick's assignment of operations to shards: 2, shardOf (XXH64, filtered by the query too); 1, the ranges
+   * of FNV-1a of ticks recorded before it (legacyShardOf). Every shard of a tick uses the tick's assignment, so
+   * a tick half done by the previous version is finished with the same one; that version rejects messages of 2.
+   */
+  v: 1 | 2;
   tickMs: number;
   windowStartMs: number;
   windowEndMs: number;

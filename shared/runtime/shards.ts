@@ -2,8 +2,9 @@
  * Queue mode (UC_SHARDING=queue): scale-out beyond one instance.
  *
  * The timer no longer detects. For each tick it records the tick in Table Storage and enqueues UC_SHARD_COUNT
- * messages on the Storage queue UC_SHARD_QUEUE, one per shard. A shard is a range of a stable 32-bit hash of
- * the operation key (shardOf), so shards own disjoint operation partitions of the baselines; the queue-triggered
+ * messages on the Storage queue UC_SHARD_QUEUE, one per shard. A shard is a residue of a stable hash of the
+ * operation key (shardOf: XXH64, which Log Analytics computes too, so each shard downloads only its share), so
+ * shards own disjoint operation partitions of the baselines; the queue-triggered
  * function processShard (functions/processShard.ts) runs the same pipeline (runTick) over its shard's part of
  * the window, on as many instances as the platform scales to.
  *
@@ -45,6 +46,7 @@ import type { BaselineStore, Entity } from '../baseline/store.js';
 import { type Settings, SettingsError } from '../config/settings.js';
 import { baselineGate } from '../ops/bootstrap.js';
 import { fnv1a } from '../pipeline/callers.js';
+import { shardOf } from '../pipeline/shard.js';
 import { commitCheckpoint, type LogFn, readCheckpoint, runTick, type TickStats } from '../pipeline/tick.js';
 import { BudgetExceededError, RunBudget } from './budget.js';
 import { parseLocalConnectionString } from './clients.js';
@@ -66,8 +68,13 @@ const POINTER_ROW = 'enqueued';
 export const shardsPartition = (tickMs: number): string => `shards:${tickMs}`;
 export const shardRow = (shard: number): string => `s${shard}`;
 
-/** The shard owning an operation: its hash's range among `shards` equal ranges of the 32-bit space. */
-export function shardOf(operationKey: string, shards: number): number {
+export { shardOf };
+
+/** The assignment of new ticks (ShardMessage.v). */
+const ASSIGNMENT = 2;
+
+/** Assignment 1, of ticks recorded before assignment 2: a range of FNV-1a's 32-bit space. */
+export function legacyShardOf(operationKey: string, shards: number): number {
   return Math.floor((fnv1a(operationKey) * shards) / 2 ** 32);
 }
 
@@ -90,7 +97,7 @@ export function parseShardMessage(raw: unknown): ShardMessage {
   if (
     m === null ||
     typeof m !== 'object' ||
-    m.v !== 1 ||
+    (m.v !== 1 && m.v !== 2) ||
     !int(m.tickMs) ||
     !int(m.windowStartMs) ||
     !int(m.windowEndMs) ||
@@ -213,7 +220,7 @@ async function enqueue(
   which: readonly number[],
   nowMs: number,
 ): Promise<void> {
-  let record = { shards, windowStartMs: tickMs - windowMs, windowEndMs: tickMs };
+  let record = { shards, windowStartMs: tickMs - windowMs, windowEndMs: tickMs, assignment: ASSIGNMENT };
   await store.updateRows('state', shardsPartition(tickMs), [TICK_ROW], (cur) => {
     const row = cur.get(TICK_ROW);
     const num = (k: string, d: number) => (typeof row?.[k] === 'number' ? row[k] : d);
@@ -222,6 +229,8 @@ async function enqueue(
       shards: num('shards', shards),
       windowStartMs: num('windowStartMs', tickMs - windowMs),
       windowEndMs: num('windowEndMs', tickMs),
+      // A tick recorded before assignments were recorded was enqueued with assignment 1.
+      assignment: num('assignment', row === undefined ? ASSIGNMENT : 1),
     };
     return new Map([
       [
@@ -238,7 +247,7 @@ async function enqueue(
   for (const shard of which) {
     if (shard >= record.shards) continue;
     await queue.send({
-      v: 1,
+      v: record.assignment === 1 ? 1 : 2,
       tickMs,
       windowStartMs: record.windowStartMs,
       windowEndMs: record.windowEndMs,
@@ -413,8 +422,10 @@ export async function runShard(
   }
   const budget = new RunBudget(s.UC_RUN_BUDGET, clock);
   const geo = await deps.geo.current();
-  const mineOnly = (operationKey: string) => shardOf(operationKey, m.shards) === m.shard;
-  const groups = await deps.source.read(m.windowStartMs, m.windowEndMs, mineOnly);
+  const share = { index: m.shard, count: m.shards };
+  const mineOnly = (operationKey: string) =>
+    (m.v === 1 ? legacyShardOf : shardOf)(operationKey, m.shards) === m.shard;
+  const groups = await deps.source.read(m.windowStartMs, m.windowEndMs, m.v === 1 ? undefined : share);
   if (budget.expired())
     throw new BudgetExceededError(`reading shard ${m.shard} of ${new Date(m.tickMs).toISOString()}`);
   const mine = groups.filter((g) => mineOnly(g.operationKey));

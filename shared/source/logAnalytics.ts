@@ -17,6 +17,7 @@ import {
   parseResourceId,
   wellFormed,
 } from '../activity/normalise.js';
+import type { ShardShare } from '../pipeline/shard.js';
 import { type EventGroup, type EventSource, MAX_GROUP_LIST } from '../pipeline/types.js';
 import { BudgetExceededError, RunBudget, sleepWithin } from '../run/budget.js';
 
@@ -87,6 +88,7 @@ export const RESULT_COLUMNS = {
   AppId: 'string',
   ManagedIdentityEvents: 'long',
   PrincipalType: 'string',
+  GroupKey: 'long',
   RowBytes: 'long',
   RunningBytes: 'long',
 } as const;
@@ -109,7 +111,22 @@ export interface QueryParameters {
    * is what the detector reads; the backtest asks for the timer's slots to replay every run from one download.
    */
   slotMinutes?: number;
+  /** A queue-mode shard's share: only the groups of its operations (shardOf in shared/pipeline/shard.ts). */
+  shard?: ShardShare;
+  /** Read on after a cut answer: only groups at or after this (Slot, GroupKey) in the answer's order. */
+  resume?: Cursor;
 }
+
+/** A position in the answer's order: the slot start (epoch ms) and the group's GroupKey (a 50-bit hash). */
+export interface Cursor {
+  slotMs: number;
+  key: number;
+}
+
+/** GroupKey is a hash of 50 bits (activity.kql): exact in a JSON number. */
+const GROUP_KEY_LIMIT = 2 ** 50;
+/** Shard counts the query accepts (UC_SHARD_COUNT is far below). */
+const MAX_SHARDS = 1024;
 
 /** Slot sizes the query accepts: whole minutes that divide an hour. */
 export function checkSlotMinutes(minutes: number): void {
@@ -181,6 +198,12 @@ export function buildQuery(kqlTemplate: string, p: QueryParameters): string {
   const slotMinutes = p.slotMinutes ?? 60;
   checkSlotMinutes(slotMinutes);
   const statusList = withSynonyms(statuses);
+  const shard = p.shard ?? { index: 0, count: 1 };
+  checkInteger('shard count', shard.count, 1, MAX_SHARDS);
+  checkInteger('shard index', shard.index, 0, shard.count - 1);
+  const resume = p.resume ?? { slotMs: p.startMs, key: 0 };
+  checkTime('resume slot', resume.slotMs);
+  checkInteger('resume key', resume.key, 0, GROUP_KEY_LIMIT - 1);
   const header = [
     `let windowStart = ${kqlDatetime(p.startMs)};`,
     `let windowEnd = ${kqlDatetime(p.endMs)};`,
@@ -191,6 +214,11 @@ export function buildQuery(kqlTemplate: string, p: QueryParameters): string {
     `let maxRows = ${maxRows};`,
     `let maxBytes = ${maxBytes};`,
     `let slotSize = ${slotMinutes}m;`,
+    `let shardCount = ${shard.count};`,
+    `let shardIndex = ${shard.index};`,
+    `let resume = ${p.resume !== undefined};`,
+    `let resumeSlot = ${kqlDatetime(resume.slotMs)};`,
+    `let resumeKey = ${resume.key};`,
   ];
   return `${header.join('\n')}\n${kqlTemplate}`;
 }
@@ -280,8 +308,8 @@ export interface LogAnalyticsSourceOptions {
 type Outcome =
   | { kind: 'groups'; groups: EventGroup[] }
   | { kind: 'split'; reason: string }
-  /** Cut by the byte limit after whole hours: those hours' groups, and where to read on from. */
-  | { kind: 'prefix'; reason: string; groups: EventGroup[]; resumeAtMs: number };
+  /** Cut by the query's limits: the groups before the last key, and that key, where to read on from. */
+  | { kind: 'prefix'; reason: string; groups: EventGroup[]; resume: Cursor };
 
 interface RestErrorLike {
   name: 'RestError';
@@ -519,6 +547,43 @@ function compareGroups(a: EventGroup, b: EventGroup): number {
   return 0;
 }
 
+/** A window still to read, and where in it to read on from (after a cut answer). */
+interface Pending {
+  s: number;
+  e: number;
+  resume?: Cursor;
+}
+
+/**
+ * A cut answer (by the byte or the row limit) is a prefix in (Hour, Slot, GroupKey) order: every group before
+ * its last key is whole. Returns those rows and the key to read on from — the rows tied with the last key are
+ * left to the next query, which may hold more of them — or undefined when nothing before it is whole.
+ */
+function cutAtLastKey(
+  table: LogsTable,
+  startMs: number,
+  endMs: number,
+): { rows: LogsTable['rows']; resume: Cursor } | undefined {
+  const slotAt = table.columnDescriptors.findIndex((c) => c.name === 'Slot');
+  const keyAt = table.columnDescriptors.findIndex((c) => c.name === 'GroupKey');
+  const rows = table.rows;
+  const last = rows.at(-1);
+  if (slotAt < 0 || keyAt < 0 || last === undefined) return undefined;
+  const slotMs = cellMs(last[slotAt]);
+  const key = cellNumber(last[keyAt]);
+  const valid =
+    Number.isSafeInteger(slotMs) &&
+    slotMs < endMs &&
+    slotMs > startMs - HOUR_MS &&
+    Number.isSafeInteger(key) &&
+    key >= 0 &&
+    key < GROUP_KEY_LIMIT;
+  if (!valid) return undefined;
+  let n = rows.length - 1;
+  while (n > 0 && cellMs(rows[n - 1]![slotAt]) === slotMs && cellNumber(rows[n - 1]![keyAt]) === key) n--;
+  return n === 0 ? undefined : { rows: rows.slice(0, n), resume: { slotMs: Math.max(0, slotMs), key } };
+}
+
 function primaryTable(tables: LogsTable[]): LogsTable {
   const t = tables.find((x) => x.name === 'PrimaryResult') ?? tables[0];
   if (!t) throw new Error('Log Analytics answered without a result table');
@@ -559,11 +624,11 @@ export class LogAnalyticsSource implements EventSource {
     if (!opts.workspaceId) throw new Error('LogAnalyticsSource needs a workspace id (UC_WORKSPACE_ID)');
   }
 
-  async read(
-    startMs: number,
-    endMs: number,
-    keep?: (operationKey: string) => boolean,
-  ): Promise<EventGroup[]> {
+  /**
+   * The window's groups. With `shard`, only that shard's operations, filtered by the service: a shard downloads
+   * its share of the window.
+   */
+  async read(startMs: number, endMs: number, shard?: ShardShare): Promise<EventGroup[]> {
     checkTime('startMs', startMs);
     checkTime('endMs', endMs);
     if (endMs < startMs)
@@ -576,27 +641,26 @@ export class LogAnalyticsSource implements EventSource {
       const template = this.opts.queryTemplate ?? (await loadActivityQuery());
       const budget = this.opts.budget?.() ?? new RunBudget(DEFAULT_READ_BUDGET_MS);
       const merged = new Map<string, EventGroup>();
-      const pending: [number, number][] = [[startMs, endMs]];
+      const pending: Pending[] = [{ s: startMs, e: endMs }];
       for (let w = pending.shift(); w !== undefined; w = pending.shift()) {
-        const [s, e] = w;
-        const outcome = await this.queryWindow(template, s, e, budget, stats);
-        // Only the groups asked for are kept (a queue-mode shard's operations): memory follows the shard.
-        const wanted = (gs: EventGroup[]) => (keep ? gs.filter((g) => keep(g.operationKey)) : gs);
+        const { s, e, resume } = w;
+        const outcome = await this.queryWindow(template, w, shard, budget, stats);
         if (outcome.kind === 'groups') {
-          mergeGroups(merged, wanted(outcome.groups));
+          mergeGroups(merged, outcome.groups);
           continue;
         }
         if (outcome.kind === 'prefix' && stats.splits < MAX_SPLITS_PER_READ) {
-          // The answer is ordered by hour and cut by size: every hour before its last is complete. Keep them
-          // and read on from the last hour, instead of throwing the whole answer away and halving the window.
-          mergeGroups(merged, wanted(outcome.groups));
+          // The answer is a prefix in (Hour, Slot, GroupKey) order: keep every group before its last key and
+          // read on from that key. Nothing parsed is thrown away; only the groups tied with the key are re-read.
+          mergeGroups(merged, outcome.groups);
           stats.splits += 1;
+          const next = outcome.resume;
           this.log(
             'warn',
-            `Log Analytics: ${outcome.reason}; keeping ${iso(s)} to ${iso(outcome.resumeAtMs)} (complete hours), ` +
-              `reading ${iso(outcome.resumeAtMs)} to ${iso(e)} next`,
+            `Log Analytics: ${outcome.reason}; kept ${outcome.groups.length} groups, reading on from slot ` +
+              `${iso(next.slotMs)} key ${next.key} to ${iso(e)}`,
           );
-          pending.unshift([outcome.resumeAtMs, e]);
+          pending.unshift({ s: Math.max(s, next.slotMs), e, resume: next });
           continue;
         }
         if (e - s < 2 * MIN_WINDOW_MS || stats.splits >= MAX_SPLITS_PER_READ) {
@@ -612,7 +676,7 @@ export class LogAnalyticsSource implements EventSource {
         const mid = splitPoint(s, e);
         stats.splits += 1;
         this.log('warn', `Log Analytics: ${outcome.reason}; splitting ${iso(s)} to ${iso(e)} at ${iso(mid)}`);
-        pending.unshift([s, mid], [mid, e]);
+        pending.unshift({ s, e: mid, resume }, { s: mid, e, resume });
       }
       const groups = [...merged.values()].sort(compareGroups);
       this.log(
@@ -629,8 +693,8 @@ export class LogAnalyticsSource implements EventSource {
   /** One window, with retries of transient failures; either its groups or a request to split it. */
   private async queryWindow(
     template: string,
-    startMs: number,
-    endMs: number,
+    { s: startMs, e: endMs, resume }: Pending,
+    shard: ShardShare | undefined,
     budget: RunBudget,
     stats: ReadStats,
   ): Promise<Outcome> {
@@ -643,6 +707,8 @@ export class LogAnalyticsSource implements EventSource {
       maxRows: this.maxRows,
       maxBytes: this.maxBytes,
       ...(this.slotMinutes !== undefined ? { slotMinutes: this.slotMinutes } : {}),
+      ...(shard ? { shard } : {}),
+      ...(resume ? { resume } : {}),
     });
     const what = `querying Log Analytics workspace ${ws} for ${iso(startMs)} to ${iso(endMs)}`;
     for (let attempt = 1; ; attempt++) {
@@ -705,22 +771,14 @@ export class LogAnalyticsSource implements EventSource {
       const table = primaryTable(result.tables);
       stats.rows += table.rows.length;
       const tooBig = this.tooBig(table);
-      if (tooBig && table.rows.length <= this.maxRows) {
-        // Over the byte limit only: the rows are a prefix of the answer ordered by Hour (activity.kql), so the
-        // rows of every hour before the last one in it are all of those hours' rows.
-        const hourAt = table.columnDescriptors.findIndex((c) => c.name === 'Hour');
-        const lastHourMs = cellMs(table.rows.at(-1)?.[hourAt]);
-        if (hourAt >= 0 && Number.isFinite(lastHourMs) && lastHourMs > startMs && lastHourMs < endMs) {
-          const complete = table.rows.filter((r) => cellMs(r[hourAt]) < lastHourMs);
-          if (complete.length > 0) {
-            const groups = rowsToGroups(
-              { ...table, rows: complete },
-              (why) => this.log('warn', `Log Analytics: a group was skipped: ${why}`),
-              this.slotMinutes !== undefined,
-            );
-            return { kind: 'prefix', reason: tooBig, groups, resumeAtMs: lastHourMs };
-          }
-        }
+      const cut = tooBig ? cutAtLastKey(table, startMs, endMs) : undefined;
+      if (cut) {
+        const groups = rowsToGroups(
+          { ...table, rows: cut.rows },
+          (why) => this.log('warn', `Log Analytics: a group was skipped: ${why}`),
+          this.slotMinutes !== undefined,
+        );
+        return { kind: 'prefix', reason: tooBig, groups, resume: cut.resume };
       }
       if (tooBig) return { kind: 'split', reason: tooBig };
       const groups = rowsToGroups(

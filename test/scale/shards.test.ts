@@ -175,6 +175,13 @@ describe('queue mode (UC_SHARDING=queue): timer, Storage queue, processShard wor
     const failed = results.reduce((n, r) => n + r.failed, 0);
     expect(answered() - queriesBefore).toBeGreaterThanOrEqual(SHARDS);
     expect(answered() - queriesBefore).toBeLessThanOrEqual(SHARDS + failed);
+    // Each asked for its share only (assignment 2: the query filters by the operation's hash).
+    const asked = logs.requests
+      .filter((r) => r.status === 200)
+      .slice(queriesBefore)
+      .map((r) => /let shardCount = 4;\nlet shardIndex = (\d);/.exec(r.query)?.[1]);
+    expect(new Set(asked)).toEqual(new Set(['0', '1', '2', '3']));
+    expect((await sharded.readPartition('state', shardsPartition(TICK))).get('tick')?.assignment).toBe(2);
 
     // One alert for admin in Lagos, although two shards each found it, delivered once by the shard that
     // completed the tick; the ledger row holds both operations.

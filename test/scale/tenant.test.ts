@@ -35,6 +35,8 @@ const header = (
   maxRows,
   maxBytes,
   slotMs: 3_600_000,
+  shardCount: 1,
+  shardIndex: 0,
 });
 
 describe('bench tenant', () => {
@@ -76,6 +78,25 @@ describe('bench tenant', () => {
       expect(direct.length, `${s}-${e}`).toBe(fromRows.length);
       expect(isDeepStrictEqual(direct, fromRows), `${s}-${e}`).toBe(true);
     }
+    // A queue-mode shard's share, read on from a cursor in the middle of the window.
+    const all = w.aggregate(START, START + WINDOW_MS, 10_000_000, 2_000_000_000);
+    const mid = all[Math.floor(all.length / 2)]!;
+    const resume = { slotMs: Date.parse(mid[1] as string), key: mid[18] as number };
+    const h = {
+      ...header(START, START + WINDOW_MS, 10_000_000, 300_000),
+      shardCount: 4,
+      shardIndex: 2,
+      resume,
+    };
+    const fromRows = evaluateActivityQuery(w.rowsIn(START, START + WINDOW_MS), h);
+    const direct = w.answer(
+      w.ordered(START, START + WINDOW_MS, { count: 4, index: 2 }),
+      h.maxRows,
+      h.maxBytes,
+      resume,
+    );
+    expect(fromRows.length).toBeGreaterThan(100);
+    expect(isDeepStrictEqual(direct, fromRows)).toBe(true);
   });
 
   it('is skewed: automation makes most events, the window pre-aggregates, the attacks are in it', () => {

@@ -30,9 +30,38 @@ describe('buildQuery', () => {
         'let maxRows = 400000;',
         'let maxBytes = 25165824;',
         'let slotSize = 60m;',
+        'let shardCount = 1;',
+        'let shardIndex = 0;',
+        'let resume = false;',
+        'let resumeSlot = datetime(2026-11-30T12:00:00.000Z);',
+        'let resumeKey = 0;',
         T,
       ].join('\n'),
     );
+  });
+
+  it("prints a shard's share and a cursor from validated integers only", () => {
+    const q = buildQuery(T, {
+      startMs: START,
+      endMs: END,
+      shard: { index: 3, count: 4 },
+      resume: { slotMs: START + 15 * 60_000, key: 2 ** 50 - 1 },
+    });
+    expect(q).toContain('let shardCount = 4;\nlet shardIndex = 3;\nlet resume = true;');
+    expect(q).toContain(
+      'let resumeSlot = datetime(2026-11-30T12:15:00.000Z);\nlet resumeKey = 1125899906842623;',
+    );
+    const bad: Parameters<typeof buildQuery>[1][] = [
+      { startMs: START, endMs: END, shard: { index: 4, count: 4 } },
+      { startMs: START, endMs: END, shard: { index: -1, count: 4 } },
+      { startMs: START, endMs: END, shard: { index: 0, count: 0 } },
+      { startMs: START, endMs: END, shard: { index: 0.5, count: 2 } },
+      { startMs: START, endMs: END, resume: { slotMs: START, key: 2 ** 50 } },
+      { startMs: START, endMs: END, resume: { slotMs: START, key: -1 } },
+      { startMs: START, endMs: END, resume: { slotMs: NaN, key: 0 } },
+      { startMs: START, endMs: END, resume: { slotMs: START, key: '1;drop' as unknown as number } },
+    ];
+    for (const p of bad) expect(() => buildQuery(T, p), JSON.stringify(p)).toThrow(RangeError);
   });
 
   it('expands statuses to both vocabularies of ActivityStatusValue', () => {
@@ -94,7 +123,7 @@ describe('buildQuery', () => {
     const template = await loadActivityQuery();
     const q = buildQuery(template, { startMs: START, endMs: END });
     expect(q.endsWith(template)).toBe(true);
-    expect(q.split('\n').filter((l) => l.startsWith('let '))).toHaveLength(9);
+    expect(q.split('\n').filter((l) => l.startsWith('let '))).toHaveLength(14);
     expect(template).not.toMatch(/^let /m);
   });
 });

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 import { CLAIM } from '../../shared/activity/normalise.js';
 import { DEMO_START } from '../../shared/demo/tenant.js';
+import { shardOf } from '../../shared/pipeline/shard.js';
 import { BudgetExceededError, RunBudget } from '../../shared/runtime/budget.js';
 import {
   buildQuery,
@@ -244,27 +245,53 @@ describe('LogAnalyticsSource: the real LogsQueryClient and credential chain agai
     expect(src.lastRead.splits).toBe(0);
   });
 
-  it('more groups than maxRowsPerQuery: the window is split until every part fits; same result', async () => {
+  it('more groups than maxRowsPerQuery: the reader reads on after the last group received; same result', async () => {
     const logs: string[] = [];
+    const whole = source();
+    const all = await whole.read(D11, D11 + DAY);
+    fake.reset();
     const src = source({ maxRowsPerQuery: 40, log: (level, msg) => logs.push(`${level} ${msg}`) });
     const groups = await src.read(D11, D11 + DAY);
-    expect(logs[0]).toBe(
-      `warn Log Analytics: more than 40 groups; splitting ${iso(D11)} to ${iso(D11 + DAY)} at ${iso(D11 + 12 * HOUR)}`,
+    expect(logs[0]).toMatch(
+      new RegExp(
+        `^warn Log Analytics: more than 40 groups; kept 40 groups, reading on from slot \\S+ key \\d+ to ${iso(D11 + DAY)}$`,
+      ),
     );
     expect(logs.at(-1)).toMatch(
       /^info Log Analytics: \d+ groups for .* \(\d+ queries, \d+ rows, \d+ splits, 0 retries\)$/,
     );
     expect(differences(groups, await reference(rows, D11, D11 + DAY))).toEqual([]);
+    expect(groups).toEqual(all);
     expect(src.lastRead.splits).toBeGreaterThan(3);
-    expect(src.lastRead.queries).toBe(2 * src.lastRead.splits + 1);
-    // The first split of a day is on an hour boundary, and the parts tile the window.
+    expect(src.lastRead.queries).toBe(src.lastRead.splits + 1);
+    // Nothing is read twice but the one group at each cut (the look-ahead row past maxRows), and every request
+    // after the first carries the cursor and starts at its slot, never before the previous one.
+    expect(src.lastRead.rows).toBe(whole.lastRead.rows + src.lastRead.splits);
     const spans = fake.requests.map((r) => r.timespan!.split('/').map(Date.parse) as [number, number]);
-    expect(spans[1]).toEqual([D11, D11 + 12 * HOUR]);
-    const leaves = spans.filter(([s, e]) => !spans.some(([s2, e2]) => s2 >= s && e2 <= e && e2 - s2 < e - s));
-    leaves.sort((a, b) => a[0] - b[0]);
-    expect(leaves[0]![0]).toBe(D11);
-    expect(leaves.at(-1)![1]).toBe(D11 + DAY);
-    for (let i = 1; i < leaves.length; i++) expect(leaves[i]![0]).toBe(leaves[i - 1]![1]);
+    expect(fake.requests[0]!.query).toContain('let resume = false;');
+    for (let i = 1; i < spans.length; i++) {
+      expect(fake.requests[i]!.query).toContain('let resume = true;');
+      expect(spans[i]![0]).toBeGreaterThanOrEqual(spans[i - 1]![0]);
+      expect(spans[i]![1]).toBe(D11 + DAY);
+    }
+  });
+
+  it('a queue-mode shard downloads its share only: the shares are disjoint and make up the window', async () => {
+    const whole = source();
+    const all = await whole.read(D11, D11 + DAY);
+    const shares = [];
+    for (let index = 0; index < 3; index++) {
+      const src = source();
+      const share = await src.read(D11, D11 + DAY, { index, count: 3 });
+      expect(share.length).toBeGreaterThan(0);
+      expect(share.every((g) => shardOf(g.operationKey, 3) === index)).toBe(true);
+      expect(src.lastRead.rows).toBe(share.length);
+      expect(src.lastRead.rows).toBeLessThan(whole.lastRead.rows);
+      shares.push(...share);
+    }
+    expect(shares.length).toBe(all.length);
+    expect(new Set(shares.map((g) => JSON.stringify(g)))).toEqual(new Set(all.map((g) => JSON.stringify(g))));
+    expect(fake.requests.at(-1)!.query).toContain('let shardCount = 3;\nlet shardIndex = 2;');
   });
 
   it('more than maxBytesPerQuery (estimated): split as well; same result', async () => {
@@ -274,13 +301,18 @@ describe('LogAnalyticsSource: the real LogsQueryClient and credential chain agai
     expect(src.lastRead.splits).toBeGreaterThan(0);
   });
 
-  it('a split inside one hour merges the halves of each group', async () => {
+  it('a cut inside one hour reads on inside it; a split inside one hour merges the halves of each group', async () => {
     const hour = D11 + 14 * HOUR; // the runaway loop's hour: one group spans 50 minutes of it
     const ref = await reference(rows, hour, hour + HOUR);
     const src = source({ maxRowsPerQuery: ref.groups.length - 1 });
-    const groups = await src.read(hour, hour + HOUR);
-    expect(differences(groups, ref)).toEqual([]);
-    expect(src.lastRead.splits).toBeGreaterThan(0);
+    expect(differences(await src.read(hour, hour + HOUR), ref)).toEqual([]);
+    expect(src.lastRead).toMatchObject({ splits: 1, queries: 2 });
+    // The service's own truncation bisects the hour: its groups come in halves, merged.
+    fake.reset();
+    fake.failNext('truncate');
+    const halves = source();
+    expect(differences(await halves.read(hour, hour + HOUR), ref)).toEqual([]);
+    expect(halves.lastRead.splits).toBeGreaterThan(0);
     const spans = fake.requests.map((r) => r.timespan!.split('/').map(Date.parse));
     expect(spans.some(([s, e]) => s! % HOUR !== 0 || e! % HOUR !== 0)).toBe(true);
   });

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 
+import { shardOf, xxh64 } from '../../shared/pipeline/shard.js';
 import { testCertificate } from './tls.js';
 
 /**
@@ -68,6 +69,11 @@ const HEADER = new RegExp(
       String.raw`let maxRows = ([1-9]\d{0,8});`,
       String.raw`let maxBytes = ([1-9]\d{0,9});`,
       String.raw`let slotSize = ([1-9]\d?)m;`,
+      String.raw`let shardCount = ([1-9]\d{0,3});`,
+      String.raw`let shardIndex = (\d{1,4});`,
+      String.raw`let resume = (true|false);`,
+      String.raw`let resumeSlot = datetime\(${ISO_MS}\);`,
+      String.raw`let resumeKey = (\d{1,16});`,
     ].join('\n') +
     '\n',
 );
@@ -82,6 +88,10 @@ export interface QueryHeader {
   maxRows: number;
   maxBytes: number;
   slotMs: number;
+  shardCount: number;
+  shardIndex: number;
+  /** Read on from (resumeSlotMs, resumeKey) in the answer's order; undefined: from the start. */
+  resume?: { slotMs: number; key: number };
 }
 
 /** The parameters of a query, or a reason it is not the activity.kql query. */
@@ -89,7 +99,7 @@ export function parseActivityQuery(query: string, template: string): QueryHeader
   const m = HEADER.exec(query);
   if (!m) return 'the query does not start with the expected let header';
   if (query.slice(m[0].length) !== template) return 'the query after the let header is not activity.kql';
-  const [, start, end, fc, cats, fs, stats, maxRows, maxBytes, slotMinutes] = m;
+  const [, start, end, fc, cats, fs, stats, maxRows, maxBytes, slotMinutes, sc, si, resume, rSlot, rKey] = m;
   const windowStartMs = Date.parse(start!);
   const windowEndMs = Date.parse(end!);
   if (Number.isNaN(windowStartMs) || Number.isNaN(windowEndMs)) return 'invalid datetime in the header';
@@ -103,6 +113,9 @@ export function parseActivityQuery(query: string, template: string): QueryHeader
     maxRows: Number(maxRows),
     maxBytes: Number(maxBytes),
     slotMs: Number(slotMinutes) * 60_000,
+    shardCount: Number(sc),
+    shardIndex: Number(si),
+    ...(resume === 'true' ? { resume: { slotMs: Date.parse(rSlot!), key: Number(rKey) } } : {}),
   };
 }
 
@@ -131,6 +144,7 @@ export const OUTPUT_COLUMNS: [string, string][] = [
   ['AppId', 'string'],
   ['ManagedIdentityEvents', 'long'],
   ['PrincipalType', 'string'],
+  ['GroupKey', 'long'],
   ['RowBytes', 'long'],
   ['RunningBytes', 'long'],
 ];
@@ -221,6 +235,7 @@ export function evaluateActivityQuery(rows: Iterable<AzureActivityRow>, h: Query
       str(claims.appid),
     );
     const operationKey = op.toLowerCase();
+    if (h.shardCount > 1 && shardOf(operationKey, h.shardCount) !== h.shardIndex) continue;
     const hour = Math.floor(t / HOUR) * HOUR;
     // bin(TimeGenerated, slotSize): slots of a divisor of an hour never straddle one.
     const slot = Math.floor(t / h.slotMs) * h.slotMs;
@@ -261,17 +276,13 @@ export function evaluateActivityQuery(rows: Iterable<AzureActivityRow>, h: Query
     if (str(claims.xms_mirid) !== '') g.miEvents += 1;
     g.principalType = anyIf(g.principalType, str(evidence.principalType));
   }
-  const ordered = [...groups.values()].sort(
-    (a, b) =>
-      a.hour - b.hour ||
-      a.slot - b.slot ||
-      cmp(a.operationKey, b.operationKey) ||
-      cmp(a.callerIp, b.callerIp) ||
-      cmp(a.caller, b.caller),
-  );
+  const keyed = [...groups.values()].map((g) => ({ g, key: groupKey(g.operationKey, g.callerIp, g.caller) }));
+  const ordered = keyed
+    .filter(({ g, key }) => afterCursor(h, g.slot, key))
+    .sort((a, b) => a.g.hour - b.g.hour || a.g.slot - b.g.slot || a.key - b.key);
   const out: unknown[][] = [];
   let running = 0;
-  for (const g of ordered) {
+  for (const { g, key } of ordered) {
     const row: unknown[] = [
       iso(g.hour),
       iso(g.slot),
@@ -291,6 +302,7 @@ export function evaluateActivityQuery(rows: Iterable<AzureActivityRow>, h: Query
       g.appId,
       g.miEvents,
       g.principalType,
+      key,
     ];
     // estimate_data_size(*): the fake's estimate is the row's JSON size.
     const size = Buffer.byteLength(JSON.stringify(row));
@@ -302,7 +314,14 @@ export function evaluateActivityQuery(rows: Iterable<AzureActivityRow>, h: Query
   return out;
 }
 
-const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+/** activity.kql's GroupKey: binary_and(hash_xxhash64(strcat(OperationKey, "\n", CallerIpAddress, "\n", Caller)), 2^50 - 1). */
+export const groupKey = (operationKey: string, callerIp: string, caller: string): number =>
+  Number(xxh64(`${operationKey}\n${callerIp}\n${caller}`) & GROUP_KEY_MASK);
+const GROUP_KEY_MASK = 2n ** 50n - 1n;
+
+/** `not(resume) or Slot > resumeSlot or (Slot == resumeSlot and GroupKey >= resumeKey)` */
+export const afterCursor = (h: QueryHeader, slot: number, key: number): boolean =>
+  h.resume === undefined || slot > h.resume.slotMs || (slot === h.resume.slotMs && key >= h.resume.key);
 const iso = (ms: number): string => new Date(ms).toISOString();
 
 function errorBody(code: string, message: string, extra: Record<string, unknown> = {}): string {
