@@ -17,7 +17,7 @@
  */
 import type { BaselineStore, Entity, PartitionUpdate } from '../baseline/store.js';
 import type { CallerCity } from '../scoring/model.js';
-import { countCallerHour, MAX_CITIES_PER_CALLER } from '../scoring/update.js';
+import { type CallerHourUpdate, countCallerHour, MAX_CITIES_PER_CALLER } from '../scoring/update.js';
 import {
   callerCitiesFromRows,
   callerCityToEntity,
@@ -146,12 +146,12 @@ export async function readCallerHistories(
 function callerChanges(
   caller: string,
   start: ReadonlyMap<string, CallerCity>,
-  hours: readonly { cityKey: string; hourMs: number }[],
+  hours: readonly CallerHourUpdate[],
   current: ReadonlyMap<string, Entity>,
   out: Map<string, Entity | null>,
 ): void {
   let cities = new Map(start);
-  for (const u of hours) cities = countCallerHour(cities, u.cityKey, u.hourMs).cities;
+  for (const u of hours) cities = countCallerHour(cities, u.cityKey, u.hourMs, u.quarantineUntilMs).cities;
   const keep = [...cities.values()].sort(
     (a, b) => b.lastSeenMs - a.lastSeenMs || a.cityKey.localeCompare(b.cityKey),
   );
@@ -172,7 +172,7 @@ function callerChanges(
  */
 export async function updateCallerHistories(
   store: BaselineStore,
-  updates: ReadonlyMap<string, readonly { cityKey: string; hourMs: number }[]>,
+  updates: ReadonlyMap<string, readonly CallerHourUpdate[]>,
   legacy: ReadonlyMap<string, ReadonlyMap<string, CallerCity>>,
   concurrency = 8,
 ): Promise<void> {

@@ -4,10 +4,10 @@ import { decayed } from './decay.js';
 import {
   type CallerContext,
   type CityBaseline,
-  DAY_MS,
   type OperationBaseline,
   type ScoringParams,
   type TenantBaseline,
+  tenantCityEstablished,
 } from './model.js';
 
 /** P at or above this is not rare at all (score 0); Elastic's `rare` scores p > 0.035 as 0. */
@@ -57,14 +57,33 @@ export interface RarityScore {
   seenInTenant: boolean;
   nearest?: { cityKey: string; name: string; country: string; distanceKm: number };
   distanceFactor: number;
+  /** No established city of the operation is in the country (or, while none is established, no city at all). */
   newCountryForOperation: boolean;
+  /** What newCountryForOperation was decided against: the operation's established cities, or all it has seen. */
+  operationCountryBasis: 'established' | 'seen';
+  /** The tenant has established cities, and none of them is in the country (the city itself included). */
   newCountryForTenant: boolean;
+  /** Some tenant city (established or not) is in the country. */
+  countrySeenInTenant: boolean;
+  /** Hours this (operation, city) was seen only from callers in quarantine (they cannot establish it). */
+  quarantinedHours: number;
+  /** The nearest city is the nearest established one (else the nearest of all the operation has seen). */
+  nearestBasis: 'established' | 'seen';
+  /** Cities of the operation in all (knownCities holds the top UC_TOP_CITIES). */
+  operationCities: number;
   /** The caller was never seen in this city (for any operation) although they have history. */
   newCityForCaller: boolean;
   /** The caller has worked from this city on at least UC_ESTABLISH_DAYS days. */
   familiarToCaller: boolean;
   /** Hours the caller was seen in this city before (undefined when scored without a caller). */
   callerCityHours?: number;
+  /** The caller's history: hours and cities outside quarantine (undefined when scored without a caller). */
+  callerHistoryHours?: number;
+  callerCities?: number;
+  /** P was divided by this because the city is new to a caller with history (1 = not). */
+  callerBoost: number;
+  /** The caller's earlier activity from this city is in quarantine (an alert no analyst confirmed as benign). */
+  quarantinedForCaller: boolean;
   learningFactor: number;
   operationActiveHours: number;
   tenantDays: number;
@@ -114,14 +133,23 @@ export function forCaller(
 ): RarityScore {
   const newCityForCaller = caller.cityHours === 0 && caller.historyHours >= params.callerLearningHours;
   const familiarToCaller = caller.cityDays >= params.establishDays;
-  let probability = base.probability;
-  if (newCityForCaller) probability /= params.callerNewCityBoost;
+  // A caller with a long, stable history rarely turns up in a city of their own that is new: the Good–Turing
+  // odds against it, (hours + 1) / (cities seen in one hour + 1), weighted — never less than the fixed boost.
+  // A common tenant city cannot dilute this: it is the caller's own history, not the tenant's.
+  const odds = (caller.historyHours + 1) / (caller.singleHourCities + 1);
+  const callerBoost = newCityForCaller
+    ? Math.max(params.callerNewCityBoost, Math.pow(odds, params.callerNoveltyWeight))
+    : 1;
   const r: RarityScore = {
     ...base,
     newCityForCaller,
     familiarToCaller,
     callerCityHours: caller.cityHours,
-    probability,
+    callerHistoryHours: caller.historyHours,
+    callerCities: caller.cities,
+    callerBoost,
+    quarantinedForCaller: caller.quarantined,
+    probability: base.probability / callerBoost,
   };
   finish(r, city, params);
   r.sentence = explain(op, city, r);
@@ -219,18 +247,7 @@ function baseRarity(
     mergedInto = { cityKey: nearest.cityKey, name: nearest.name, distanceKm: nearest.distanceKm };
   }
 
-  const opCountries = new Set(reference.map(({ c }) => c.country).filter((c) => c !== ''));
-  const tenantCountries = new Set(
-    [...tenant.cities.values()]
-      .filter((c) => c.cityKey !== city.key)
-      .map((c) => c.country)
-      .filter((c) => c !== ''),
-  );
-  const newCountryForOperation =
-    city.country !== '' && reference.length > 0 && !opCountries.has(city.country);
-  const newCountryForTenant =
-    city.country !== '' && tenantCountries.size > 0 && !tenantCountries.has(city.country);
-
+  const countries = countryNovelty(opCities, tenant, city, params);
   const subjectKey = subject?.cityKey ?? city.key;
   const tenantPrior = tenantPriorOf(city.key);
   const tenantShare = tTotal > 0 ? (tenantN.get(city.key) ?? 0) / tTotal : 0;
@@ -263,8 +280,8 @@ function baseRarity(
       distanceFactor = Math.pow(params.nearFactor, closeness);
     }
     probability *= distanceFactor;
-    if (newCountryForOperation) probability /= params.newCountryOperationBoost;
-    if (newCountryForTenant) probability /= params.newCountryTenantBoost;
+    if (countries.newCountryForOperation) probability /= params.newCountryOperationBoost;
+    if (countries.newCountryForTenant) probability /= params.newCountryTenantBoost;
     probability = Math.min(1, probability);
   }
 
@@ -273,7 +290,8 @@ function baseRarity(
     params.learningOperationHours <= 0
       ? 1
       : Math.sqrt(Math.min(1, op.activeHours / params.learningOperationHours));
-  const tenantDays = tenant.firstSeenMs > 0 ? Math.max(0, (hourMs - tenant.firstSeenMs) / DAY_MS) : 0;
+  // Days the tenant was observed (with data), not days since its first event: one old record must not open the gate.
+  const tenantDays = tenant.observedDays;
   const lTenant =
     params.learningTenantDays <= 0 ? 1 : Math.sqrt(Math.min(1, tenantDays / params.learningTenantDays));
   const learningFactor = lOp * lTenant;
@@ -304,8 +322,12 @@ function baseRarity(
     tenantShare,
     seenInTenant,
     distanceFactor,
-    newCountryForOperation,
-    newCountryForTenant,
+    ...countries,
+    quarantinedHours: own?.quarantinedHours ?? 0,
+    nearestBasis: established.length > 0 ? 'established' : 'seen',
+    operationCities: opCities.length,
+    callerBoost: 1,
+    quarantinedForCaller: false,
     newCityForCaller: false,
     familiarToCaller: false,
     learningFactor,
@@ -325,56 +347,135 @@ function baseRarity(
   return result;
 }
 
+type CountryNovelty = Pick<
+  RarityScore,
+  'newCountryForOperation' | 'operationCountryBasis' | 'newCountryForTenant' | 'countrySeenInTenant'
+>;
+
+/**
+ * Whether the city's country is new, for the operation and for the tenant. "New" means no *established* place is
+ * in it — the city itself included — so a country where the tenant has one office is never "new" because of it.
+ */
+function countryNovelty(
+  opCities: readonly { c: CityBaseline }[],
+  tenant: TenantBaseline,
+  city: City,
+  params: ScoringParams,
+): CountryNovelty {
+  const country = city.country;
+  const estOp = opCities.filter(({ c }) => c.established);
+  const basis = estOp.length > 0 ? estOp : opCities.filter(({ c }) => c.rawHours > 0);
+  const newCountryForOperation =
+    country !== '' && basis.length > 0 && !basis.some(({ c }) => c.country === country);
+  let tenantEstablished = false;
+  let establishedInCountry = false;
+  let countrySeenInTenant = false;
+  for (const c of tenant.cities.values()) {
+    const est = tenantCityEstablished(c, params);
+    tenantEstablished ||= est;
+    if (c.country !== country) continue;
+    countrySeenInTenant ||= c.rawHours > 0;
+    establishedInCountry ||= est;
+  }
+  return {
+    newCountryForOperation,
+    operationCountryBasis: estOp.length > 0 ? 'established' : 'seen',
+    newCountryForTenant: country !== '' && tenantEstablished && !establishedInCountry,
+    countrySeenInTenant,
+  };
+}
+
 function explain(op: OperationBaseline, city: City, r: RarityScore): string {
   const where =
     city.egress !== undefined
       ? `egress range ${city.egress}`
       : placeName(city.name, city.region, city.country);
-  const parts: string[] = [];
-  if (r.seenForOperation && !r.established) {
-    const last =
-      r.lastSeenMs !== undefined ? `, last on ${new Date(r.lastSeenMs).toISOString().slice(0, 10)}` : '';
-    parts.push(
-      `${op.operation} from ${where}: seen in ${r.rawHoursSeen} hour(s) before${last}, not yet established for this operation, so still scored as a new city`,
-    );
-  } else if (r.seenForOperation) {
-    const last =
-      r.lastSeenMs !== undefined ? `, last on ${new Date(r.lastSeenMs).toISOString().slice(0, 10)}` : '';
-    const merged = r.mergedInto
+  const merged =
+    r.established && r.mergedInto
       ? ` (merged with ${r.mergedInto.name}, ${fmtKm(r.mergedInto.distanceKm)} away)`
       : '';
+  const parts = [`${op.operation} from ${where}${merged}: ${historyClause(op, r)}`];
+  if (r.quarantinedHours > 0) {
     parts.push(
-      `${op.operation} from ${where}${merged}: seen in ${r.rawHoursSeen} hour(s) before (${fmtHours(r.hoursSeen)} after decay${last}) out of ${fmtHours(r.operationHours)} hours for this operation`,
+      `${r.quarantinedHours} of its hours only from callers in quarantine (an alert not confirmed as benign), which cannot establish it`,
     );
-  } else if (op.cities.size === 0) {
-    parts.push(`${op.operation} from ${where}: the operation has no city history yet`);
-  } else {
-    parts.push(`${op.operation} from ${where}: a city never seen for this operation`);
   }
   if (r.knownCities.length > 0 && !r.established) {
-    parts.push(`known cities: ${r.knownCities.map((k) => `${k.name} ${fmtHours(k.hours)}h`).join('; ')}`);
-  }
-  if (!r.established && r.nearest)
-    parts.push(`nearest known city ${r.nearest.name} is ${fmtKm(r.nearest.distanceKm)} away`);
-  if (r.newCountryForTenant) parts.push('a country never seen in the tenant');
-  else if (r.newCountryForOperation) parts.push('a country new for this operation');
-  parts.push(
-    r.seenInTenant
-      ? `the city has ${(r.tenantShare * 100).toFixed(2)}% of the tenant's activity`
-      : 'the city was never seen in the tenant',
-  );
-  if (r.newCityForCaller) parts.push('the caller never worked from this city before');
-  if (r.familiarToCaller) {
+    const more = r.operationCities - r.knownCities.length;
     parts.push(
-      `the caller has worked from this city on several days (${r.callerCityHours ?? 0}h): score capped`,
+      `known cities: ${r.knownCities.map((k) => `${k.name} ${fmtHours(k.hours)}h`).join('; ')}` +
+        (more > 0 ? ` …and ${more} more` : ''),
     );
   }
+  if (!r.established && r.nearest) {
+    const which =
+      r.nearestBasis === 'established' ? 'established city of the operation' : 'city of the operation';
+    parts.push(`nearest ${which} ${r.nearest.name} is ${fmtKm(r.nearest.distanceKm)} away`);
+  }
+  const cc = city.country;
+  if (r.newCountryForTenant) {
+    parts.push(
+      r.countrySeenInTenant
+        ? `the tenant has no established city in ${cc}`
+        : 'a country never seen in the tenant',
+    );
+  } else if (r.newCountryForOperation) {
+    parts.push(
+      r.operationCountryBasis === 'established'
+        ? `no established city of this operation is in ${cc}`
+        : `this operation was never seen from ${cc}`,
+    );
+  }
+  parts.push(
+    r.seenInTenant
+      ? `the city has ${(r.tenantShare * 100).toFixed(2)}% of the tenant's hours`
+      : 'the city was never seen in the tenant',
+  );
+  parts.push(...callerClauses(r));
   if (r.learningFactor < 1) {
     parts.push(
-      `still learning (operation active ${r.operationActiveHours}h, tenant history ${r.tenantDays.toFixed(1)} days): score ×${r.learningFactor.toFixed(2)}`,
+      `still learning (operation active ${r.operationActiveHours}h, tenant observed on ${r.tenantDays} day(s)): score ×${r.learningFactor.toFixed(2)}`,
     );
   }
   if (r.capped && r.egress !== undefined) parts.push(`known egress range: score capped`);
   parts.push(`probability ${r.probability.toExponential(2)} → score ${r.score}`);
   return parts.join('; ') + '.';
+}
+
+/** What the operation's baseline says of this city. */
+function historyClause(op: OperationBaseline, r: RarityScore): string {
+  const last =
+    r.lastSeenMs !== undefined ? `, last on ${new Date(r.lastSeenMs).toISOString().slice(0, 10)}` : '';
+  if (r.seenForOperation && r.rawHoursSeen > 0 && !r.established) {
+    return `seen in ${r.rawHoursSeen} hour(s) before${last}, not yet established for this operation, so still scored as a new city`;
+  }
+  if (r.seenForOperation && r.established) {
+    const merged = r.mergedInto
+      ? ` (merged with ${r.mergedInto.name}, ${fmtKm(r.mergedInto.distanceKm)} away)`
+      : '';
+    return `${merged ? merged.slice(1) + ': ' : ''}seen in ${r.rawHoursSeen} hour(s) before (${fmtHours(r.hoursSeen)} after decay${last}) out of ${fmtHours(r.operationHours)} hours for this operation`;
+  }
+  if (op.cities.size === 0) return 'the operation has no city history yet';
+  return 'a city never seen for this operation';
+}
+
+/** What the caller's own history says of this city. */
+function callerClauses(r: RarityScore): string[] {
+  const out: string[] = [];
+  if (r.quarantinedForCaller) {
+    out.push(
+      "the caller's earlier activity from this city is in quarantine (an alert not confirmed as benign)",
+    );
+  }
+  if (r.newCityForCaller) {
+    out.push(
+      `the caller never worked from this city before (${r.callerHistoryHours ?? 0}h of history in ${r.callerCities ?? 0} other city(ies)): probability ÷${fmtHours(r.callerBoost)}`,
+    );
+  }
+  if (r.familiarToCaller) {
+    out.push(
+      `the caller has worked from this city on several days (${r.callerCityHours ?? 0}h): score capped`,
+    );
+  }
+  return out;
 }
