@@ -196,6 +196,8 @@ export function ledgerToEntity(l: LedgerEntry): Entity {
     score: l.score,
     lastActivityMs: l.lastActivityMs,
     operations: JSON.stringify(l.operations),
+    ...(l.reported !== undefined ? { reported: JSON.stringify(l.reported) } : {}),
+    ...(l.update !== undefined ? { update: JSON.stringify(l.update) } : {}),
   };
 }
 
@@ -208,6 +210,16 @@ export function ledgerFromEntity(e: Entity): LedgerEntry {
     score: num(e, 'score'),
     lastActivityMs: num(e, 'lastActivityMs'),
     operations: json<string[]>(e, 'operations', []),
+    ...(typeof e.reported === 'string' ? { reported: json<string[]>(e, 'reported', []) } : {}),
+    ...(typeof e.update === 'string'
+      ? {
+          update: json<{ alertId: string; atMs: number; operations: string[] }>(e, 'update', {
+            alertId: '',
+            atMs: 0,
+            operations: [],
+          }),
+        }
+      : {}),
   };
 }
 
