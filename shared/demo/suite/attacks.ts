@@ -34,8 +34,10 @@ interface Step {
 }
 
 /** Emits an attacker's operations and returns the label: from the first event to a minute after the last. */
-class Attacker {
+export class Attacker {
   readonly labels: AttackLabel[] = [];
+  /** The city each attack's addresses are meant to geolocate to, by label id. */
+  readonly places = new Map<string, Place>();
   constructor(
     private readonly log: ActivityLog,
     private readonly dice: Dice,
@@ -63,6 +65,7 @@ class Attacker {
       }),
     );
     const times = steps.map((s) => s.atMs);
+    this.places.set(id, place);
     this.labels.push({
       id,
       class: cls,
@@ -133,8 +136,8 @@ function wave(at: Attacker, dice: Dice, victims: Person[], place: Place, dayStar
   });
 }
 
-/** Every attack class once, at seed-dependent days, victims and cities; returns the labels. */
-export function emitAttacks(w: World, log: ActivityLog, dice: Dice, startMs: number): AttackLabel[] {
+/** Every attack class once, at seed-dependent days, victims and cities; returns the labels and their places. */
+export function emitAttacks(w: World, log: ActivityLog, dice: Dice, startMs: number): Attacker {
   const at = new Attacker(log, dice);
   const first = Math.min(w.days - 4, Math.max(8, Math.floor(w.days * 0.3)));
   const day = (last = w.days - 2) => startMs + dice.int(first, Math.max(first, last)) * DAY;
@@ -222,5 +225,5 @@ export function emitAttacks(w: World, log: ActivityLog, dice: Dice, startMs: num
   );
   lowAndSlow(at, dice, victim(), dice.draw(hostile), day(w.days - 4));
   wave(at, dice, [victim(), victim(), victim()], dice.draw(hostile), day());
-  return at.labels;
+  return at;
 }

@@ -1,6 +1,6 @@
 import type { BenignLabel } from '../evaluate.js';
 import { DAY } from './activity.js';
-import { AZURE } from './places.js';
+import { AZURE, type Place } from './places.js';
 import type { World } from './world.js';
 
 /** The benign-but-novel classes every seed holds. */
@@ -15,102 +15,112 @@ export const BENIGN_CLASSES = [
   'holidays',
 ] as const;
 
-/** Labels for the world's benign novelties, so that false alerts can be attributed to their cause. */
-export function benignLabels(w: World, startMs: number): BenignLabel[] {
-  const at = (day: number) => startMs + day * DAY;
-  const out: BenignLabel[] = [];
-  const label = (
-    cls: string,
-    description: string,
-    callers: string[],
-    ips: readonly string[],
-    fromDay: number,
-    toDay: number,
-  ) =>
-    out.push({
-      id: `B${out.length + 1}`,
-      class: cls,
-      description,
-      callers,
-      ips: [...ips],
-      startMs: at(fromDay),
-      endMs: at(toDay + 1),
-    });
+interface Episode {
+  cls: string;
+  description: string;
+  callers: string[];
+  /** Where its new addresses are (their city is the one they geolocate to); none = any address. */
+  where?: Place;
+  fromDay: number;
+  toDay: number;
+}
+
+function episodes(w: World): Episode[] {
+  const out: Episode[] = [];
   for (const p of w.people) {
-    if (p.trip)
-      label(
-        'trip-abroad',
-        `${p.upn} travels to ${p.trip.place.city}`,
-        [p.upn],
-        p.trip.place.ips,
-        p.trip.fromDay,
-        p.trip.toDay,
-      );
-    if (p.nearbyDay)
-      label(
-        'nearby-city',
-        `${p.upn} works a day from ${p.nearbyDay.place.city}`,
-        [p.upn],
-        p.nearbyDay.place.ips,
-        p.nearbyDay.day,
-        p.nearbyDay.day,
-      );
+    if (p.trip) {
+      const { place, fromDay, toDay } = p.trip;
+      out.push({
+        cls: 'trip-abroad',
+        description: `${p.upn} travels to ${place.city}`,
+        callers: [p.upn],
+        where: place,
+        fromDay,
+        toDay,
+      });
+    }
+    if (p.nearbyDay) {
+      const { place, day } = p.nearbyDay;
+      out.push({
+        cls: 'nearby-city',
+        description: `${p.upn} works a day from ${place.city}`,
+        callers: [p.upn],
+        where: place,
+        fromDay: day,
+        toDay: day,
+      });
+    }
     if (p.startDay > 0)
-      label(
-        'new-hire',
-        `${p.upn} joins, working from ${p.home.city}`,
-        [p.upn],
-        [p.homeIp],
-        p.startDay,
-        w.days - 1,
-      );
+      out.push({
+        cls: 'new-hire',
+        description: `${p.upn} joins, working from home in ${p.home.city}`,
+        callers: [p.upn],
+        where: { ...p.home, ips: [p.homeIp] },
+        fromDay: p.startDay,
+        toDay: w.days - 1,
+      });
   }
   const mobile = w.people.filter((p) => p.mobile);
   const days = mobile.flatMap((p) => p.mobile!.days);
-  label(
-    'mobile-hub',
-    `phone hotspots of ${mobile.length} people geolocate to ${mobile[0]!.mobile!.place.city}`,
-    mobile.map((p) => p.upn),
-    mobile[0]!.mobile!.place.ips,
-    Math.min(...days),
-    Math.max(...days),
-  );
+  const hub = mobile[0]!.mobile!.place;
+  out.push({
+    cls: 'mobile-hub',
+    description: `phone hotspots of ${mobile.length} people geolocate to ${hub.city}`,
+    callers: mobile.map((p) => p.upn),
+    where: hub,
+    fromDay: Math.min(...days),
+    toDay: Math.max(...days),
+  });
   const vpnUsers = w.people.filter((p) => p.usesVpn).map((p) => p.upn);
-  label(
-    'vpn-move',
-    `the corporate VPN egress moves from ${w.vpn.from.city} to ${w.vpn.to.city} for its ${vpnUsers.length} users`,
-    vpnUsers,
-    w.vpn.to.ips,
-    w.vpn.moveDay,
-    w.days - 1,
-  );
-  label(
-    'first-party',
-    `Azure Policy remediation from Microsoft datacentres in ${w.firstParty.regions.length} regions`,
-    [w.firstParty.id],
-    [],
-    0,
-    w.days - 1,
-  );
-  for (const a of w.automation) {
-    if (!a.newRegion) continue;
-    const region = AZURE[a.newRegion.region];
-    label(
-      'new-automation-region',
-      `the ${a.description} also runs in ${region.city} (${a.newRegion.region})`,
-      [a.id],
-      region.ips,
-      a.newRegion.fromDay,
-      w.days - 1,
-    );
+  out.push({
+    cls: 'vpn-move',
+    description: `the corporate VPN egress moves from ${w.vpn.from.city} to ${w.vpn.to.city} for its ${vpnUsers.length} users`,
+    callers: vpnUsers,
+    where: w.vpn.to,
+    fromDay: w.vpn.moveDay,
+    toDay: w.days - 1,
+  });
+  out.push({
+    cls: 'first-party',
+    description: `Azure Policy remediation from Microsoft datacentres in up to ${w.firstParty.regions.length} regions`,
+    callers: [w.firstParty.id],
+    fromDay: 0,
+    toDay: w.days - 1,
+  });
+  for (const a of w.automation.filter((x) => x.newRegion)) {
+    const region = AZURE[a.newRegion!.region];
+    out.push({
+      cls: 'new-automation-region',
+      description: `the ${a.description} also runs in ${region.city} (${a.newRegion!.region})`,
+      callers: [a.id],
+      where: region,
+      fromDay: a.newRegion!.fromDay,
+      toDay: w.days - 1,
+    });
   }
-  label(
-    'holidays',
-    'a quiet holiday week: most people away',
-    w.people.map((p) => p.upn),
-    [],
-    w.holiday.fromDay,
-    w.holiday.toDay,
-  );
+  out.push({
+    cls: 'holidays',
+    description: 'a quiet holiday week: most people away',
+    callers: w.people.map((p) => p.upn),
+    fromDay: w.holiday.fromDay,
+    toDay: w.holiday.toDay,
+  });
   return out;
+}
+
+/** Labels for the world's benign novelties (and the place of each), so false alerts can be charged to their cause. */
+export function benignLabels(w: World, startMs: number, places: Map<string, Place>): BenignLabel[] {
+  return episodes(w).map((e, i) => {
+    const id = `B${i + 1}`;
+    if (e.where) places.set(id, e.where);
+    return {
+      id,
+      class: e.cls,
+      description: e.description,
+      callers: e.callers,
+      ips: [...(e.where?.ips ?? [])],
+      startMs: startMs + e.fromDay * DAY,
+      endMs: startMs + (e.toDay + 1) * DAY,
+    };
+  });
 }

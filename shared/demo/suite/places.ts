@@ -165,6 +165,15 @@ export const AZURE = {
   ukWest: place('Cardiff', 'GB', 0, ['51.141.7.10', '51.141.99.10']),
   switzerlandNorth: place('Zurich', 'CH', 1, ['51.107.7.10', '51.107.64.10']),
   southIndia: place('Chennai', 'IN', 5.5, ['13.71.64.10', '20.40.7.10']),
+  eastAsia: place('Central', 'HK', 8, ['13.75.7.10', '13.75.64.10']),
+  australiaSoutheast: place('Melbourne', 'AU', 10, ['13.73.99.10', '13.77.7.10']),
+  koreaCentral: place('Seoul', 'KR', 9, ['52.231.7.10', '52.231.64.10']),
+  japanWest: place('Osaka', 'JP', 9, ['40.74.64.10', '40.74.99.10']),
+  uaeNorth: place('Dubai', 'AE', 4, ['40.120.7.10', '40.120.64.10']),
+  canadaEast: place('Québec', 'CA', -5, ['52.229.64.10', '52.229.99.10']),
+  brazilSouth: place('Campinas', 'BR', -3, ['191.232.7.10', '191.233.7.10']),
+  westCentralUs: place('Cheyenne', 'US', -7, ['13.71.201.10', '13.77.201.10']),
+  westUs: place('San Jose', 'US', -8, ['13.64.7.10', '13.83.7.10']),
 } as const;
 export type AzureRegion = keyof typeof AZURE;
 

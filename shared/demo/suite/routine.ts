@@ -73,17 +73,22 @@ function automationRoutine(w: World, log: ActivityLog, dice: Dice, a: Automation
   }
 }
 
-/** Azure Policy's first-party identity remediating resources from Microsoft datacentres in many regions. */
+/**
+ * Azure Policy's first-party identity remediating resources from Microsoft datacentres: every half hour from
+ * the region Azure currently runs it in, which moves every few days to another of many regions.
+ */
 function firstPartyRoutine(w: World, log: ActivityLog, dice: Dice, startMs: number): void {
+  let region = dice.pick(w.firstParty.regions);
   for (let t = startMs; t < startMs + w.days * DAY; t += 30 * MIN) {
-    const region = AZURE[dice.pick(w.firstParty.regions)];
+    if (dice.rand() < 1 / (3 * 48)) region = dice.pick(w.firstParty.regions);
+    const ip = dice.pick(AZURE[dice.rand() < 0.02 ? dice.pick(w.firstParty.regions) : region].ips);
     const operation = dice.rand() < 0.7 ? OPS.deploy : OPS.tags;
     log.add({
       timeMs: t + dice.rand() * 20 * MIN,
       operation,
       caller: w.firstParty.id,
       callerType: 'servicePrincipal',
-      ip: dice.pick(region.ips),
+      ip,
       resourceGroup: 'rg-policy',
     });
   }

@@ -4,6 +4,7 @@ import { mulberry32 } from '../random.js';
 import { ActivityLog, DAY } from './activity.js';
 import { emitAttacks } from './attacks.js';
 import { benignLabels } from './benign.js';
+import type { Place } from './places.js';
 import { emitRoutine } from './routine.js';
 import { buildWorld, Dice } from './world.js';
 
@@ -18,6 +19,8 @@ export interface SuiteTenant {
   /** Claims `ipaddr` by EventDataId where it differs from the caller IP (replayed session tokens). */
   tokenIps: ReadonlyMap<string, string>;
   labels: Labels;
+  /** Where each label's addresses are meant to be: its IPs geolocate to this city (tests check). */
+  places: ReadonlyMap<string, Place>;
   people: number;
   automation: number;
 }
@@ -33,7 +36,9 @@ export function generateSuiteTenant(seed: number, days = 28): SuiteTenant {
   const world = buildWorld(dice, days);
   const log = new ActivityLog(dice.rand);
   emitRoutine(world, log, dice, SUITE_START);
-  const attacks = emitAttacks(world, log, dice, SUITE_START);
+  const attacker = emitAttacks(world, log, dice, SUITE_START);
+  const places = new Map(attacker.places);
+  const benign = benignLabels(world, SUITE_START, places);
   return {
     seed,
     days,
@@ -42,9 +47,10 @@ export function generateSuiteTenant(seed: number, days = 28): SuiteTenant {
     labels: {
       startMs: SUITE_START,
       endMs: SUITE_START + days * DAY,
-      attacks,
-      benign: benignLabels(world, SUITE_START),
+      attacks: attacker.labels,
+      benign,
     },
+    places,
     people: world.people.length,
     automation: world.automation.length + 1,
   };
