@@ -87,10 +87,13 @@ export function decideAlerts(
     // The episode lasts while rare activity keeps coming from this caller and city: it ends only after a
     // cooldown without any. A traveller gets one alert for the trip, not one per day or per operation.
     const firstHour = Math.min(...fs.map((f) => f.observation.hourMs));
+    // While the (caller, city) is in quarantine (its alert not confirmed as benign), the episode stays open: the
+    // SOC has it already; only escalation (update alerts) and markedly higher scores raise alerts again.
+    const inQuarantine = fs.some((f) => f.rarity.quarantinedForCaller);
     const inCooldown =
       prev !== undefined &&
       firstHour >= prev.alertedAtMs &&
-      firstHour - prev.lastActivityMs < policy.cooldownMs;
+      (firstHour - prev.lastActivityMs < policy.cooldownMs || inQuarantine);
     if (inCooldown && alert.AnomalyScore < prev.score + policy.rescoreMargin) {
       const joined: LedgerEntry = {
         ...prev,

@@ -368,7 +368,7 @@ async function runTickBatched(
       const u: HourUpdate = {
         city: obs.city,
         hourMs,
-        callers: who.filter((c) => !quarantine.isOn(c, obs.city.key, hourMs)),
+        callers: who,
         score,
         quarantined: quarantine.allOn(who, obs.city.key, hourMs),
       };

@@ -89,9 +89,9 @@ export interface CallerContext {
   /** Hours and days the caller was seen in this city before (0 while the city is quarantined for them). */
   cityHours: number;
   cityDays: number;
-  /** Cities the caller worked from (outside quarantine), and how many of those in a single hour only. */
+  /** Cities the caller worked from (outside quarantine), and the (city, day)s they were seen on. */
   cities: number;
-  singleHourCities: number;
+  cityDaysTotal: number;
   /** The city is quarantined for the caller: an alert for it that no analyst has confirmed as benign. */
   quarantined: boolean;
 }

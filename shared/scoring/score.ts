@@ -79,6 +79,7 @@ export interface RarityScore {
   callerCityHours?: number;
   /** The caller's history: hours and cities outside quarantine (undefined when scored without a caller). */
   callerHistoryHours?: number;
+  callerHistoryDays?: number;
   callerCities?: number;
   /** P was divided by this because the city is new to a caller with history (1 = not). */
   callerBoost: number;
@@ -133,12 +134,17 @@ export function forCaller(
 ): RarityScore {
   const newCityForCaller = caller.cityHours === 0 && caller.historyHours >= params.callerLearningHours;
   const familiarToCaller = caller.cityDays >= params.establishDays;
-  // A caller with a long, stable history rarely turns up in a city of their own that is new: the Good–Turing
-  // odds against it, (hours + 1) / (cities seen in one hour + 1), weighted — never less than the fixed boost.
+  // A caller with a long, stable history rarely turns up in a city new to them: the odds against it are their
+  // (city, day)s per city first seen, (days + 2) / (cities + 1). A roaming identity (a new region every few days)
+  // has low odds, a person working from one or two places for weeks high ones. P is divided by the odds raised to
+  // UC_CALLER_NOVELTY_WEIGHT, at least UC_NEW_CITY_FOR_CALLER_BOOST — but never by more than the odds themselves.
   // A common tenant city cannot dilute this: it is the caller's own history, not the tenant's.
-  const odds = (caller.historyHours + 1) / (caller.singleHourCities + 1);
+  const odds = (caller.cityDaysTotal + 2) / (caller.cities + 1);
   const callerBoost = newCityForCaller
-    ? Math.max(params.callerNewCityBoost, Math.pow(odds, params.callerNoveltyWeight))
+    ? Math.max(
+        1,
+        Math.min(odds, Math.max(params.callerNewCityBoost, Math.pow(odds, params.callerNoveltyWeight))),
+      )
     : 1;
   const r: RarityScore = {
     ...base,
@@ -146,6 +152,7 @@ export function forCaller(
     familiarToCaller,
     callerCityHours: caller.cityHours,
     callerHistoryHours: caller.historyHours,
+    callerHistoryDays: caller.cityDaysTotal,
     callerCities: caller.cities,
     callerBoost,
     quarantinedForCaller: caller.quarantined,
@@ -469,7 +476,7 @@ function callerClauses(r: RarityScore): string[] {
   }
   if (r.newCityForCaller) {
     out.push(
-      `the caller never worked from this city before (${r.callerHistoryHours ?? 0}h of history in ${r.callerCities ?? 0} other city(ies)): probability ÷${fmtHours(r.callerBoost)}`,
+      `the caller never worked from this city before (${r.callerHistoryHours ?? 0}h on ${r.callerHistoryDays ?? 0} city-day(s) in ${r.callerCities ?? 0} other city(ies)): probability ÷${fmtHours(r.callerBoost)}`,
     );
   }
   if (r.familiarToCaller) {

@@ -30,11 +30,10 @@ function pushRecent<T>(list: T[], item: T, hourOf: (t: T) => number): T[] {
 export interface HourUpdate {
   city: City;
   hourMs: number;
-  /** Callers that count towards UC_ESTABLISH_CALLERS (those in quarantine for the city are left out). */
   callers: readonly string[];
   /**
-   * Every caller of the hour is in quarantine for the city: the hour is counted, but it cannot make the city
-   * established for the operation — an alerted episode nobody confirmed as benign never becomes normal.
+   * Every caller of the hour is in quarantine for the city: the hour is counted, but its days cannot make the
+   * city established for the operation — only UC_ESTABLISH_CALLERS distinct callers can.
    */
   quarantined?: boolean;
   /** Score the observation got, remembered for the explanation of later overlapping runs. */
@@ -109,11 +108,13 @@ export function countOperationHour(
     }
   }
   if (u.quarantined === true) c.quarantinedHours += 1;
+  // A caller in quarantine cannot establish the city by repeating it on several days (the attacker who stays);
+  // many distinct callers still can (a team, the corporate VPN moving to another city).
   if (
-    u.quarantined !== true &&
     !c.established &&
     c.rawHours >= params.establishHours &&
-    (c.days >= params.establishDays || c.callers.length >= params.establishCallers)
+    ((u.quarantined !== true && c.days >= params.establishDays) ||
+      c.callers.length >= params.establishCallers)
   ) {
     c.established = true;
   }
@@ -267,12 +268,12 @@ export function callerContext(
 ): CallerContext {
   let historyHours = 0;
   let known = 0;
-  let singleHour = 0;
+  let days = 0;
   for (const c of cities.values()) {
     if (c.rawHours === 0 || (c.cityKey === cityKey && quarantinedAt(c, hourMs))) continue;
     historyHours += c.rawHours;
     known += 1;
-    if (c.rawHours === 1) singleHour += 1;
+    days += c.days;
   }
   const here = cities.get(cityKey);
   const quarantined = quarantinedAt(here, hourMs);
@@ -282,7 +283,7 @@ export function callerContext(
     cityHours: quarantined ? 0 : (here?.rawHours ?? 0),
     cityDays: quarantined ? 0 : (here?.days ?? 0),
     cities: known,
-    singleHourCities: singleHour,
+    cityDaysTotal: days,
     quarantined,
   };
 }
