@@ -1,5 +1,41 @@
 /** Formatting of benchmark results: a text summary for the terminal and the generated part of docs/performance.md. */
-import type { Counters, FloorOut, SeedOut, TimerOut } from './run.js';
+import type { TableRequestCounts } from './azurite.js';
+import type { StoreCalls } from './measure.js';
+
+/** What each measured step (bench/measure.ts) prints as its last line. */
+export interface TimerOut {
+  usage: { wallMs: number; cpuUserMs: number; cpuSystemMs: number; peakRssMb: number };
+  startupMs: number;
+  report: {
+    ticks: number[];
+    queries: number;
+    rowsFetched: number;
+    groups: number;
+    events: number;
+    observations: number;
+    alerts: number;
+    stoppedBecause?: string;
+    durationsMs: { geo: number; query: number; detect: number; deliver: number; total: number };
+  };
+  calls: StoreCalls;
+  geo: { lookups: number; cacheHits: number; internal: number };
+  logs: string[];
+}
+export interface Counters {
+  tables: TableRequestCounts;
+  la: { queries: number; rows: number; bytes: number; requests: { query: string; timespan: string }[] };
+  ingestion: { received: number; requests: number };
+}
+export interface FloorOut {
+  usage: TimerOut['usage'];
+  bytes: number;
+  rows: number;
+  requests: number;
+}
+export interface SeedOut {
+  usage: TimerOut['usage'];
+  result: { operations: number; pairs: number; tenantCities: number; callers: number; callerCities: number };
+}
 
 export interface RunResult extends TimerOut {
   counters: Counters;

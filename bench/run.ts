@@ -17,9 +17,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import type { TableRequestCounts } from './azurite.js';
-import type { StepInput, StoreCalls } from './measure.js';
-import { type BenchResult, renderMarkdown, renderText, type ShardResult, type SizeResult } from './report.js';
+import type { StepInput } from './measure.js';
+import {
+  type BenchResult,
+  type Counters,
+  type FloorOut,
+  renderMarkdown,
+  renderText,
+  type SeedOut,
+  type ShardResult,
+  type SizeResult,
+  type TimerOut,
+} from './report.js';
 import type { ServicesInfo } from './services.js';
 import { HOUR_MS, WINDOW_MS } from './tenant.js';
 
@@ -297,40 +306,6 @@ async function measureShards(s: Services, info: ServicesInfo, rows: number, base
     await ctl(s, 'POST', '/drop-tables', { prefix });
   }
   return { rows, baselineWallMs, runs };
-}
-
-export interface TimerOut {
-  usage: { wallMs: number; cpuUserMs: number; cpuSystemMs: number; peakRssMb: number };
-  startupMs: number;
-  report: {
-    ticks: number[];
-    queries: number;
-    rowsFetched: number;
-    groups: number;
-    events: number;
-    observations: number;
-    alerts: number;
-    stoppedBecause?: string;
-    durationsMs: { geo: number; query: number; detect: number; deliver: number; total: number };
-  };
-  calls: StoreCalls;
-  geo: { lookups: number; cacheHits: number; internal: number };
-  logs: string[];
-}
-export interface Counters {
-  tables: TableRequestCounts;
-  la: { queries: number; rows: number; bytes: number; requests: { query: string; timespan: string }[] };
-  ingestion: { received: number; requests: number };
-}
-export interface FloorOut {
-  usage: TimerOut['usage'];
-  bytes: number;
-  rows: number;
-  requests: number;
-}
-export interface SeedOut {
-  usage: TimerOut['usage'];
-  result: { operations: number; pairs: number; tenantCities: number; callers: number; callerCities: number };
 }
 
 async function main(): Promise<void> {

@@ -11,9 +11,9 @@ import type { BlobServiceClient } from '@azure/storage-blob';
 
 import { loadSettings, type Settings } from '../shared/config/settings.js';
 import { refreshGeoIpDatabase, type RefreshOptions } from '../shared/geo/maxmind.js';
-import { blobServiceFromSettings } from '../shared/geo/provider.js';
 import type { LogFn } from '../shared/pipeline/tick.js';
 import { RunBudget } from '../shared/runtime/budget.js';
+import { blobServiceFromSettings } from '../shared/runtime/clients.js';
 
 export interface RefreshDeps {
   /** Default: process.env (app settings, Key Vault references already resolved by the platform). */

@@ -1,5 +1,2 @@
-import { MODEL_REVISION } from './alerts/alert.js';
-
 /** Must equal package.json's version (a test checks): the compiled CLI cannot import package.json from dist/. */
 export const VERSION = '0.1.0';
-export const DETECTOR_VERSION = `unusual-city/${VERSION}+${MODEL_REVISION}`;

@@ -1,10 +1,11 @@
 import { newReadStats, readActivityFiles } from '../activity/read.js';
 import type { RareFinding } from '../alerts/alert.js';
+import { alertDefaults } from '../alerts/defaults.js';
 import type { EpisodePolicy } from '../alerts/episodes.js';
 import { SqliteStore } from '../baseline/sqlite.js';
-import { alertDefaults, openGeo } from '../cli/runtime.js';
 import { loadSettings, type SettingName, type Settings } from '../config/settings.js';
 import type { Labels } from '../demo/evaluate.js';
+import { openGeo } from '../geo/localDatabase.js';
 import type { Geolocator } from '../geo/types.js';
 import { AllowlistProvider } from '../ops/allowlist.js';
 import { replay, type ReplayProgress, type ReplaySummary } from '../pipeline/replay.js';

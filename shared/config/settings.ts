@@ -1,5 +1,7 @@
 import { z } from 'zod';
 
+// Upward import (config/ is the ground floor, geo/ stands on it): UC_EGRESS_RANGES and UC_ALLOW_RANGES are validated
+// at start-up by the very parser the geolocator uses, so a value that starts is a value that works.
 import { parseEgressRanges } from '../geo/egress.js';
 import { parseDuration } from './duration.js';
 import catalog from './settings.json' with { type: 'json' };

@@ -12,8 +12,8 @@ import { isAggregateLogsUploadError } from '@azure/monitor-ingestion';
 
 import type { Alert } from '../alerts/alert.js';
 import { toRow } from '../alerts/sinks.js';
-import type { LogFn } from '../pipeline/tick.js';
-import type { RunBudget } from '../runtime/budget.js';
+import type { RunBudget } from '../run/budget.js';
+import type { LogFn } from '../run/log.js';
 import type { AlertOutbox } from './outbox.js';
 
 export interface UploadResult {

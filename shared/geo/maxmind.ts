@@ -15,8 +15,8 @@ import { request as httpsRequest } from 'node:https';
 import type { BlobServiceClient, BlockBlobClient, ContainerClient } from '@azure/storage-blob';
 
 import type { Settings } from '../config/settings.js';
-import type { LogFn } from '../pipeline/tick.js';
-import type { RunBudget } from '../runtime/budget.js';
+import type { RunBudget } from '../run/budget.js';
+import type { LogFn } from '../run/log.js';
 import { openGeolocatorFromBuffer } from './geolocator.js';
 import { readMmdbMetadata } from './mmdb-metadata.js';
 import { describeStorageError, parseBlobLocation, storageStatus } from './provider.js';

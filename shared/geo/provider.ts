@@ -11,17 +11,10 @@
  * Every run whose database is older than UC_GEOIP_MAX_AGE_DAYS logs a warning: city-level GeoIP data goes
  * stale within months, and a stale database makes travelling users look like attackers (and vice versa).
  */
-import type { TokenCredential } from '@azure/identity';
-import {
-  type BlobClient,
-  BlobServiceClient,
-  type RestError,
-  StorageSharedKeyCredential,
-} from '@azure/storage-blob';
+import type { BlobClient, BlobServiceClient, RestError } from '@azure/storage-blob';
 
 import type { Settings } from '../config/settings.js';
-import type { LogFn } from '../pipeline/tick.js';
-import { createCredential, parseLocalConnectionString } from '../runtime/clients.js';
+import type { LogFn } from '../run/log.js';
 import { parseEgressRanges } from './egress.js';
 import {
   type BufferGeolocatorOptions,
@@ -70,31 +63,6 @@ export function parseBlobLocation(value: string): BlobLocation {
     throw new Error(`UC_GEOIP_BLOB must be container/blob (e.g. geoip/GeoLite2-City.mmdb), got "${value}"`);
   }
   return { container, blob };
-}
-
-/**
- * The Blob service the GeoIP database lives in: UC_BLOB_ENDPOINT with a token credential (managed identity),
- * else the Blob endpoint of UC_STORAGE_CONNECTION_STRING (Azurite, local development, shared key over
- * http). Undefined when neither is set.
- */
-export function blobServiceFromSettings(
-  settings: Settings,
-  env: Readonly<Record<string, string | undefined>> = process.env,
-  /** Reuse the process's credential (and its token cache); default: a new one from {@link createCredential}. */
-  credential?: TokenCredential,
-): BlobServiceClient | undefined {
-  if (settings.UC_BLOB_ENDPOINT !== '') {
-    return new BlobServiceClient(settings.UC_BLOB_ENDPOINT, credential ?? createCredential(env));
-  }
-  if (settings.UC_STORAGE_CONNECTION_STRING !== '') {
-    const local = parseLocalConnectionString(settings.UC_STORAGE_CONNECTION_STRING);
-    if (local.blobEndpoint === undefined) return undefined;
-    return new BlobServiceClient(
-      local.blobEndpoint,
-      new StorageSharedKeyCredential(local.credential.name, local.credential.key),
-    );
-  }
-  return undefined;
 }
 
 const DAY_MS = 86_400_000;

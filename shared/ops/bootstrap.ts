@@ -32,7 +32,7 @@ import type { Geolocator } from '../geo/types.js';
 import { TENANT_PARTITION, TENANT_SUMMARY_ROW } from '../pipeline/state.js';
 import { commitCheckpoint, type LogFn, readCheckpoint, runTick } from '../pipeline/tick.js';
 import type { EventSource } from '../pipeline/types.js';
-import type { RunBudget } from '../runtime/budget.js';
+import type { RunBudget } from '../run/budget.js';
 import { appendAudit } from './audit.js';
 
 export const BOOTSTRAP_PARTITION = 'bootstrap';

@@ -10,6 +10,7 @@ import type { AlertSink } from '../alerts/sinks.js';
 import type { BaselineStore, Entity } from '../baseline/store.js';
 import type { Settings } from '../config/settings.js';
 import type { City, Geolocator } from '../geo/types.js';
+import type { LogFn } from '../run/log.js';
 import type {
   CallerActivity,
   CallerCity,
@@ -57,7 +58,9 @@ import {
 import { Quarantine } from './quarantine.js';
 import { type EventGroup, MAX_GROUP_LIST } from './types.js';
 
-export type LogFn = (level: 'info' | 'warn' | 'error', message: string) => void;
+// LogFn lives in the leaf module shared/run/log.ts (low floors use it too); re-exported for the code that imports it
+// from here.
+export type { LogFn };
 
 /** Everything a detection run needs; built once per process and reused across runs. */
 export interface Pipeline {

@@ -1,5 +1,6 @@
 import { AzureNamedKeyCredential } from '@azure/data-tables';
 import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
+import { BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob';
 
 import { TableStorageStore } from '../baseline/tableStorage.js';
 import { type Settings, SettingsError } from '../config/settings.js';
@@ -108,4 +109,29 @@ export async function openTableStore(s: Settings, credential: TokenCredential): 
     tablePrefix: s.UC_TABLE_PREFIX,
     allowInsecureConnection: true,
   });
+}
+
+/**
+ * The Blob service the GeoIP database lives in: UC_BLOB_ENDPOINT with a token credential (managed identity),
+ * else the Blob endpoint of UC_STORAGE_CONNECTION_STRING (Azurite, local development, shared key over
+ * http). Undefined when neither is set.
+ */
+export function blobServiceFromSettings(
+  settings: Settings,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  /** Reuse the process's credential (and its token cache); default: a new one from {@link createCredential}. */
+  credential?: TokenCredential,
+): BlobServiceClient | undefined {
+  if (settings.UC_BLOB_ENDPOINT !== '') {
+    return new BlobServiceClient(settings.UC_BLOB_ENDPOINT, credential ?? createCredential(env));
+  }
+  if (settings.UC_STORAGE_CONNECTION_STRING !== '') {
+    const local = parseLocalConnectionString(settings.UC_STORAGE_CONNECTION_STRING);
+    if (local.blobEndpoint === undefined) return undefined;
+    return new BlobServiceClient(
+      local.blobEndpoint,
+      new StorageSharedKeyCredential(local.credential.name, local.credential.key),
+    );
+  }
+  return undefined;
 }

@@ -1,39 +1,16 @@
 import type { Alert } from '../alerts/alert.js';
 import type { AlertSink } from '../alerts/sinks.js';
-import type { BaselineStore } from '../baseline/store.js';
-import type { Settings } from '../config/settings.js';
-import type { Geolocator } from '../geo/types.js';
-import type { Allowlist } from '../ops/allowlist.js';
 import { baselineGate, bootstrapPending } from '../ops/bootstrap.js';
-import { commitCheckpoint, type LogFn, readCheckpoint, runTick } from '../pipeline/tick.js';
-import type { EventSource } from '../pipeline/types.js';
+import { commitCheckpoint, readCheckpoint, runTick } from '../pipeline/tick.js';
 import { BudgetExceededError, RunBudget } from './budget.js';
+import type { DetectorDeps } from './deps.js';
 import { deliverAndMaintain, newRunReport, runPipeline } from './report.js';
-import { runShardedTimer, type ShardQueue } from './shards.js';
-import type { RunReport, Telemetry } from './telemetry.js';
+import { runShardedTimer } from './shards.js';
+import type { RunReport } from './telemetry.js';
 
-/** What a detection run needs; built once per process (clients are reused across invocations). */
-export interface DetectorDeps {
-  settings: Settings;
-  store: BaselineStore;
-  source: EventSource & { lastRead?: { queries: number; rows: number } };
-  geo: {
-    current(): Promise<{ geo: Geolocator; source: string; buildDate: Date; ageDays: number; stale: boolean }>;
-  };
-  /** Durable alert sink (the Table Storage outbox in Azure). */
-  outbox: AlertSink & { countPending(): Promise<number> };
-  /** Sends pending alerts to the alerts table; failures stay pending for the next run. */
-  deliver(budget: RunBudget): Promise<{ delivered: number; failed: number; pending: number }>;
-  /** Daily housekeeping (old delivered-alert markers), run by the first run of each UTC day. */
-  dailyMaintenance?(): Promise<string>;
-  telemetry: Telemetry;
-  log: LogFn;
-  clock?: () => number;
-  /** Allowlists of one run: settings and service tags, and the allow table as it is now. Absent: none. */
-  allowlist?: () => Promise<Allowlist>;
-  /** UC_SHARDING=queue: where the timer enqueues the shards of each tick (shared/runtime/shards.ts). */
-  shardQueue?: ShardQueue;
-}
+// DetectorDeps lives in shared/runtime/deps.ts (no circle with report.ts and shards.ts); re-exported for the code
+// that imports it from here.
+export type { DetectorDeps };
 
 /** Time kept back from catching up so the run can still deliver the alerts it raised. */
 const DELIVERY_RESERVE_MS = 60_000;

@@ -7,7 +7,7 @@ import type { Geolocator } from '../geo/types.js';
 import type { Allowlist } from '../ops/allowlist.js';
 import type { LogFn, Pipeline } from '../pipeline/tick.js';
 import type { RunBudget } from './budget.js';
-import type { DetectorDeps } from './detector.js';
+import type { DetectorDeps } from './deps.js';
 import type { RunReport } from './telemetry.js';
 
 /**

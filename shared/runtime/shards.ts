@@ -48,25 +48,13 @@ import { fnv1a } from '../pipeline/callers.js';
 import { commitCheckpoint, type LogFn, readCheckpoint, runTick, type TickStats } from '../pipeline/tick.js';
 import { BudgetExceededError, RunBudget } from './budget.js';
 import { parseLocalConnectionString } from './clients.js';
-import type { DetectorDeps } from './detector.js';
+import type { DetectorDeps, ShardMessage, ShardQueue } from './deps.js';
 import { deliverAndMaintain, newRunReport, runPipeline } from './report.js';
 import type { RunReport } from './telemetry.js';
 
-/** A shard's message on the queue (JSON, base64-encoded as the Functions queue trigger expects by default). */
-export interface ShardMessage {
-  v: 1;
-  tickMs: number;
-  windowStartMs: number;
-  windowEndMs: number;
-  shard: number;
-  shards: number;
-}
-
-/** Where shard messages go: the Storage queue in Azure, anything with `send` in tests. */
-export interface ShardQueue {
-  readonly name: string;
-  send(message: ShardMessage): Promise<void>;
-}
+// The shard queue port lives with DetectorDeps (shared/runtime/deps.ts); re-exported for the code that imports it
+// from here.
+export type { ShardMessage, ShardQueue };
 
 /** A shard without a completion row is enqueued again this long after its last enqueue. */
 export const REENQUEUE_AFTER_MS = 30 * 60_000;

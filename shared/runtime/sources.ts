@@ -3,10 +3,11 @@ import { LogsQueryClient } from '@azure/monitor-query-logs';
 import type { BlobServiceClient } from '@azure/storage-blob';
 
 import type { Settings } from '../config/settings.js';
-import { blobServiceFromSettings, GeoDatabaseProvider } from '../geo/provider.js';
+import { GeoDatabaseProvider } from '../geo/provider.js';
 import type { LogFn } from '../pipeline/tick.js';
 import { LogAnalyticsSource } from '../source/logAnalytics.js';
 import { RunBudget } from './budget.js';
+import { blobServiceFromSettings } from './clients.js';
 
 /** Options for tests: trust a local CA for the https fakes, inject a Blob client. Never set in production. */
 export interface SourceOptions {

@@ -18,7 +18,7 @@ import {
   wellFormed,
 } from '../activity/normalise.js';
 import { type EventGroup, type EventSource, MAX_GROUP_LIST } from '../pipeline/types.js';
-import { BudgetExceededError, RunBudget, sleepWithin } from '../runtime/budget.js';
+import { BudgetExceededError, RunBudget, sleepWithin } from '../run/budget.js';
 
 /**
  * Reads Activity Log operations from a Log Analytics workspace (the AzureActivity table) with the query in

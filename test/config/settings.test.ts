@@ -11,7 +11,7 @@ import {
 } from '../../shared/config/settings.js';
 import catalog from '../../shared/config/settings.json' with { type: 'json' };
 
-const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+const settingsPage = readFileSync(new URL('../../docs/settings.md', import.meta.url), 'utf8');
 const sample = JSON.parse(
   readFileSync(new URL('../../local.settings.sample.json', import.meta.url), 'utf8'),
 ) as {
@@ -53,10 +53,10 @@ describe('settings: one source of truth', () => {
     expect(ucNames.sort()).toEqual([...SETTING_NAMES].sort());
   });
 
-  it('the README table lists every setting with its default', () => {
+  it('the docs/settings.md table lists every setting with its default', () => {
     for (const s of catalog.settings) {
-      const row = readme.split('\n').find((l) => l.startsWith(`| \`${s.name}\``));
-      expect(row, `README row for ${s.name}`).toBeDefined();
+      const row = settingsPage.split('\n').find((l) => l.startsWith(`| \`${s.name}\``));
+      expect(row, `docs/settings.md row for ${s.name}`).toBeDefined();
       expect(row).toContain(s.default === '' ? '(empty)' : `\`${s.default}\``);
     }
   });

@@ -8,7 +8,7 @@ import {
 } from '../../functions/refreshGeoIpDatabase.js';
 import { loadSettings } from '../../shared/config/settings.js';
 import type { RefreshOptions, RefreshResult } from '../../shared/geo/maxmind.js';
-import { blobServiceFromSettings } from '../../shared/geo/provider.js';
+import { blobServiceFromSettings } from '../../shared/runtime/clients.js';
 import { type AzuriteBlob, startAzuriteBlob } from '../support/azuriteBlob.js';
 import {
   CITY_BUILD_EPOCH,

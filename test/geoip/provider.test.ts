@@ -7,12 +7,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 import { loadSettings } from '../../shared/config/settings.js';
 import { openGeolocator, openGeolocatorFromBuffer } from '../../shared/geo/geolocator.js';
-import {
-  blobServiceFromSettings,
-  GeoDatabaseProvider,
-  type LogFn,
-  parseBlobLocation,
-} from '../../shared/geo/provider.js';
+import { GeoDatabaseProvider, type LogFn, parseBlobLocation } from '../../shared/geo/provider.js';
+import { blobServiceFromSettings } from '../../shared/runtime/clients.js';
 import { type AzuriteBlob, startAzuriteBlob } from '../support/azuriteBlob.js';
 import {
   CITY_BUILD_EPOCH,

