@@ -24,8 +24,8 @@ import { scoringParams } from '../scoring/params.js';
 import { forCaller, type RarityScore, scoreObservation } from '../scoring/score.js';
 import {
   alreadyCounted,
-  type CallerHourUpdate,
   callerContext,
+  type CallerHourUpdate,
   countCallerHour,
   countOperationHour,
   countTenantHour,
@@ -38,6 +38,7 @@ import {
   readCallerHistories,
   updateCallerHistories,
 } from './callers.js';
+import { Quarantine } from './quarantine.js';
 import {
   CHECKPOINT_PARTITION,
   CHECKPOINT_ROW,
@@ -51,11 +52,10 @@ import {
   sameEntity,
   TENANT_PARTITION,
   TENANT_SUMMARY_ROW,
-  tenantSummaryEntity,
   tenantCityToEntity,
   tenantFromRows,
+  tenantSummaryEntity,
 } from './state.js';
-import { Quarantine } from './quarantine.js';
 import { type EventGroup, MAX_GROUP_LIST } from './types.js';
 
 // LogFn lives in the leaf module shared/run/log.ts (low floors use it too); re-exported for the code that imports it

@@ -4,10 +4,12 @@ import { join } from 'node:path';
 
 import { newReadStats, readActivityFiles } from '../../activity/read.js';
 import type { Alert } from '../../alerts/alert.js';
+import { alertDefaults } from '../../alerts/defaults.js';
 import { MemoryAlertSink } from '../../alerts/sinks.js';
 import { SqliteStore } from '../../baseline/sqlite.js';
-import { alertDefaults, openGeo } from '../../cli/runtime.js';
 import type { Settings } from '../../config/settings.js';
+import { openGeo } from '../../geo/localDatabase.js';
+// Upward import: the suite replays exactly as `replay` does, with the settings' allowlists (UC_ALLOW_*).
 import { AllowlistProvider } from '../../ops/allowlist.js';
 import { replay, type ReplaySummary } from '../../pipeline/replay.js';
 import { type ClassReport, classReport, mergeReports } from '../classes.js';
