@@ -167,6 +167,7 @@ const schema = z.object({
   UC_FAMILIAR_SCORE_CAP: number(0, 100),
   UC_CALLER_LEARNING_HOURS: number(0, 100_000),
   UC_CALLER_NOVELTY_WEIGHT: number(0, 2),
+  UC_ABSENCE_WEIGHT: number(0, 2),
   UC_QUARANTINE_SCORE: number(0, 100),
   UC_QUARANTINE_DAYS: number(0, 3650),
   UC_ALERT_COOLDOWN: duration(0, ''),

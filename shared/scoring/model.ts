@@ -149,6 +149,8 @@ export interface ScoringParams {
   callerNewCityBoost: number;
   /** Exponent on the caller's own odds against a new city (UC_CALLER_NOVELTY_WEIGHT). */
   callerNoveltyWeight: number;
+  /** Exponent on the evidence of absence (UC_ABSENCE_WEIGHT); 0 = off. */
+  absenceWeight: number;
   familiarScoreCap: number;
   callerLearningHours: number;
   maxCallersPerCity: number;

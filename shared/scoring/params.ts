@@ -20,6 +20,7 @@ export function scoringParams(s: Settings): ScoringParams {
     egressScoreCap: s.UC_EGRESS_SCORE_CAP,
     callerNewCityBoost: s.UC_NEW_CITY_FOR_CALLER_BOOST,
     callerNoveltyWeight: s.UC_CALLER_NOVELTY_WEIGHT,
+    absenceWeight: s.UC_ABSENCE_WEIGHT,
     familiarScoreCap: s.UC_FAMILIAR_SCORE_CAP,
     callerLearningHours: s.UC_CALLER_LEARNING_HOURS,
     maxCallersPerCity: s.UC_MAX_CALLERS_PER_CITY,

@@ -81,6 +81,8 @@ export interface RarityScore {
   callerHistoryHours?: number;
   callerHistoryDays?: number;
   callerCities?: number;
+  /** P was multiplied by this: the operation never performed from a city common in the tenant (1 = not). */
+  absence: number;
   /** P was divided by this because the city is new to a caller with history (1 = not). */
   callerBoost: number;
   /** The caller's earlier activity from this city is in quarantine (an alert no analyst confirmed as benign). */
@@ -146,8 +148,10 @@ export function forCaller(
         Math.min(odds, Math.max(params.callerNewCityBoost, Math.pow(odds, params.callerNoveltyWeight))),
       )
     : 1;
+  const absence = absenceFactor(base, newCityForCaller && odds >= params.callerNewCityBoost, params);
   const r: RarityScore = {
     ...base,
+    absence,
     newCityForCaller,
     familiarToCaller,
     callerCityHours: caller.cityHours,
@@ -156,11 +160,25 @@ export function forCaller(
     callerCities: caller.cities,
     callerBoost,
     quarantinedForCaller: caller.quarantined,
-    probability: base.probability / callerBoost,
+    probability: (base.probability / callerBoost) * absence,
   };
   finish(r, city, params);
   r.sentence = explain(op, city, r);
   return r;
+}
+
+/**
+ * Evidence of absence. A city with a share s of the tenant's hours that an operation with N hours was never
+ * performed from: were the operation spread like the tenant's activity, that would happen with chance (1 − s)^N.
+ * For a stable caller who never worked from the city either (their colleagues do, they do not), it is the
+ * operation's own history saying "not from here" — a common tenant city then makes the observation rarer, not
+ * more ordinary. Weighted by UC_ABSENCE_WEIGHT; 1 (no effect) otherwise.
+ */
+function absenceFactor(base: RarityScore, stableCallerNewCity: boolean, params: ScoringParams): number {
+  if (!stableCallerNewCity || base.seenForOperation || base.tenantShare <= 0 || params.absenceWeight <= 0)
+    return 1;
+  const unseen = Math.exp(base.operationHours * Math.log1p(-Math.min(base.tenantShare, 0.999)));
+  return Math.max(P_FLOOR, Math.pow(unseen, params.absenceWeight));
 }
 
 function finish(r: RarityScore, city: City, params: ScoringParams): void {
@@ -334,6 +352,7 @@ function baseRarity(
     nearestBasis: established.length > 0 ? 'established' : 'seen',
     operationCities: opCities.length,
     callerBoost: 1,
+    absence: 1,
     quarantinedForCaller: false,
     newCityForCaller: false,
     familiarToCaller: false,

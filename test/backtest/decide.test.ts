@@ -99,6 +99,7 @@ function finding(o: {
       nearestBasis: 'established',
       operationCities: 0,
       callerBoost: 1,
+      absence: 1,
       quarantinedForCaller: false,
       newCityForCaller: false,
       familiarToCaller: o.familiar ?? false,
