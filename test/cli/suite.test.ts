@@ -22,18 +22,18 @@ describe('evaluate --suite', () => {
     'replays a small seed and prints the per-class table for the seed and in total',
     { timeout: 180_000 },
     async () => {
-      const r = await run(['evaluate', '--suite', '--seeds', '1', '--days', '10']);
+      const r = await run(['evaluate', '--suite', '--seeds', '1', '--days', '12']);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(
-        /^seed 1: 10 days, [\d,]+ Activity Log rows, 36 people, 9 automation and platform identities/,
+        /^seed 1: 12 days, [\d,]+ Activity Log rows, 36 people, 9 automation and platform identities/,
       );
-      expect(r.stdout).toContain('total over seeds 1 (10 days each)');
+      expect(r.stdout).toContain('total over seeds 1 (12 days each)');
       const total = r.stdout.slice(r.stdout.indexOf('total over seeds'));
       for (const cls of ATTACK_CLASSES) expect(total).toMatch(new RegExp(`\\n  ${cls} +\\d+/\\d+ `));
       for (const cls of [...BENIGN_CLASSES, 'other'])
         expect(total).toMatch(new RegExp(`\\n  ${cls} +\\d+\\n`));
-      expect(total).toMatch(/\n {2}total +\d+\/12 .* \d+ in 10 days = \d+\.\d\d\/day\n$/);
+      expect(total).toMatch(/\n {2}total +\d+\/12 .* \d+ in 12 days = \d+\.\d\d\/day\n$/);
     },
   );
 
@@ -43,7 +43,7 @@ describe('evaluate --suite', () => {
     async () => {
       const dir = await mkdtemp(join(tmpdir(), 'uc-suite-cli-'));
       dirs.push(dir);
-      const r = await run(['evaluate', '--suite', '--seeds', '2', '--days', '10', '--json', '--out', dir]);
+      const r = await run(['evaluate', '--suite', '--seeds', '2', '--days', '12', '--json', '--out', dir]);
       expect(r.code).toBe(0);
       const json = JSON.parse(r.stdout) as {
         seeds: { seed: number; alerts: number; report: ClassReport }[];
@@ -76,6 +76,6 @@ describe('evaluate --suite', () => {
     expect(bad.stderr).toContain('--seeds expects comma-separated whole numbers such as 1,2,3, got "1,x"');
     const small = await run(['evaluate', '--suite', '--days', '3']);
     expect(small.code).toBe(64);
-    expect(small.stderr).toContain('--days expects a whole number of days from 10 to 365, got "3"');
+    expect(small.stderr).toContain('--days expects a whole number of days from 12 to 365, got "3"');
   });
 });

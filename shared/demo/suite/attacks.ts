@@ -151,7 +151,7 @@ class Casting {
     const busy = (p: Person) => p.trip ?? p.nearbyDay ?? p.mobile ?? p.startDay > 0;
     this.pool = w.people.filter((p) => !busy(p));
     this.admins = this.pool.filter((p) => p.role === 'admin');
-    this.first = Math.min(w.days - 4, Math.max(8, Math.floor(w.days * 0.3)));
+    this.first = Math.max(8, Math.floor(w.days * 0.3)); // after the learning week (SUITE_MIN_DAYS leaves room)
   }
 
   /** Start of a random day after the learning week, no later than `last`. */
