@@ -30,7 +30,7 @@ Usage:
   unusual-city evaluate <file>... --labels labels.json [--alerts alerts.jsonl] [same options as replay]
       Replays a labelled data set (or reads its alerts) and prints detected attacks, false alerts per day
       and time to detect (per class when the labels have classes).
-  unusual-city evaluate --suite [--seeds 1,2,3] [--days 28] [--set NAME=VALUE]... [--json]
+  unusual-city evaluate --suite [--seeds 1,2,3] [--days 28] [--set NAME=VALUE]... [--json] [--out DIR]
       Generates the labelled scenario suite, replays each seed and prints the per-class table
       (evaluate --help for details).
   unusual-city demo [--out DIR] [--days N] [--set NAME=VALUE]...

@@ -8,16 +8,19 @@ export const EVALUATE_HELP = `Usage:
   unusual-city evaluate <file>... --labels labels.json [--alerts alerts.jsonl] [same options as replay]
       Replays a labelled data set (or reads its alerts) and prints detected attacks, false alerts per day and
       time to detect; with classes in the labels (\`class\` on attacks, a \`benign\` array), also the per-class table.
-  unusual-city evaluate --suite [--seeds 1,2,3] [--days 28] [--set NAME=VALUE]... [--json]
+  unusual-city evaluate --suite [--seeds 1,2,3] [--days 28] [--set NAME=VALUE]... [--json] [--out DIR]
       Generates the labelled scenario suite (one tenant per seed: ~36 people in London, Amsterdam, Mumbai and
       New York, automation in Azure regions, benign novelties and one attack of each class), replays each with
       the production pipeline and prints per seed and in total: attacks detected per class, time to detect
       (median, max; from the attacker's first event), false alerts per benign class and per day.
-      --json prints the same as JSON on stdout.
+      --json prints the same as JSON on stdout. --out DIR keeps each seed's data set: activity-seed-N.jsonl,
+      labels-seed-N.json and alerts-seed-N.jsonl (to replay, evaluate or backtest it yourself).
 
 Examples:
   unusual-city evaluate --suite
   unusual-city evaluate --suite --seeds 4,5 --days 21 --set UC_ALERT_THRESHOLD=45
+  unusual-city evaluate --suite --seeds 2 --out .data/suite && \\
+    unusual-city backtest .data/suite/activity-seed-2.jsonl --labels .data/suite/labels-seed-2.json
   unusual-city evaluate .data/demo/activity.jsonl --labels .data/demo/labels.json
 `;
 
@@ -47,7 +50,7 @@ const seedTitle = (r: SeedResult) =>
 
 /** `evaluate --suite`: the scenario suite's per-class table per seed and in total (or JSON). */
 export async function evaluateSuite(
-  values: { seeds?: string; days?: string; json?: boolean },
+  values: { seeds?: string; days?: string; json?: boolean; out?: string },
   settings: Settings,
   write: (s: string) => void,
 ): Promise<number> {
@@ -57,6 +60,7 @@ export async function evaluateSuite(
     settings,
     seeds,
     days,
+    ...(values.out !== undefined ? { outDir: values.out } : {}),
     ...(values.json
       ? {}
       : { onSeed: (r: SeedResult) => write(formatClassTable(r.report, seedTitle(r)) + '\n') }),

@@ -109,7 +109,7 @@ export function formatDuration(ms: number | undefined): string {
 /** The per-class table: one line per attack class, one per benign class (and `other`), and the totals. */
 export function formatClassTable(r: ClassReport, title: string): string {
   const cols = (c: string, d: string, m: string, x: string, f: string) =>
-    `  ${c.padEnd(26)}${d.padEnd(10)}${m.padEnd(12)}${x.padEnd(10)}${f}`;
+    `  ${c.padEnd(26)}${d.padEnd(10)}${m.padEnd(12)}${x.padEnd(10)}${f}`.trimEnd();
   const lines = [title, cols('class', 'detected', 'TTD median', 'TTD max', 'false alerts')];
   for (const x of r.rows.filter((y) => y.kind === 'attack'))
     lines.push(

@@ -20,6 +20,7 @@ import { OPS } from '../../shared/demo/tenant.js';
 import { embeddedDatabasePath, openGeolocator } from '../../shared/geo/geolocator.js';
 import type { Geolocator } from '../../shared/geo/types.js';
 
+const DAY = 86_400_000;
 let geo: Geolocator;
 const tenants = new Map<number, SuiteTenant>();
 const tenant = (seed: number) => tenants.get(seed) ?? tenants.set(seed, generateSuiteTenant(seed)).get(seed)!;
@@ -39,11 +40,11 @@ const before = (t: SuiteTenant, ms: number, f: (e: ActivityEvent) => boolean) =>
 
 describe('suite generator', () => {
   it('is deterministic per seed, and seeds differ', () => {
-    const a = generateSuiteTenant(7, 10);
-    const b = generateSuiteTenant(7, 10);
+    const a = generateSuiteTenant(7, 12);
+    const b = generateSuiteTenant(7, 12);
     expect(b.events).toEqual(a.events);
     expect(b.labels).toEqual(a.labels);
-    expect(generateSuiteTenant(8, 10).labels.attacks).not.toEqual(a.labels.attacks);
+    expect(generateSuiteTenant(8, 12).labels.attacks).not.toEqual(a.labels.attacks);
   });
 
   it('has the size the brief asks for: ~36 people, 8 automation identities, a few thousand rows a day', () => {
@@ -70,10 +71,14 @@ describe('suite generator', () => {
   });
 
   it('holds every class at the smallest size too', () => {
-    const t = generateSuiteTenant(5, 10);
+    const t = generateSuiteTenant(5, 12);
     expect(new Set(t.labels.attacks.map((a) => a.class))).toEqual(new Set(ATTACK_CLASSES));
     expect(new Set(t.labels.benign!.map((b) => b.class))).toEqual(new Set(BENIGN_CLASSES));
-    expect(() => generateSuiteTenant(5, 9)).toThrow(/at least 10 whole days, got 9/);
+    for (const l of [...t.labels.attacks, ...t.labels.benign!].filter((x) => x.class !== 'first-party')) {
+      expect(l.startMs, l.id).toBeGreaterThanOrEqual(t.labels.startMs + 7 * DAY);
+      expect(l.endMs, l.id).toBeLessThanOrEqual(t.labels.endMs);
+    }
+    expect(() => generateSuiteTenant(5, 11)).toThrow(/at least 12 whole days, got 11/);
   });
 });
 
@@ -112,7 +117,6 @@ describe('suite addresses', () => {
   });
 });
 
-const DAY = 86_400_000;
 const benign = (t: SuiteTenant, cls: string) => t.labels.benign!.find((b) => b.class === cls)!;
 
 describe.each([1, 2, 3])('seed %i: each scenario is what its label says', (seed) => {
@@ -216,7 +220,7 @@ describe.each([1, 2, 3])('seed %i: each scenario is what its label says', (seed)
 
 describe('session-token replay as exported', () => {
   it("keeps the victim's ipaddr in the claims and the attacker's CallerIpAddress; the reader takes the caller IP", async () => {
-    const t = generateSuiteTenant(4, 10);
+    const t = generateSuiteTenant(4, 12);
     const a = label(t, 'token-replay');
     const events = t.events.filter((e) => e.caller === a.caller && a.ips.includes(e.callerIp));
     expect(events.length).toBeGreaterThan(0);

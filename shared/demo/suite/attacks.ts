@@ -136,25 +136,49 @@ function wave(at: Attacker, dice: Dice, victims: Person[], place: Place, dayStar
   });
 }
 
-/** Every attack class once, at seed-dependent days, victims and cities; returns the labels and their places. */
-export function emitAttacks(w: World, log: ActivityLog, dice: Dice, startMs: number): Attacker {
-  const at = new Attacker(log, dice);
-  const first = Math.min(w.days - 4, Math.max(8, Math.floor(w.days * 0.3)));
-  const day = (last = w.days - 2) => startMs + dice.int(first, Math.max(first, last)) * DAY;
-  const busy = (p: Person) => p.trip ?? p.nearbyDay ?? p.mobile ?? p.startDay > 0;
-  const pool = w.people.filter((p) => !busy(p));
-  const admins = pool.filter((p) => p.role === 'admin');
-  const hostile = [...HOSTILE];
-  const [admin1, admin2] = [dice.draw(admins), dice.draw(admins)];
-  const take = () => dice.draw(pool.filter((p) => p !== admin1 && p !== admin2 && !used.has(p)));
-  const used = new Set<Person>();
-  const victim = () => {
-    const p = take();
-    used.add(p);
-    return p;
-  };
+/** Who and when, drawn from the seed: victims differ within a seed, hostile cities too; attacks come after the learning week. */
+class Casting {
+  private readonly hostile = [...HOSTILE];
+  private readonly admins: Person[];
+  private readonly pool: Person[];
+  private readonly first: number;
 
-  let place = dice.draw(hostile);
+  constructor(
+    private readonly w: World,
+    private readonly dice: Dice,
+    private readonly startMs: number,
+  ) {
+    const busy = (p: Person) => p.trip ?? p.nearbyDay ?? p.mobile ?? p.startDay > 0;
+    this.pool = w.people.filter((p) => !busy(p));
+    this.admins = this.pool.filter((p) => p.role === 'admin');
+    this.first = Math.max(8, Math.floor(w.days * 0.3)); // after the learning week (SUITE_MIN_DAYS leaves room)
+  }
+
+  /** Start of a random day after the learning week, no later than `last`. */
+  day(last = this.w.days - 2): number {
+    return this.startMs + this.dice.int(this.first, Math.max(this.first, last)) * DAY;
+  }
+
+  admin(): Person {
+    const p = this.dice.draw(this.admins);
+    this.pool.splice(this.pool.indexOf(p), 1);
+    return p;
+  }
+
+  victim(): Person {
+    return this.dice.draw(this.pool);
+  }
+
+  hostileCity(): Place {
+    return this.dice.draw(this.hostile);
+  }
+}
+
+/** Stolen credentials used far away or in a city that does not fit: A1–A4. */
+function firstAttacks(w: World, at: Attacker, dice: Dice, cast: Casting): Office {
+  const [admin1, admin2] = [cast.admin(), cast.admin()];
+  const day = () => cast.day();
+  let place = cast.hostileCity();
   at.run(
     'A1',
     'foreign-password',
@@ -164,7 +188,7 @@ export function emitAttacks(w: World, log: ActivityLog, dice: Dice, startMs: num
     at.burst(day(), dice.int(1, 5), place, [OPS.listKeys, OPS.roleAssign, OPS.nsgRule, OPS.vmWrite]),
   );
   const ci = w.automation[0]!;
-  place = dice.draw(hostile);
+  place = cast.hostileCity();
   at.run(
     'A2',
     'sp-secret',
@@ -183,7 +207,7 @@ export function emitAttacks(w: World, log: ActivityLog, dice: Dice, startMs: num
     place,
     at.burst(day(), dice.int(10, 16), place, [OPS.roleAssign, OPS.kvPolicy]),
   );
-  const domestic = victim();
+  const domestic = cast.victim();
   place = dice.pick(DOMESTIC[domestic.office].filter((p) => !w.taken.has(p.city)));
   at.run(
     'A4',
@@ -193,7 +217,14 @@ export function emitAttacks(w: World, log: ActivityLog, dice: Dice, startMs: num
     place,
     at.burst(day(), dice.int(19, 22), place, [OPS.listKeys, OPS.vmWrite, OPS.snapshot]),
   );
-  const v6 = victim();
+  return office;
+}
+
+/** Attacks that hide among the tenant's own: IPv6, a replayed token, an automation city, a campaign, a wave. */
+function laterAttacks(w: World, at: Attacker, dice: Dice, cast: Casting, office: Office): void {
+  const day = () => cast.day();
+  let place: Place;
+  const v6 = cast.victim();
   place = dice.pick(HOSTILE_V6);
   at.run(
     'A5',
@@ -203,8 +234,8 @@ export function emitAttacks(w: World, log: ActivityLog, dice: Dice, startMs: num
     place,
     at.burst(day(), dice.int(0, 23), place, [OPS.listKeys, OPS.vmWrite]),
   );
-  const token = victim();
-  place = dice.draw(hostile);
+  const token = cast.victim();
+  place = cast.hostileCity();
   at.run(
     'A6',
     'token-replay',
@@ -213,7 +244,7 @@ export function emitAttacks(w: World, log: ActivityLog, dice: Dice, startMs: num
     place,
     at.burst(day(), dice.int(0, 23), place, [OPS.listKeys, OPS.vmWrite, OPS.snapshot]),
   );
-  const vps = victim();
+  const vps = cast.victim();
   place = dice.pick(VPS_IN_AUTOMATION_CITY.filter((p) => p.city !== OFFICES[office].city));
   at.run(
     'A7',
@@ -223,7 +254,14 @@ export function emitAttacks(w: World, log: ActivityLog, dice: Dice, startMs: num
     place,
     at.burst(day(), dice.int(0, 23), place, [OPS.listKeys, OPS.kvPolicy, OPS.vmWrite]),
   );
-  lowAndSlow(at, dice, victim(), dice.draw(hostile), day(w.days - 4));
-  wave(at, dice, [victim(), victim(), victim()], dice.draw(hostile), day());
+  lowAndSlow(at, dice, cast.victim(), cast.hostileCity(), cast.day(w.days - 4));
+  wave(at, dice, [cast.victim(), cast.victim(), cast.victim()], cast.hostileCity(), day());
+}
+
+/** Every attack class once, at seed-dependent days, victims and cities; returns the labels and their places. */
+export function emitAttacks(w: World, log: ActivityLog, dice: Dice, startMs: number): Attacker {
+  const at = new Attacker(log, dice);
+  const cast = new Casting(w, dice, startMs);
+  laterAttacks(w, at, dice, cast, firstAttacks(w, at, dice, cast));
   return at;
 }

@@ -110,7 +110,9 @@ function episodes(w: World): Episode[] {
 
 /** Labels for the world's benign novelties (and the place of each), so false alerts can be charged to their cause. */
 export function benignLabels(w: World, startMs: number, places: Map<string, Place>): BenignLabel[] {
-  return episodes(w).map((e, i) => {
+  const order = (e: Episode) => BENIGN_CLASSES.indexOf(e.cls as (typeof BENIGN_CLASSES)[number]);
+  const sorted = episodes(w).sort((a, b) => order(a) - order(b));
+  return sorted.map((e, i) => {
     const id = `B${i + 1}`;
     if (e.where) places.set(id, e.where);
     return {

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -13,7 +13,7 @@ import { openGeo } from '../../geo/localDatabase.js';
 import { AllowlistProvider } from '../../ops/allowlist.js';
 import { replay, type ReplaySummary } from '../../pipeline/replay.js';
 import { type ClassReport, classReport, mergeReports } from '../classes.js';
-import { evaluateAlerts } from '../evaluate.js';
+import { evaluateAlerts, labelsToJson } from '../evaluate.js';
 import { writeActivityJsonl } from './activity.js';
 import { generateSuiteTenant, type SuiteTenant } from './suite.js';
 
@@ -21,6 +21,8 @@ export interface SuiteOptions {
   settings: Settings;
   seeds: readonly number[];
   days: number;
+  /** Keep each seed's data set here (activity, labels, alerts) instead of a temporary directory. */
+  outDir?: string;
   /** Called after each seed (progress for a long run). */
   onSeed?: (r: SeedResult) => void;
 }
@@ -45,9 +47,8 @@ export interface SuiteResult {
 async function replayTenant(
   t: SuiteTenant,
   settings: Settings,
-  dir: string,
+  file: string,
 ): Promise<{ alerts: Alert[]; summary: ReplaySummary }> {
-  const file = join(dir, `suite-seed-${t.seed}.jsonl`);
   await writeActivityJsonl(t.events, t.tokenIps, file);
   const { geo } = await openGeo(settings);
   const store = SqliteStore.open(':memory:');
@@ -68,19 +69,34 @@ async function replayTenant(
     return { alerts: sink.alerts, summary };
   } finally {
     await store.close();
-    await rm(file, { force: true });
   }
+}
+
+/** A seed's data set as `replay`/`evaluate`/`backtest` read it: activity, labels and the alerts of this run. */
+async function keep(dir: string, t: SuiteTenant, alerts: readonly Alert[]): Promise<void> {
+  await writeFile(
+    join(dir, `labels-seed-${t.seed}.json`),
+    JSON.stringify(labelsToJson(t.labels), null, 2) + '\n',
+  );
+  await writeFile(
+    join(dir, `alerts-seed-${t.seed}.jsonl`),
+    alerts.map((a) => JSON.stringify(a) + '\n').join(''),
+  );
 }
 
 /** Generates, replays and evaluates each seed's tenant; returns the per-class reports and their total. */
 export async function runSuite(o: SuiteOptions): Promise<SuiteResult> {
-  const dir = await mkdtemp(join(tmpdir(), 'unusual-city-suite-'));
+  const dir = o.outDir ?? (await mkdtemp(join(tmpdir(), 'unusual-city-suite-')));
+  if (o.outDir !== undefined) await mkdir(o.outDir, { recursive: true });
   const seeds: SeedResult[] = [];
   try {
     for (const seed of o.seeds) {
       const t = generateSuiteTenant(seed, o.days);
       const started = Date.now();
-      const { alerts } = await replayTenant(t, o.settings, dir);
+      const file = join(dir, `activity-seed-${seed}.jsonl`);
+      const { alerts } = await replayTenant(t, o.settings, file);
+      if (o.outDir !== undefined) await keep(dir, t, alerts);
+      else await rm(file, { force: true });
       const e = evaluateAlerts(alerts, t.labels, t.labels.startMs, t.labels.endMs);
       const r: SeedResult = {
         seed,
@@ -96,7 +112,7 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteResult> {
       o.onSeed?.(r);
     }
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    if (o.outDir === undefined) await rm(dir, { recursive: true, force: true });
   }
   return { seeds, total: mergeReports(seeds.map((s) => s.report)) };
 }

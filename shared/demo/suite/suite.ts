@@ -10,7 +10,7 @@ import { buildWorld, Dice } from './world.js';
 
 /** The suite's tenants start on a Monday in autumn (no daylight-saving change inside 28 days). */
 export const SUITE_START = Date.UTC(2026, 9, 5);
-export const SUITE_MIN_DAYS = 10;
+export const SUITE_MIN_DAYS = 12;
 
 export interface SuiteTenant {
   seed: number;
