@@ -127,6 +127,7 @@ export async function seedWarmBaselines(o: SeedOptions): Promise<SeedResult> {
           callers: who,
           established: true,
           recent: [],
+          quarantinedHours: 0,
         }),
       );
       pairs += 1;
@@ -134,7 +135,15 @@ export async function seedWarmBaselines(o: SeedOptions): Promise<SeedResult> {
     writes.push({ table: 'baselines', partition: name.toLowerCase(), rows });
   }
   const tenantRows = new Map<string, Entity>([
-    [TENANT_SUMMARY_ROW, { firstSeenMs: firstMs, [CALLER_LAYOUT_PROPERTY]: CALLER_LAYOUT_BUCKETS }],
+    [
+      TENANT_SUMMARY_ROW,
+      {
+        firstSeenMs: firstMs,
+        observedDays: 30,
+        lastObservedDay: lastDay,
+        [CALLER_LAYOUT_PROPERTY]: CALLER_LAYOUT_BUCKETS,
+      },
+    ],
   ]);
   for (const city of tenant.values()) {
     tenantRows.set(
@@ -150,6 +159,8 @@ export async function seedWarmBaselines(o: SeedOptions): Promise<SeedResult> {
         rawHours: 250,
         firstSeenMs: firstMs,
         lastSeenMs: lastMs,
+        days: 30,
+        lastDay,
         recentHours: [],
       }),
     );
@@ -172,6 +183,7 @@ export async function seedWarmBaselines(o: SeedOptions): Promise<SeedResult> {
           firstSeenMs: firstMs,
           lastSeenMs: lastMs,
           recentHours: [],
+          quarantinedUntilMs: 0,
         }),
       );
       callerCities += 1;

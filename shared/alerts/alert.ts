@@ -17,7 +17,7 @@ export const ALERT_COLUMNS = columnsFile.columns as ColumnSpec[];
 export const ALERT_STREAM = columnsFile.stream;
 
 /** Bumped whenever the scoring model changes meaning, so analysts can tell alerts of different models apart. */
-export const MODEL_REVISION = 'm1';
+export const MODEL_REVISION = 'm2';
 /** Lists in an alert are bounded: alerts must stay far below the Logs Ingestion 1 MB request limit. */
 export const MAX_LIST = 50;
 
@@ -69,6 +69,8 @@ export interface Alert {
   BaselineCities: BaselineCityEntry[];
   Explanation: { summary: string; operations: OperationExplanation[] };
   DetectorVersion: string;
+  /** An update alert of an open episode: the AlertId of the episode's first alert. Empty for a first alert. */
+  ParentAlertId: string;
 }
 
 /** A rare observation seen for one caller: the raw material of an alert. */
@@ -182,5 +184,6 @@ export function buildAlert(findings: readonly RareFinding[], tickMs: number, def
       }),
     },
     DetectorVersion: defaults.detectorVersion,
+    ParentAlertId: '',
   };
 }

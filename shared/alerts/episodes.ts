@@ -12,6 +12,10 @@ export interface LedgerEntry {
   lastActivityMs: number;
   /** Rare operations of the episode so far (bounded). */
   operations: string[];
+  /** Operations already reported in an alert of the episode (the first or an update); absent in old rows. */
+  reported?: string[];
+  /** The episode's latest update alert: its id, event hour and operations (for idempotent re-runs). */
+  update?: { alertId: string; atMs: number; operations: string[] };
 }
 
 export interface EpisodePolicy {
@@ -27,6 +31,9 @@ export interface EpisodeDecision {
   suppressedByCooldown: number;
   suppressedByCap: number;
 }
+
+/** Bound of the operation lists the ledger keeps per episode. */
+const LEDGER_OPERATIONS = 50;
 
 export const ledgerKey = (caller: string, cityKey: string): string => `${caller}\u0000${cityKey}`;
 
@@ -72,19 +79,40 @@ export function decideAlerts(
       out.alerts.push(alert);
       continue;
     }
+    const again = prev?.update ? sameUpdate(fs, prev, tickMs, defaults) : undefined;
+    if (again !== undefined) {
+      out.alerts.push(again);
+      continue;
+    }
     // The episode lasts while rare activity keeps coming from this caller and city: it ends only after a
     // cooldown without any. A traveller gets one alert for the trip, not one per day or per operation.
     const firstHour = Math.min(...fs.map((f) => f.observation.hourMs));
+    // While the (caller, city) is in quarantine (its alert not confirmed as benign), the episode stays open: the
+    // SOC has it already; only escalation (update alerts) and markedly higher scores raise alerts again.
+    const inQuarantine = fs.some((f) => f.rarity.quarantinedForCaller);
     const inCooldown =
       prev !== undefined &&
       firstHour >= prev.alertedAtMs &&
-      firstHour - prev.lastActivityMs < policy.cooldownMs;
+      (firstHour - prev.lastActivityMs < policy.cooldownMs || inQuarantine);
     if (inCooldown && alert.AnomalyScore < prev.score + policy.rescoreMargin) {
-      out.suppressedByCooldown += 1;
-      out.ledger.push({
+      const joined: LedgerEntry = {
         ...prev,
         lastActivityMs: Math.max(prev.lastActivityMs, lastHour),
-        operations: [...new Set([...prev.operations, ...alert.Operations])].slice(0, 50),
+        operations: [...new Set([...prev.operations, ...alert.Operations])].slice(0, LEDGER_OPERATIONS),
+      };
+      const update = updateAlert(fs, prev, tickMs, policy, defaults);
+      if (update === undefined || (today.size >= policy.dailyCap && !today.has(update.AlertId))) {
+        if (update !== undefined) out.suppressedByCap += 1;
+        out.suppressedByCooldown += 1;
+        out.ledger.push(joined);
+        continue;
+      }
+      today.add(update.AlertId);
+      out.alerts.push(update);
+      out.ledger.push({
+        ...joined,
+        reported: [...new Set([...reportedOf(prev), ...update.Operations])].slice(0, LEDGER_OPERATIONS),
+        update: { alertId: update.AlertId, atMs: updateHour(fs, update), operations: update.Operations },
       });
       continue;
     }
@@ -102,7 +130,56 @@ export function decideAlerts(
       score: alert.AnomalyScore,
       lastActivityMs: lastHour,
       operations: alert.Operations,
+      reported: alert.Operations,
     });
   }
   return out;
+}
+
+/** Operations already reported in the episode's alerts (old ledger rows: all its operations). */
+const reportedOf = (l: LedgerEntry): string[] => l.reported ?? l.operations;
+
+/** Event hour of the finding that leads an update alert. */
+const updateHour = (fs: readonly RareFinding[], a: Alert): number =>
+  Math.min(
+    ...fs
+      .filter((f) => f.observation.operation === a.Operation && f.rarity.score === a.AnomalyScore)
+      .map((f) => f.observation.hourMs),
+  );
+
+/**
+ * Escalation inside an open episode: rare operations new to the episode raise an update alert (linked to the
+ * episode's first alert by ParentAlertId), at most one per UC_ALERT_COOLDOWN — so a campaign that stays in one
+ * city still reaches the SOC when it turns to new, more dangerous operations.
+ */
+function updateAlert(
+  fs: readonly RareFinding[],
+  prev: LedgerEntry,
+  tickMs: number,
+  policy: EpisodePolicy,
+  defaults: AlertDefaults,
+): Alert | undefined {
+  // New to the episode: neither reported nor joined silently so far (a traveller doing their usual work every
+  // day is not escalating; an attacker turning from reading keys to role assignments is).
+  const known = new Set([...reportedOf(prev), ...prev.operations]);
+  const fresh = fs.filter((f) => !known.has(f.observation.operation));
+  if (fresh.length === 0) return undefined;
+  const lastAlertMs = Math.max(prev.alertedAtMs, prev.update?.atMs ?? 0);
+  const first = Math.min(...fresh.map((f) => f.observation.hourMs));
+  if (first - lastAlertMs < policy.cooldownMs) return undefined;
+  return { ...buildAlert(fresh, tickMs, defaults), ParentAlertId: prev.alertId };
+}
+
+/** The episode's latest update alert again (a re-run after a crash), when these findings rebuild it. */
+function sameUpdate(
+  fs: readonly RareFinding[],
+  prev: LedgerEntry,
+  tickMs: number,
+  defaults: AlertDefaults,
+): Alert | undefined {
+  const ops = new Set(prev.update!.operations);
+  const mine = fs.filter((f) => ops.has(f.observation.operation));
+  if (mine.length === 0) return undefined;
+  const a = { ...buildAlert(mine, tickMs, defaults), ParentAlertId: prev.alertId };
+  return a.AlertId === prev.update!.alertId ? a : undefined;
 }

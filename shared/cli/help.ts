@@ -27,14 +27,24 @@ Examples:
 
 export const EVALUATE_HELP = `Usage: unusual-city evaluate <file>... --labels labels.json [replay options]
        unusual-city evaluate --labels labels.json --alerts alerts.jsonl
+       unusual-city evaluate --suite [--seeds 1,2,3] [--days 28] [--set NAME=VALUE]... [--json] [--out DIR]
 
 Replays a labelled data set (or reads the alerts file of an earlier replay with --alerts FILE) and prints the
 attacks detected, false alerts per day and time to detect. labels.json:
-{"start","end","attacks":[{"id","caller","ips","start","end"}]} (demo --out writes one).
+{"start","end","attacks":[{"id","caller","ips","start","end"}]} (demo --out writes one). With classes in the
+labels (\`class\` on attacks, a \`benign\` array), also the per-class table.
+
+--suite generates the labelled scenario suite (one tenant per seed: ~36 people in London, Amsterdam, Mumbai and
+New York, automation in Azure regions, benign novelties and one attack of each class), replays each with the
+production pipeline and prints per seed and in total: attacks detected per class, time to detect (median, max;
+from the attacker's first event), false alerts per benign class and per day. --json prints the same as JSON on
+stdout. --out DIR keeps each seed's data set: activity-seed-N.jsonl, labels-seed-N.json and alerts-seed-N.jsonl.
 
 Examples:
   unusual-city evaluate .data/demo/activity.jsonl --labels .data/demo/labels.json
   unusual-city evaluate --labels labels.json --alerts alerts.jsonl
+  unusual-city evaluate --suite
+  unusual-city evaluate --suite --seeds 4,5 --days 21 --set UC_ALERT_THRESHOLD=45
 `;
 
 export const DEMO_HELP = `Usage: unusual-city demo [--out DIR] [--days N] [--set NAME=VALUE]... [--quiet]

@@ -9,6 +9,7 @@ import type { Alert } from '../alerts/alert.js';
 import { type AlertSink, JsonlAlertSink, MemoryAlertSink } from '../alerts/sinks.js';
 import { SqliteStore } from '../baseline/sqlite.js';
 import { loadSettings, type Settings, SettingsError } from '../config/settings.js';
+import { classReport, formatClassTable, hasClasses } from '../demo/classes.js';
 import { runDemo } from '../demo/demo.js';
 import { evaluateAlerts, formatEvaluation, readLabels } from '../demo/evaluate.js';
 import { AllowlistProvider } from '../ops/allowlist.js';
@@ -19,6 +20,7 @@ import { CliError, EXIT, parseSets, parseTime, UsageError } from './args.js';
 import { checkInputs, checkOut, checkReadable, makeStateDir } from './files.js';
 import { HELP } from './help.js';
 import { alertDefaults, openGeo } from './runtime.js';
+import { evaluateSuite } from './suite.js';
 
 const USAGE = `unusual-city ${VERSION} — Azure Activity Log operations from unusual cities (T1078.004)
 
@@ -29,7 +31,10 @@ Usage:
       query responses, portal CSV, diagnostic-settings records; gzip or not) as the timer would have.
   unusual-city evaluate <file>... --labels labels.json [--alerts alerts.jsonl] [same options as replay]
       Replays a labelled data set (or reads its alerts) and prints detected attacks, false alerts per day
-      and time to detect.
+      and time to detect (per class when the labels have classes).
+  unusual-city evaluate --suite [--seeds 1,2,3] [--days 28] [--set NAME=VALUE]... [--json] [--out DIR]
+      Generates the labelled scenario suite, replays each seed and prints the per-class table
+      (evaluate --help for details).
   unusual-city demo [--out DIR] [--days N] [--set NAME=VALUE]...
       Generates a realistic multi-week tenant with labelled attacks, replays it and evaluates.
   unusual-city backtest <file>... | --days N  [--labels labels.json] [--thresholds 30,40,50,60,70]
@@ -77,6 +82,9 @@ const replayOptions = {
   labels: { type: 'string' },
   alerts: { type: 'string' },
   days: { type: 'string' },
+  suite: { type: 'boolean' },
+  seeds: { type: 'string' },
+  json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -276,9 +284,15 @@ async function replayCommand(
 
 async function evaluateCommand(
   positionals: string[],
-  values: Parameters<typeof runReplay>[1] & { labels?: string; alerts?: string },
+  values: Parameters<typeof runReplay>[1] &
+    Parameters<typeof evaluateSuite>[0] & { labels?: string; alerts?: string; suite?: boolean },
   settings: Settings,
 ): Promise<number> {
+  if (values.suite === true) {
+    if (positionals.length > 0 || values.labels !== undefined || values.alerts !== undefined)
+      throw new UsageError('evaluate --suite generates its own data: give no files, --labels or --alerts');
+    return evaluateSuite(values, settings, (s) => process.stdout.write(s));
+  }
   if (values.labels === undefined) throw new UsageError('evaluate needs --labels labels.json');
   await checkReadable('--labels', values.labels);
   const labels = await readLabels(values.labels);
@@ -299,7 +313,10 @@ async function evaluateCommand(
     alerts = sink.alerts;
     rangeMs = [labels.startMs || summary.firstEventMs, labels.endMs || summary.lastEventMs];
   }
-  process.stdout.write(formatEvaluation(evaluateAlerts(alerts, labels, rangeMs[0], rangeMs[1])));
+  const evaluation = evaluateAlerts(alerts, labels, rangeMs[0], rangeMs[1]);
+  process.stdout.write(formatEvaluation(evaluation));
+  if (hasClasses(labels))
+    process.stdout.write('\n' + formatClassTable(classReport(evaluation, labels), 'Per class'));
   return 0;
 }
 

@@ -12,6 +12,26 @@ export interface AttackLabel {
   ips: string[];
   startMs: number;
   endMs: number;
+  /** Scenario class (e.g. `foreign-password`); labels without one are class "attack". */
+  class?: string;
+  /**
+   * When set, only an alert raised at or after the attack's start whose Operations list one of these counts
+   * (an escalation inside a campaign is detected only if the alert reports the escalation).
+   */
+  requiredOperations?: string[];
+}
+
+/** A labelled benign-but-novel episode: false alerts it explains are counted against its class. */
+export interface BenignLabel {
+  id: string;
+  class: string;
+  description: string;
+  /** Callers involved; empty = anyone. */
+  callers: string[];
+  /** Caller IPs involved; empty = any. */
+  ips: string[];
+  startMs: number;
+  endMs: number;
 }
 
 export interface Labels {
@@ -19,6 +39,7 @@ export interface Labels {
   startMs: number;
   endMs: number;
   attacks: AttackLabel[];
+  benign?: BenignLabel[];
 }
 
 const labelsSchema = z.object({
@@ -32,8 +53,23 @@ const labelsSchema = z.object({
       ips: z.array(z.string()).min(1),
       start: z.string(),
       end: z.string(),
+      class: z.string().min(1).optional(),
+      requiredOperations: z.array(z.string()).min(1).optional(),
     }),
   ),
+  benign: z
+    .array(
+      z.object({
+        id: z.string(),
+        class: z.string().min(1),
+        description: z.string().default(''),
+        callers: z.array(z.string()),
+        ips: z.array(z.string()),
+        start: z.string(),
+        end: z.string(),
+      }),
+    )
+    .optional(),
 });
 
 const time = (path: string, what: string, v: string): number => {
@@ -61,7 +97,22 @@ export async function readLabels(path: string): Promise<Labels> {
       ips: a.ips,
       startMs: time(path, `attack ${a.id} start`, a.start),
       endMs: time(path, `attack ${a.id} end`, a.end),
+      ...(a.class !== undefined ? { class: a.class } : {}),
+      ...(a.requiredOperations !== undefined ? { requiredOperations: a.requiredOperations } : {}),
     })),
+    ...(d.benign !== undefined
+      ? {
+          benign: d.benign.map((b) => ({
+            id: b.id,
+            class: b.class,
+            description: b.description,
+            callers: b.callers,
+            ips: b.ips,
+            startMs: time(path, `benign ${b.id} start`, b.start),
+            endMs: time(path, `benign ${b.id} end`, b.end),
+          })),
+        }
+      : {}),
   };
 }
 
@@ -76,7 +127,22 @@ export function labelsToJson(l: Labels): unknown {
       ips: a.ips,
       start: new Date(a.startMs).toISOString(),
       end: new Date(a.endMs).toISOString(),
+      ...(a.class !== undefined ? { class: a.class } : {}),
+      ...(a.requiredOperations !== undefined ? { requiredOperations: a.requiredOperations } : {}),
     })),
+    ...(l.benign !== undefined
+      ? {
+          benign: l.benign.map((b) => ({
+            id: b.id,
+            class: b.class,
+            description: b.description,
+            callers: b.callers,
+            ips: b.ips,
+            start: new Date(b.startMs).toISOString(),
+            end: new Date(b.endMs).toISOString(),
+          })),
+        }
+      : {}),
   };
 }
 
@@ -114,7 +180,13 @@ export function matchesAttack(a: Alert, at: AttackLabel): boolean {
   if (!a.SrcIpAddrs.some((ip) => at.ips.includes(ip))) return false;
   const first = Date.parse(a.FirstEventTime);
   const last = Date.parse(a.LastEventTime);
-  return last >= at.startMs && first <= at.endMs;
+  if (last < at.startMs || first > at.endMs) return false;
+  if (at.requiredOperations === undefined) return true;
+  const required = new Set(at.requiredOperations.map((o) => o.toLowerCase()));
+  return (
+    Date.parse(a.TimeGenerated) >= at.startMs &&
+    (a.Operations ?? []).some((o) => required.has(o.toLowerCase()))
+  );
 }
 
 export function evaluateAlerts(
@@ -136,7 +208,11 @@ export function evaluateAlerts(
     }
     return r;
   });
-  const falseAlerts = alerts.filter((a) => !used.has(a.AlertId));
+  // An alert about an attacker is never a false alert, even when it does not count as detecting (an escalation
+  // alert that does not report the escalation).
+  const aboutAttacker = (a: Alert) =>
+    labels.attacks.some((at) => matchesAttack(a, { ...at, requiredOperations: undefined }));
+  const falseAlerts = alerts.filter((a) => !used.has(a.AlertId) && !aboutAttacker(a));
   const days = Math.max(1, (endMs - startMs) / 86_400_000);
   const ttds = attacks
     .map((a) => a.timeToDetectMs)

@@ -19,6 +19,7 @@ import type { BaselineStore, Entity } from '../baseline/store.js';
 import { type Settings, SettingsError } from '../config/settings.js';
 import { parseEgressRanges } from '../geo/egress.js';
 import { type Cidr, CidrSet, internalRangeContaining, parseCidr } from '../geo/ip.js';
+import { liftQuarantine } from '../pipeline/callers.js';
 import { appendAudit } from './audit.js';
 import { parseServiceTags } from './serviceTags.js';
 
@@ -168,13 +169,21 @@ export async function addAllowRule(
       ],
     ]);
   });
+  // Confirmed benign: the quarantine of the places the rule covers ends now (their hours count from here on).
+  const scope =
+    rule.kind === 'city'
+      ? { cityKey: rule.value }
+      : rule.kind === 'caller'
+        ? { caller: rule.value }
+        : undefined;
+  const quarantineLifted = scope !== undefined ? await liftQuarantine(store, scope) : 0;
   await appendAudit(store, {
     action: 'allow',
     by: change.by,
     reason: change.reason,
     atMs: change.atMs,
     subject: `${rule.kind} ${rule.value}`,
-    detail: JSON.stringify({ replaced: existed }),
+    detail: JSON.stringify({ replaced: existed, quarantineLifted }),
   });
   return !existed;
 }

@@ -17,7 +17,7 @@
  */
 import type { BaselineStore, Entity, PartitionUpdate } from '../baseline/store.js';
 import type { CallerCity } from '../scoring/model.js';
-import { countCallerHour, MAX_CITIES_PER_CALLER } from '../scoring/update.js';
+import { type CallerHourUpdate, countCallerHour, MAX_CITIES_PER_CALLER } from '../scoring/update.js';
 import {
   callerCitiesFromRows,
   callerCityToEntity,
@@ -46,8 +46,10 @@ export function fnv1a(s: string): number {
 
 /** The bucket partition (in the `tenant` table) holding a caller's cities. */
 export function callerBucket(caller: string): string {
-  return `callers:${String(fnv1a(caller) % CALLER_BUCKETS).padStart(2, '0')}`;
+  return bucketName(fnv1a(caller) % CALLER_BUCKETS);
 }
+
+const bucketName = (i: number): string => `callers:${String(i).padStart(2, '0')}`;
 
 /** Row key of one (caller, city) in its bucket. City keys never contain U+0000; callers might, so split last. */
 export const callerRowKey = (caller: string, cityKey: string): string => `${caller}\u0000${cityKey}`;
@@ -146,12 +148,12 @@ export async function readCallerHistories(
 function callerChanges(
   caller: string,
   start: ReadonlyMap<string, CallerCity>,
-  hours: readonly { cityKey: string; hourMs: number }[],
+  hours: readonly CallerHourUpdate[],
   current: ReadonlyMap<string, Entity>,
   out: Map<string, Entity | null>,
 ): void {
   let cities = new Map(start);
-  for (const u of hours) cities = countCallerHour(cities, u.cityKey, u.hourMs).cities;
+  for (const u of hours) cities = countCallerHour(cities, u.cityKey, u.hourMs, u.quarantineUntilMs).cities;
   const keep = [...cities.values()].sort(
     (a, b) => b.lastSeenMs - a.lastSeenMs || a.cityKey.localeCompare(b.cityKey),
   );
@@ -172,7 +174,7 @@ function callerChanges(
  */
 export async function updateCallerHistories(
   store: BaselineStore,
-  updates: ReadonlyMap<string, readonly { cityKey: string; hourMs: number }[]>,
+  updates: ReadonlyMap<string, readonly CallerHourUpdate[]>,
   legacy: ReadonlyMap<string, ReadonlyMap<string, CallerCity>>,
   concurrency = 8,
 ): Promise<void> {
@@ -233,4 +235,37 @@ export async function readCallerCities(
 ): Promise<Map<string, CallerCity>> {
   const h = await readCallerHistories(store, [caller], new Map([[TENANT_SUMMARY_ROW, {}]]));
   return h.cities.get(caller) ?? new Map();
+}
+
+/**
+ * Lifts the quarantine (CallerCity.quarantinedUntilMs) of every (caller, city) an allow rule covers: one caller
+ * (`caller`), one city for everyone (`cityKey`), or one caller in one city (both). Returns how many rows changed.
+ * For `baseline allow`: an analyst confirmed the place as benign, so its hours count from now on.
+ */
+export async function liftQuarantine(
+  store: BaselineStore,
+  scope: { caller?: string; cityKey?: string },
+): Promise<number> {
+  const buckets =
+    scope.caller !== undefined
+      ? [callerBucket(scope.caller)]
+      : Array.from({ length: CALLER_BUCKETS }, (_, i) => bucketName(i));
+  let lifted = 0;
+  await mapLimit(buckets, 8, async (bucket) => {
+    await store.updatePartition('tenant', bucket, (cur) => {
+      const out = new Map<string, Entity | null>();
+      for (const [rowKey, e] of cur) {
+        const k = splitRowKey(rowKey);
+        if (k === undefined || typeof e.quarantinedUntilMs !== 'number' || e.quarantinedUntilMs <= 0)
+          continue;
+        if (scope.caller !== undefined && k[0] !== scope.caller) continue;
+        if (scope.cityKey !== undefined && k[1] !== scope.cityKey) continue;
+        const { quarantinedUntilMs: _lifted, ...rest } = e;
+        out.set(rowKey, rest);
+      }
+      lifted += out.size;
+      return out;
+    });
+  });
+  return lifted;
 }

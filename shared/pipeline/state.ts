@@ -44,7 +44,7 @@ const json = <T>(e: Entity, k: string, d: T): T => {
  * share. Both are stored alike, by the two functions below: these fields in this order, the region only where the
  * kind has one (an operation's city), then the kind's own fields.
  */
-type Place = Omit<TenantCity, 'recentHours'>;
+type Place = Omit<TenantCity, 'recentHours' | 'days' | 'lastDay'>;
 
 function placeToEntity(c: Place & { region?: string }, withRegion: boolean, own: Entity): Entity {
   return {
@@ -88,6 +88,7 @@ export function cityToEntity(c: CityBaseline): Entity {
     callers: JSON.stringify(c.callers),
     established: c.established,
     recent: JSON.stringify(c.recent),
+    ...(c.quarantinedHours > 0 ? { quarantinedHours: c.quarantinedHours } : {}),
   });
 }
 
@@ -100,6 +101,7 @@ export function cityFromEntity(cityKey: string, e: Entity): CityBaseline {
     callers: json<string[]>(e, 'callers', []),
     established: e.established === true,
     recent: json<[number, number][]>(e, 'recent', []),
+    quarantinedHours: num(e, 'quarantinedHours'),
   };
 }
 
@@ -141,20 +143,46 @@ export function operationFromRows(
 }
 
 export function tenantCityToEntity(c: TenantCity): Entity {
-  return placeToEntity(c, false, { recentHours: JSON.stringify(c.recentHours) });
+  return placeToEntity(c, false, {
+    days: c.days,
+    lastDay: c.lastDay,
+    recentHours: JSON.stringify(c.recentHours),
+  });
 }
+
+export function tenantSummaryEntity(t: TenantBaseline): Entity {
+  return { firstSeenMs: t.firstSeenMs, observedDays: t.observedDays, lastObservedDay: t.lastObservedDay };
+}
+
+const DAY = 86_400_000;
+
+/** Days of a tenant city stored before days were kept: the days its first and last sightings span, at most. */
+const spannedDays = (p: Place): number =>
+  p.rawHours === 0
+    ? 0
+    : Math.min(p.rawHours, Math.floor(p.lastSeenMs / DAY) - Math.floor(p.firstSeenMs / DAY) + 1);
 
 export function tenantFromRows(rows: ReadonlyMap<string, Entity>): TenantBaseline {
   const t = emptyTenant();
   for (const [key, e] of rows) {
     if (key === TENANT_SUMMARY_ROW) {
       t.firstSeenMs = num(e, 'firstSeenMs');
+      t.observedDays = num(e, 'observedDays', -1);
+      t.lastObservedDay = num(e, 'lastObservedDay', -1);
       continue;
     }
+    const place = placeFromEntity(key, e, false);
     t.cities.set(key, {
-      ...placeFromEntity(key, e, false),
+      ...place,
+      days: num(e, 'days', spannedDays(place)),
+      lastDay: num(e, 'lastDay', Math.floor(place.lastSeenMs / DAY)),
       recentHours: json<number[]>(e, 'recentHours', []),
     });
+  }
+  if (t.observedDays < 0) {
+    // Stored before days were observed: at least as many days as its busiest city was seen on.
+    t.observedDays = Math.max(0, ...[...t.cities.values()].map((c) => c.days));
+    t.lastObservedDay = Math.max(-1, ...[...t.cities.values()].map((c) => c.lastDay));
   }
   return t;
 }
@@ -168,6 +196,8 @@ export function ledgerToEntity(l: LedgerEntry): Entity {
     score: l.score,
     lastActivityMs: l.lastActivityMs,
     operations: JSON.stringify(l.operations),
+    ...(l.reported !== undefined ? { reported: JSON.stringify(l.reported) } : {}),
+    ...(l.update !== undefined ? { update: JSON.stringify(l.update) } : {}),
   };
 }
 
@@ -180,6 +210,16 @@ export function ledgerFromEntity(e: Entity): LedgerEntry {
     score: num(e, 'score'),
     lastActivityMs: num(e, 'lastActivityMs'),
     operations: json<string[]>(e, 'operations', []),
+    ...(typeof e.reported === 'string' ? { reported: json<string[]>(e, 'reported', []) } : {}),
+    ...(typeof e.update === 'string'
+      ? {
+          update: json<{ alertId: string; atMs: number; operations: string[] }>(e, 'update', {
+            alertId: '',
+            atMs: 0,
+            operations: [],
+          }),
+        }
+      : {}),
   };
 }
 
@@ -198,6 +238,7 @@ export function callerCityToEntity(c: CallerCity): Entity {
     firstSeenMs: c.firstSeenMs,
     lastSeenMs: c.lastSeenMs,
     recentHours: JSON.stringify(c.recentHours),
+    ...(c.quarantinedUntilMs > 0 ? { quarantinedUntilMs: c.quarantinedUntilMs } : {}),
   };
 }
 
@@ -212,6 +253,7 @@ export function callerCitiesFromRows(rows: ReadonlyMap<string, Entity>): Map<str
       firstSeenMs: num(e, 'firstSeenMs'),
       lastSeenMs: num(e, 'lastSeenMs'),
       recentHours: json<number[]>(e, 'recentHours', []),
+      quarantinedUntilMs: num(e, 'quarantinedUntilMs'),
     });
   }
   return out;

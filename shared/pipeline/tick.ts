@@ -25,6 +25,7 @@ import { forCaller, type RarityScore, scoreObservation } from '../scoring/score.
 import {
   alreadyCounted,
   callerContext,
+  type CallerHourUpdate,
   countCallerHour,
   countOperationHour,
   countTenantHour,
@@ -37,6 +38,7 @@ import {
   readCallerHistories,
   updateCallerHistories,
 } from './callers.js';
+import { Quarantine } from './quarantine.js';
 import {
   CHECKPOINT_PARTITION,
   CHECKPOINT_ROW,
@@ -52,6 +54,7 @@ import {
   TENANT_SUMMARY_ROW,
   tenantCityToEntity,
   tenantFromRows,
+  tenantSummaryEntity,
 } from './state.js';
 import { type EventGroup, MAX_GROUP_LIST } from './types.js';
 
@@ -282,7 +285,8 @@ async function runTickBatched(
   // Callers' cities: one read per bucket of callers (shared/pipeline/callers.ts), not one per caller.
   const histories = await readCallerHistories(p.store, callerKeys, tenantRows);
   const callerCities: Map<string, Map<string, CallerCity>> = histories.cities;
-  const callerUpdates = new Map<string, { cityKey: string; hourMs: number }[]>();
+  const callerUpdates = new Map<string, CallerHourUpdate[]>();
+  const quarantine = new Quarantine(s.UC_QUARANTINE_DAYS, s.UC_QUARANTINE_SCORE, callerCities);
   /** Scores one caller's part of an observation: the operation's rarity plus the caller's own history. */
   const scoreFor = (
     base: RarityScore,
@@ -296,12 +300,23 @@ async function runTickBatched(
           base,
           op,
           obs.city,
-          callerContext(activity.caller, callerCities.get(activity.caller) ?? new Map(), obs.city.key),
+          callerContext(
+            activity.caller,
+            callerCities.get(activity.caller) ?? new Map(),
+            obs.city.key,
+            obs.hourMs,
+          ),
           params,
         );
 
   const updates = new Map<string, HourUpdate[]>();
   const tenantUpdates: { city: City; hourMs: number }[] = [];
+  /** Quarantines started or extended by this run's scores, applied before the hour is counted. */
+  const quarantineNow = new Map<string, number>();
+  const noteScore = (obs: Observation, activity: CallerActivity, rarity: RarityScore): void => {
+    const end = quarantine.record(activity.caller, obs.city.key, obs.hourMs, rarity);
+    if (end !== undefined) quarantineNow.set(`${activity.caller}\u0000${obs.city.key}`, end);
+  };
   const findings: RareFinding[] = [];
 
   let i = 0;
@@ -333,6 +348,7 @@ async function runTickBatched(
         const base = scoreObservation(op, tenant, obs.city, hourMs, params);
         for (const activity of callers) {
           const rarity = scoreFor(base, op, obs, activity);
+          noteScore(obs, activity, rarity);
           if (rarity.score >= s.UC_ALERT_THRESHOLD) findings.push({ observation: obs, activity, rarity });
         }
         continue;
@@ -342,6 +358,7 @@ async function runTickBatched(
       let best = base.score;
       for (const activity of callers) {
         const rarity = scoreFor(base, op, obs, activity);
+        noteScore(obs, activity, rarity);
         best = Math.max(best, rarity.score);
         if (rarity.score >= s.UC_ALERT_THRESHOLD) findings.push({ observation: obs, activity, rarity });
       }
@@ -350,7 +367,14 @@ async function runTickBatched(
     // Only now does this hour become part of the baseline: every observation of the hour was scored
     // against the state before it.
     for (const { obs, score } of pending) {
-      const u: HourUpdate = { city: obs.city, hourMs, callers: obs.callers.map((c) => c.caller), score };
+      const who = obs.callers.map((c) => c.caller);
+      const u: HourUpdate = {
+        city: obs.city,
+        hourMs,
+        callers: who,
+        score,
+        quarantined: quarantine.allOn(who, obs.city.key, hourMs),
+      };
       const op = ops.get(obs.operationKey) ?? emptyOperation(obs.operationKey, obs.operation);
       ops.set(obs.operationKey, countOperationHour(op, u, params).op);
       const list = updates.get(obs.operationKey);
@@ -360,27 +384,35 @@ async function runTickBatched(
     // Tenant and caller counts are per (city, hour) and per (caller, city, hour): count each once, however many
     // operations saw it (counting is idempotent, but every call copies the caller's or the tenant's cities).
     const tenantSeen = new Set<string>();
+    for (const obs of hourObs) {
+      if (tenantSeen.has(obs.city.key)) continue;
+      tenantSeen.add(obs.city.key);
+      tenant = countTenantHour(tenant, obs.city, hourMs, params).tenant;
+      tenantUpdates.push({ city: obs.city, hourMs });
+    }
     const callerSeen = new Set<string>();
     for (const obs of hourObs) {
-      if (!tenantSeen.has(obs.city.key)) {
-        tenantSeen.add(obs.city.key);
-        tenant = countTenantHour(tenant, obs.city, hourMs, params).tenant;
-        tenantUpdates.push({ city: obs.city, hourMs });
-      }
       for (const c of obs.callers) {
         if (c.caller === '') continue;
         const seen = `${c.caller}\u0000${obs.city.key}`;
         if (callerSeen.has(seen)) continue;
         callerSeen.add(seen);
+        const u: CallerHourUpdate = {
+          cityKey: obs.city.key,
+          hourMs,
+          quarantineUntilMs: quarantineNow.get(seen) ?? 0,
+        };
         callerCities.set(
           c.caller,
-          countCallerHour(callerCities.get(c.caller) ?? new Map(), obs.city.key, hourMs).cities,
+          countCallerHour(callerCities.get(c.caller) ?? new Map(), u.cityKey, hourMs, u.quarantineUntilMs)
+            .cities,
         );
         const list = callerUpdates.get(c.caller);
-        if (list) list.push({ cityKey: obs.city.key, hourMs });
-        else callerUpdates.set(c.caller, [{ cityKey: obs.city.key, hourMs }]);
+        if (list) list.push(u);
+        else callerUpdates.set(c.caller, [u]);
       }
     }
+    quarantineNow.clear();
     i = j;
   }
   stats.rareFindings = findings.length;
@@ -481,7 +513,7 @@ async function runTickBatched(
       for (const u of tenantUpdates) t = countTenantHour(t, u.city, u.hourMs, params).tenant;
       const next = new Map<string, Entity>();
       next.set(TENANT_SUMMARY_ROW, {
-        firstSeenMs: t.firstSeenMs,
+        ...tenantSummaryEntity(t),
         // A store whose callers all live in buckets says so (no old per-caller partitions to look in).
         ...(bucketsOnly(cur) ? { [CALLER_LAYOUT_PROPERTY]: CALLER_LAYOUT_BUCKETS } : {}),
       });

@@ -38,6 +38,11 @@ export interface CityBaseline extends PlaceCounts {
   established: boolean;
   /** Hours already counted, newest last, with the score each got when first seen. */
   recent: [hourMs: number, score: number][];
+  /**
+   * Of the hours counted, those seen only from callers in quarantine for the city (an alert not confirmed as
+   * benign): they count, but none of them can make the city established for the operation.
+   */
+  quarantinedHours: number;
 }
 
 export interface OperationBaseline {
@@ -54,6 +59,9 @@ export interface OperationBaseline {
 
 /** The tenant's own use of a city, all operations together: the prior for cities new to an operation. */
 export interface TenantCity extends PlaceCounts {
+  /** Distinct UTC days with at least one counted hour (a city is established for the tenant with enough). */
+  days: number;
+  lastDay: number;
   recentHours: number[];
 }
 
@@ -66,6 +74,11 @@ export interface CallerCity {
   firstSeenMs: number;
   lastSeenMs: number;
   recentHours: number[];
+  /**
+   * Until then, the caller's hours in this city are quarantined (an alert for it that no analyst has confirmed
+   * as benign): they never make the city familiar to the caller. 0 = not quarantined.
+   */
+  quarantinedUntilMs: number;
 }
 
 /** What the scorer needs to know about the caller of an observation. */
@@ -73,14 +86,22 @@ export interface CallerContext {
   caller: string;
   /** Hours the caller was seen in, from any city (bounded by the cities kept). */
   historyHours: number;
-  /** Hours and days the caller was seen in this city before. */
+  /** Hours and days the caller was seen in this city before (0 while the city is quarantined for them). */
   cityHours: number;
   cityDays: number;
+  /** Cities the caller worked from (outside quarantine), and the (city, day)s they were seen on. */
+  cities: number;
+  cityDaysTotal: number;
+  /** The city is quarantined for the caller: an alert for it that no analyst has confirmed as benign. */
+  quarantined: boolean;
 }
 
 export interface TenantBaseline {
-  /** When the detector first saw data for this tenant (drives the tenant learning factor); 0 = never. */
+  /** When the detector first saw data for this tenant; 0 = never. */
   firstSeenMs: number;
+  /** Distinct UTC days with data (drives the tenant learning factor: days observed, not days since). */
+  observedDays: number;
+  lastObservedDay: number;
   cities: Map<string, TenantCity>;
 }
 
@@ -126,6 +147,10 @@ export interface ScoringParams {
   unestablishedWeight: number;
   egressScoreCap: number;
   callerNewCityBoost: number;
+  /** Exponent on the caller's own odds against a new city (UC_CALLER_NOVELTY_WEIGHT). */
+  callerNoveltyWeight: number;
+  /** Exponent on the evidence of absence (UC_ABSENCE_WEIGHT); 0 = off. */
+  absenceWeight: number;
   familiarScoreCap: number;
   callerLearningHours: number;
   maxCallersPerCity: number;
@@ -145,5 +170,10 @@ export function emptyOperation(operationKey: string, operation: string): Operati
 }
 
 export function emptyTenant(): TenantBaseline {
-  return { firstSeenMs: 0, cities: new Map() };
+  return { firstSeenMs: 0, observedDays: 0, lastObservedDay: -1, cities: new Map() };
+}
+
+/** A tenant city is established with UC_ESTABLISH_HOURS hours on UC_ESTABLISH_DAYS days, as an operation's city. */
+export function tenantCityEstablished(c: TenantCity, params: ScoringParams): boolean {
+  return c.rawHours >= params.establishHours && c.days >= params.establishDays;
 }

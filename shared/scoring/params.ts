@@ -19,6 +19,8 @@ export function scoringParams(s: Settings): ScoringParams {
     unestablishedWeight: s.UC_UNESTABLISHED_WEIGHT,
     egressScoreCap: s.UC_EGRESS_SCORE_CAP,
     callerNewCityBoost: s.UC_NEW_CITY_FOR_CALLER_BOOST,
+    callerNoveltyWeight: s.UC_CALLER_NOVELTY_WEIGHT,
+    absenceWeight: s.UC_ABSENCE_WEIGHT,
     familiarScoreCap: s.UC_FAMILIAR_SCORE_CAP,
     callerLearningHours: s.UC_CALLER_LEARNING_HOURS,
     maxCallersPerCity: s.UC_MAX_CALLERS_PER_CITY,

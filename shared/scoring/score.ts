@@ -4,10 +4,10 @@ import { decayed } from './decay.js';
 import {
   type CallerContext,
   type CityBaseline,
-  DAY_MS,
   type OperationBaseline,
   type ScoringParams,
   type TenantBaseline,
+  tenantCityEstablished,
 } from './model.js';
 
 /** P at or above this is not rare at all (score 0); Elastic's `rare` scores p > 0.035 as 0. */
@@ -57,14 +57,36 @@ export interface RarityScore {
   seenInTenant: boolean;
   nearest?: { cityKey: string; name: string; country: string; distanceKm: number };
   distanceFactor: number;
+  /** No established city of the operation is in the country (or, while none is established, no city at all). */
   newCountryForOperation: boolean;
+  /** What newCountryForOperation was decided against: the operation's established cities, or all it has seen. */
+  operationCountryBasis: 'established' | 'seen';
+  /** The tenant has established cities, and none of them is in the country (the city itself included). */
   newCountryForTenant: boolean;
+  /** Some tenant city (established or not) is in the country. */
+  countrySeenInTenant: boolean;
+  /** Hours this (operation, city) was seen only from callers in quarantine (they cannot establish it). */
+  quarantinedHours: number;
+  /** The nearest city is the nearest established one (else the nearest of all the operation has seen). */
+  nearestBasis: 'established' | 'seen';
+  /** Cities of the operation in all (knownCities holds the top UC_TOP_CITIES). */
+  operationCities: number;
   /** The caller was never seen in this city (for any operation) although they have history. */
   newCityForCaller: boolean;
   /** The caller has worked from this city on at least UC_ESTABLISH_DAYS days. */
   familiarToCaller: boolean;
   /** Hours the caller was seen in this city before (undefined when scored without a caller). */
   callerCityHours?: number;
+  /** The caller's history: hours and cities outside quarantine (undefined when scored without a caller). */
+  callerHistoryHours?: number;
+  callerHistoryDays?: number;
+  callerCities?: number;
+  /** P was multiplied by this: the operation never performed from a city common in the tenant (1 = not). */
+  absence: number;
+  /** P was divided by this because the city is new to a caller with history (1 = not). */
+  callerBoost: number;
+  /** The caller's earlier activity from this city is in quarantine (an alert no analyst confirmed as benign). */
+  quarantinedForCaller: boolean;
   learningFactor: number;
   operationActiveHours: number;
   tenantDays: number;
@@ -114,18 +136,49 @@ export function forCaller(
 ): RarityScore {
   const newCityForCaller = caller.cityHours === 0 && caller.historyHours >= params.callerLearningHours;
   const familiarToCaller = caller.cityDays >= params.establishDays;
-  let probability = base.probability;
-  if (newCityForCaller) probability /= params.callerNewCityBoost;
+  // A caller with a long, stable history rarely turns up in a city new to them: the odds against it are their
+  // (city, day)s per city first seen, (days + 2) / (cities + 1). A roaming identity (a new region every few days)
+  // has low odds, a person working from one or two places for weeks high ones. P is divided by the odds raised to
+  // UC_CALLER_NOVELTY_WEIGHT, at least UC_NEW_CITY_FOR_CALLER_BOOST — but never by more than the odds themselves.
+  // A common tenant city cannot dilute this: it is the caller's own history, not the tenant's.
+  const odds = (caller.cityDaysTotal + 2) / (caller.cities + 1);
+  const callerBoost = newCityForCaller
+    ? Math.max(
+        1,
+        Math.min(odds, Math.max(params.callerNewCityBoost, Math.pow(odds, params.callerNoveltyWeight))),
+      )
+    : 1;
+  const absence = absenceFactor(base, newCityForCaller && odds >= params.callerNewCityBoost, params);
   const r: RarityScore = {
     ...base,
+    absence,
     newCityForCaller,
     familiarToCaller,
     callerCityHours: caller.cityHours,
-    probability,
+    callerHistoryHours: caller.historyHours,
+    callerHistoryDays: caller.cityDaysTotal,
+    callerCities: caller.cities,
+    callerBoost,
+    quarantinedForCaller: caller.quarantined,
+    probability: (base.probability / callerBoost) * absence,
   };
   finish(r, city, params);
   r.sentence = explain(op, city, r);
   return r;
+}
+
+/**
+ * Evidence of absence. A city with a share s of the tenant's hours that an operation with N hours was never
+ * performed from: were the operation spread like the tenant's activity, that would happen with chance (1 − s)^N.
+ * For a stable caller who never worked from the city either (their colleagues do, they do not), it is the
+ * operation's own history saying "not from here" — a common tenant city then makes the observation rarer, not
+ * more ordinary. Weighted by UC_ABSENCE_WEIGHT; 1 (no effect) otherwise.
+ */
+function absenceFactor(base: RarityScore, stableCallerNewCity: boolean, params: ScoringParams): number {
+  if (!stableCallerNewCity || base.seenForOperation || base.tenantShare <= 0 || params.absenceWeight <= 0)
+    return 1;
+  const unseen = Math.exp(base.operationHours * Math.log1p(-Math.min(base.tenantShare, 0.999)));
+  return Math.max(P_FLOOR, Math.pow(unseen, params.absenceWeight));
 }
 
 function finish(r: RarityScore, city: City, params: ScoringParams): void {
@@ -219,18 +272,7 @@ function baseRarity(
     mergedInto = { cityKey: nearest.cityKey, name: nearest.name, distanceKm: nearest.distanceKm };
   }
 
-  const opCountries = new Set(reference.map(({ c }) => c.country).filter((c) => c !== ''));
-  const tenantCountries = new Set(
-    [...tenant.cities.values()]
-      .filter((c) => c.cityKey !== city.key)
-      .map((c) => c.country)
-      .filter((c) => c !== ''),
-  );
-  const newCountryForOperation =
-    city.country !== '' && reference.length > 0 && !opCountries.has(city.country);
-  const newCountryForTenant =
-    city.country !== '' && tenantCountries.size > 0 && !tenantCountries.has(city.country);
-
+  const countries = countryNovelty(opCities, tenant, city, params);
   const subjectKey = subject?.cityKey ?? city.key;
   const tenantPrior = tenantPriorOf(city.key);
   const tenantShare = tTotal > 0 ? (tenantN.get(city.key) ?? 0) / tTotal : 0;
@@ -263,8 +305,8 @@ function baseRarity(
       distanceFactor = Math.pow(params.nearFactor, closeness);
     }
     probability *= distanceFactor;
-    if (newCountryForOperation) probability /= params.newCountryOperationBoost;
-    if (newCountryForTenant) probability /= params.newCountryTenantBoost;
+    if (countries.newCountryForOperation) probability /= params.newCountryOperationBoost;
+    if (countries.newCountryForTenant) probability /= params.newCountryTenantBoost;
     probability = Math.min(1, probability);
   }
 
@@ -273,7 +315,8 @@ function baseRarity(
     params.learningOperationHours <= 0
       ? 1
       : Math.sqrt(Math.min(1, op.activeHours / params.learningOperationHours));
-  const tenantDays = tenant.firstSeenMs > 0 ? Math.max(0, (hourMs - tenant.firstSeenMs) / DAY_MS) : 0;
+  // Days the tenant was observed (with data), not days since its first event: one old record must not open the gate.
+  const tenantDays = tenant.observedDays;
   const lTenant =
     params.learningTenantDays <= 0 ? 1 : Math.sqrt(Math.min(1, tenantDays / params.learningTenantDays));
   const learningFactor = lOp * lTenant;
@@ -304,8 +347,13 @@ function baseRarity(
     tenantShare,
     seenInTenant,
     distanceFactor,
-    newCountryForOperation,
-    newCountryForTenant,
+    ...countries,
+    quarantinedHours: own?.quarantinedHours ?? 0,
+    nearestBasis: established.length > 0 ? 'established' : 'seen',
+    operationCities: opCities.length,
+    callerBoost: 1,
+    absence: 1,
+    quarantinedForCaller: false,
     newCityForCaller: false,
     familiarToCaller: false,
     learningFactor,
@@ -325,56 +373,135 @@ function baseRarity(
   return result;
 }
 
+type CountryNovelty = Pick<
+  RarityScore,
+  'newCountryForOperation' | 'operationCountryBasis' | 'newCountryForTenant' | 'countrySeenInTenant'
+>;
+
+/**
+ * Whether the city's country is new, for the operation and for the tenant. "New" means no *established* place is
+ * in it — the city itself included — so a country where the tenant has one office is never "new" because of it.
+ */
+function countryNovelty(
+  opCities: readonly { c: CityBaseline }[],
+  tenant: TenantBaseline,
+  city: City,
+  params: ScoringParams,
+): CountryNovelty {
+  const country = city.country;
+  const estOp = opCities.filter(({ c }) => c.established);
+  const basis = estOp.length > 0 ? estOp : opCities.filter(({ c }) => c.rawHours > 0);
+  const newCountryForOperation =
+    country !== '' && basis.length > 0 && !basis.some(({ c }) => c.country === country);
+  let tenantEstablished = false;
+  let establishedInCountry = false;
+  let countrySeenInTenant = false;
+  for (const c of tenant.cities.values()) {
+    const est = tenantCityEstablished(c, params);
+    tenantEstablished ||= est;
+    if (c.country !== country) continue;
+    countrySeenInTenant ||= c.rawHours > 0;
+    establishedInCountry ||= est;
+  }
+  return {
+    newCountryForOperation,
+    operationCountryBasis: estOp.length > 0 ? 'established' : 'seen',
+    newCountryForTenant: country !== '' && tenantEstablished && !establishedInCountry,
+    countrySeenInTenant,
+  };
+}
+
 function explain(op: OperationBaseline, city: City, r: RarityScore): string {
   const where =
     city.egress !== undefined
       ? `egress range ${city.egress}`
       : placeName(city.name, city.region, city.country);
-  const parts: string[] = [];
-  if (r.seenForOperation && !r.established) {
-    const last =
-      r.lastSeenMs !== undefined ? `, last on ${new Date(r.lastSeenMs).toISOString().slice(0, 10)}` : '';
-    parts.push(
-      `${op.operation} from ${where}: seen in ${r.rawHoursSeen} hour(s) before${last}, not yet established for this operation, so still scored as a new city`,
-    );
-  } else if (r.seenForOperation) {
-    const last =
-      r.lastSeenMs !== undefined ? `, last on ${new Date(r.lastSeenMs).toISOString().slice(0, 10)}` : '';
-    const merged = r.mergedInto
+  const merged =
+    r.established && r.mergedInto
       ? ` (merged with ${r.mergedInto.name}, ${fmtKm(r.mergedInto.distanceKm)} away)`
       : '';
+  const parts = [`${op.operation} from ${where}${merged}: ${historyClause(op, r)}`];
+  if (r.quarantinedHours > 0) {
     parts.push(
-      `${op.operation} from ${where}${merged}: seen in ${r.rawHoursSeen} hour(s) before (${fmtHours(r.hoursSeen)} after decay${last}) out of ${fmtHours(r.operationHours)} hours for this operation`,
+      `${r.quarantinedHours} of its hours only from callers in quarantine (an alert not confirmed as benign), which cannot establish it`,
     );
-  } else if (op.cities.size === 0) {
-    parts.push(`${op.operation} from ${where}: the operation has no city history yet`);
-  } else {
-    parts.push(`${op.operation} from ${where}: a city never seen for this operation`);
   }
   if (r.knownCities.length > 0 && !r.established) {
-    parts.push(`known cities: ${r.knownCities.map((k) => `${k.name} ${fmtHours(k.hours)}h`).join('; ')}`);
-  }
-  if (!r.established && r.nearest)
-    parts.push(`nearest known city ${r.nearest.name} is ${fmtKm(r.nearest.distanceKm)} away`);
-  if (r.newCountryForTenant) parts.push('a country never seen in the tenant');
-  else if (r.newCountryForOperation) parts.push('a country new for this operation');
-  parts.push(
-    r.seenInTenant
-      ? `the city has ${(r.tenantShare * 100).toFixed(2)}% of the tenant's activity`
-      : 'the city was never seen in the tenant',
-  );
-  if (r.newCityForCaller) parts.push('the caller never worked from this city before');
-  if (r.familiarToCaller) {
+    const more = r.operationCities - r.knownCities.length;
     parts.push(
-      `the caller has worked from this city on several days (${r.callerCityHours ?? 0}h): score capped`,
+      `known cities: ${r.knownCities.map((k) => `${k.name} ${fmtHours(k.hours)}h`).join('; ')}` +
+        (more > 0 ? ` …and ${more} more` : ''),
     );
   }
+  if (!r.established && r.nearest) {
+    const which =
+      r.nearestBasis === 'established' ? 'established city of the operation' : 'city of the operation';
+    parts.push(`nearest ${which} ${r.nearest.name} is ${fmtKm(r.nearest.distanceKm)} away`);
+  }
+  const cc = city.country;
+  if (r.newCountryForTenant) {
+    parts.push(
+      r.countrySeenInTenant
+        ? `the tenant has no established city in ${cc}`
+        : 'a country never seen in the tenant',
+    );
+  } else if (r.newCountryForOperation) {
+    parts.push(
+      r.operationCountryBasis === 'established'
+        ? `no established city of this operation is in ${cc}`
+        : `this operation was never seen from ${cc}`,
+    );
+  }
+  parts.push(
+    r.seenInTenant
+      ? `the city has ${(r.tenantShare * 100).toFixed(2)}% of the tenant's hours`
+      : 'the city was never seen in the tenant',
+  );
+  parts.push(...callerClauses(r));
   if (r.learningFactor < 1) {
     parts.push(
-      `still learning (operation active ${r.operationActiveHours}h, tenant history ${r.tenantDays.toFixed(1)} days): score ×${r.learningFactor.toFixed(2)}`,
+      `still learning (operation active ${r.operationActiveHours}h, tenant observed on ${r.tenantDays} day(s)): score ×${r.learningFactor.toFixed(2)}`,
     );
   }
   if (r.capped && r.egress !== undefined) parts.push(`known egress range: score capped`);
   parts.push(`probability ${r.probability.toExponential(2)} → score ${r.score}`);
   return parts.join('; ') + '.';
+}
+
+/** What the operation's baseline says of this city. */
+function historyClause(op: OperationBaseline, r: RarityScore): string {
+  const last =
+    r.lastSeenMs !== undefined ? `, last on ${new Date(r.lastSeenMs).toISOString().slice(0, 10)}` : '';
+  if (r.seenForOperation && r.rawHoursSeen > 0 && !r.established) {
+    return `seen in ${r.rawHoursSeen} hour(s) before${last}, not yet established for this operation, so still scored as a new city`;
+  }
+  if (r.seenForOperation && r.established) {
+    const merged = r.mergedInto
+      ? ` (merged with ${r.mergedInto.name}, ${fmtKm(r.mergedInto.distanceKm)} away)`
+      : '';
+    return `${merged ? merged.slice(1) + ': ' : ''}seen in ${r.rawHoursSeen} hour(s) before (${fmtHours(r.hoursSeen)} after decay${last}) out of ${fmtHours(r.operationHours)} hours for this operation`;
+  }
+  if (op.cities.size === 0) return 'the operation has no city history yet';
+  return 'a city never seen for this operation';
+}
+
+/** What the caller's own history says of this city. */
+function callerClauses(r: RarityScore): string[] {
+  const out: string[] = [];
+  if (r.quarantinedForCaller) {
+    out.push(
+      "the caller's earlier activity from this city is in quarantine (an alert not confirmed as benign)",
+    );
+  }
+  if (r.newCityForCaller) {
+    out.push(
+      `the caller never worked from this city before (${r.callerHistoryHours ?? 0}h on ${r.callerHistoryDays ?? 0} city-day(s) in ${r.callerCities ?? 0} other city(ies)): probability ÷${fmtHours(r.callerBoost)}`,
+    );
+  }
+  if (r.familiarToCaller) {
+    out.push(
+      `the caller has worked from this city on several days (${r.callerCityHours ?? 0}h): score capped`,
+    );
+  }
+  return out;
 }

@@ -31,6 +31,11 @@ export interface HourUpdate {
   city: City;
   hourMs: number;
   callers: readonly string[];
+  /**
+   * Every caller of the hour is in quarantine for the city: the hour is counted, but its days cannot make the
+   * city established for the operation — only UC_ESTABLISH_CALLERS distinct callers can.
+   */
+  quarantined?: boolean;
   /** Score the observation got, remembered for the explanation of later overlapping runs. */
   score: number;
 }
@@ -86,6 +91,7 @@ export function countOperationHour(
         callers: [],
         established: false,
         recent: [],
+        quarantinedHours: 0,
       };
   if (u.hourMs > c.decayedAtMs) {
     c.n = decayed(c.n, c.decayedAtMs, u.hourMs, params.halfLifeDays);
@@ -101,10 +107,14 @@ export function countOperationHour(
       c.callers.push(caller);
     }
   }
+  if (u.quarantined === true) c.quarantinedHours += 1;
+  // A caller in quarantine cannot establish the city by repeating it on several days (the attacker who stays);
+  // many distinct callers still can (a team, the corporate VPN moving to another city).
   if (
     !c.established &&
     c.rawHours >= params.establishHours &&
-    (c.days >= params.establishDays || c.callers.length >= params.establishCallers)
+    ((u.quarantined !== true && c.days >= params.establishDays) ||
+      c.callers.length >= params.establishCallers)
   ) {
     c.established = true;
   }
@@ -125,6 +135,24 @@ export function countOperationHour(
   return { op: next, changedCity: c, changedSummary };
 }
 
+/**
+ * Records that the tenant had data in `hourMs` (first sighting, days observed). Returns `tenant` itself when
+ * nothing changed, else a copy (sharing the cities map). An hour earlier than the last observed day adds no day:
+ * days are counted as data arrives, as the replay and the timer both deliver it.
+ */
+export function observeTenantHour(tenant: TenantBaseline, hourMs: number): TenantBaseline {
+  const day = Math.floor(hourMs / DAY_MS);
+  const first = tenant.firstSeenMs === 0 || hourMs < tenant.firstSeenMs;
+  const newDay = day > tenant.lastObservedDay;
+  if (!first && !newDay) return tenant;
+  return {
+    ...tenant,
+    firstSeenMs: first ? hourMs : tenant.firstSeenMs,
+    observedDays: tenant.observedDays + (newDay ? 1 : 0),
+    lastObservedDay: newDay ? day : tenant.lastObservedDay,
+  };
+}
+
 /** Counts one (city, hour) in the tenant's city counts. Idempotent. */
 export function countTenantHour(
   tenant: TenantBaseline,
@@ -132,12 +160,9 @@ export function countTenantHour(
   hourMs: number,
   params: ScoringParams,
 ): { tenant: TenantBaseline; changedCity?: TenantCity; changedSummary: boolean } {
-  const next: TenantBaseline = { ...tenant, cities: new Map(tenant.cities) };
-  let changedSummary = false;
-  if (next.firstSeenMs === 0 || hourMs < next.firstSeenMs) {
-    next.firstSeenMs = hourMs;
-    changedSummary = true;
-  }
+  const observed = observeTenantHour(tenant, hourMs);
+  const changedSummary = observed !== tenant;
+  const next: TenantBaseline = { ...observed, cities: new Map(tenant.cities) };
   const prev = next.cities.get(city.key);
   if (prev && alreadyCounted(prev.recentHours, hourMs)) return { tenant: next, changedSummary };
   const c: TenantCity = prev
@@ -153,6 +178,8 @@ export function countTenantHour(
         rawHours: 0,
         firstSeenMs: hourMs,
         lastSeenMs: hourMs,
+        days: 0,
+        lastDay: -1,
         recentHours: [],
       };
   if (hourMs > c.decayedAtMs) {
@@ -161,6 +188,11 @@ export function countTenantHour(
   }
   c.n += decayed(1, hourMs, c.decayedAtMs, params.halfLifeDays);
   c.rawHours += 1;
+  const day = Math.floor(hourMs / DAY_MS);
+  if (day > c.lastDay) {
+    c.days += 1;
+    c.lastDay = day;
+  }
   c.firstSeenMs = Math.min(c.firstSeenMs, hourMs);
   c.lastSeenMs = Math.max(c.lastSeenMs, hourMs);
   c.recentHours = pushRecent(c.recentHours, hourMs, (h) => h);
@@ -171,16 +203,34 @@ export function countTenantHour(
 /** Most cities remembered per caller: bounds the row count of a caller's partition (least recent dropped). */
 export const MAX_CITIES_PER_CALLER = 64;
 
-/** Counts one (caller, city, hour). Idempotent. Returns the caller's cities and the changed row. */
+/** One (caller's) city and hour to count, and the quarantine this run's scores put it in (0 = none). */
+export interface CallerHourUpdate {
+  cityKey: string;
+  hourMs: number;
+  quarantineUntilMs: number;
+}
+
+/** True when the caller's hours in the city are quarantined at `hourMs` (see CallerCity.quarantinedUntilMs). */
+export const quarantinedAt = (c: CallerCity | undefined, hourMs: number): boolean =>
+  c !== undefined && c.quarantinedUntilMs > hourMs;
+
+/**
+ * Counts one (caller, city, hour). Idempotent. Returns the caller's cities and the changed row. With
+ * `quarantineUntilMs` the city is put in quarantine until then (it never shortens one): while it lasts the
+ * scorer does not see the caller's hours there (callerContext), so an alerted episode nobody confirmed as benign
+ * never makes the city familiar to the caller; once it ends, they count.
+ */
 export function countCallerHour(
   cities: ReadonlyMap<string, CallerCity>,
   cityKey: string,
   hourMs: number,
+  quarantineUntilMs = 0,
 ): { cities: Map<string, CallerCity>; changed?: CallerCity } {
   const next = new Map(cities);
   const prev = next.get(cityKey);
-  if (prev && alreadyCounted(prev.recentHours, hourMs)) return { cities: next };
-  const day = Math.floor(hourMs / DAY_MS);
+  const extends_ = quarantineUntilMs > (prev?.quarantinedUntilMs ?? 0);
+  const counted = prev !== undefined && alreadyCounted(prev.recentHours, hourMs);
+  if (counted && !extends_) return { cities: next };
   const c: CallerCity = prev
     ? { ...prev, recentHours: [...prev.recentHours] }
     : {
@@ -191,27 +241,49 @@ export function countCallerHour(
         firstSeenMs: hourMs,
         lastSeenMs: hourMs,
         recentHours: [],
+        quarantinedUntilMs: 0,
       };
-  c.rawHours += 1;
-  if (day > c.lastDay) {
-    c.days += 1;
-    c.lastDay = day;
+  if (extends_) c.quarantinedUntilMs = quarantineUntilMs;
+  if (!counted) {
+    const day = Math.floor(hourMs / DAY_MS);
+    c.rawHours += 1;
+    if (day > c.lastDay) {
+      c.days += 1;
+      c.lastDay = day;
+    }
+    c.firstSeenMs = Math.min(c.firstSeenMs, hourMs);
+    c.lastSeenMs = Math.max(c.lastSeenMs, hourMs);
+    c.recentHours = pushRecent(c.recentHours, hourMs, (h) => h);
   }
-  c.firstSeenMs = Math.min(c.firstSeenMs, hourMs);
-  c.lastSeenMs = Math.max(c.lastSeenMs, hourMs);
-  c.recentHours = pushRecent(c.recentHours, hourMs, (h) => h);
   next.set(cityKey, c);
   return { cities: next, changed: c };
 }
 
-/** The caller's history as the scorer sees it. */
+/** The caller's history as the scorer sees it at `hourMs` (cities in quarantine then count as unknown). */
 export function callerContext(
   caller: string,
   cities: ReadonlyMap<string, CallerCity>,
   cityKey: string,
+  hourMs: number,
 ): CallerContext {
   let historyHours = 0;
-  for (const c of cities.values()) historyHours += c.rawHours;
+  let known = 0;
+  let days = 0;
+  for (const c of cities.values()) {
+    if (c.rawHours === 0 || (c.cityKey === cityKey && quarantinedAt(c, hourMs))) continue;
+    historyHours += c.rawHours;
+    known += 1;
+    days += c.days;
+  }
   const here = cities.get(cityKey);
-  return { caller, historyHours, cityHours: here?.rawHours ?? 0, cityDays: here?.days ?? 0 };
+  const quarantined = quarantinedAt(here, hourMs);
+  return {
+    caller,
+    historyHours,
+    cityHours: quarantined ? 0 : (here?.rawHours ?? 0),
+    cityDays: quarantined ? 0 : (here?.days ?? 0),
+    cities: known,
+    cityDaysTotal: days,
+    quarantined,
+  };
 }

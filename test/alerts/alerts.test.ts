@@ -96,7 +96,7 @@ describe('alert columns: one file for code, tests and infra', () => {
 
   it('the required columns are all there (names fixed, ASIM-aligned)', () => {
     const required =
-      'TimeGenerated AlertId AlertName Severity RiskScore AnomalyScore Description Tactics Techniques Operation Operations Caller CallerType SrcIpAddr SrcIpAddrs SrcGeoCity SrcGeoRegion SrcGeoCountry SrcGeoLatitude SrcGeoLongitude SubscriptionId ResourceGroup ResourceIds CorrelationIds EventCount FirstEventTime LastEventTime BaselineCities Explanation DetectorVersion'.split(
+      'TimeGenerated AlertId AlertName Severity RiskScore AnomalyScore Description Tactics Techniques Operation Operations Caller CallerType SrcIpAddr SrcIpAddrs SrcGeoCity SrcGeoRegion SrcGeoCountry SrcGeoLatitude SrcGeoLongitude SubscriptionId ResourceGroup ResourceIds CorrelationIds EventCount FirstEventTime LastEventTime BaselineCities Explanation DetectorVersion ParentAlertId'.split(
         ' ',
       );
     expect(columnsFile.columns.map((c) => c.name)).toEqual(required);
@@ -185,11 +185,54 @@ describe('alert episodes', () => {
     expect(joined.ledger[0]!.operations).toEqual(
       expect.arrayContaining(['LISTKEYS/ACTION', 'DEPLOYMENTS/WRITE']),
     );
-    // Activity keeps the episode alive: 30 h after the alert, but 20 h after the last rare activity.
+    // Activity keeps the episode alive: 30 h after the alert, but 20 h after the last rare activity. An operation
+    // already reported (listkeys) joins silently.
     const ledger2 = asLedger(joined.ledger);
-    expect(run([lagos(30, 'sites/write')], ledger2, [], 30).alerts).toEqual([]);
+    expect(run([lagos(30, 'listkeys/action')], ledger2, [], 30).alerts).toEqual([]);
     // After a full cooldown without rare activity, a new episode and a new alert.
-    expect(run([lagos(40, 'sites/write')], ledger2, [], 40).alerts).toHaveLength(1);
+    const fresh = run([lagos(40, 'sites/write')], ledger2, [], 40).alerts;
+    expect(fresh).toHaveLength(1);
+    expect(fresh[0]!.ParentAlertId).toBe('');
+  });
+
+  it('escalation inside an open episode: operations new to it raise one update alert per cooldown, linked to the first', () => {
+    const first = run([lagos(1)]);
+    const firstId = first.alerts[0]!.AlertId;
+    let ledger = asLedger(first.ledger);
+    // Within the cooldown of the first alert: joins silently (deployments/write is remembered, not reported).
+    const early = run([lagos(10, 'deployments/write')], ledger, [], 10);
+    expect(early.alerts).toEqual([]);
+    ledger = asLedger(early.ledger);
+    // A day after the first alert, still inside the episode (rare activity 10 h ago): an operation new to the episode
+    // raises an update alert naming it, linked to the first alert; those already in the episode do not.
+    const later = run(
+      [lagos(26, 'roleassignments/write'), lagos(26, 'listkeys/action'), lagos(26, 'deployments/write')],
+      ledger,
+      [],
+      26,
+    );
+    expect(later.alerts).toHaveLength(1);
+    const update = later.alerts[0]!;
+    expect(update.ParentAlertId).toBe(firstId);
+    expect(update.AlertId).not.toBe(firstId);
+    expect(update.Operations).toEqual(['ROLEASSIGNMENTS/WRITE']);
+    // Re-running the same run (a crash before the sink) raises the same update alert again, never another.
+    const rerun = run(
+      [lagos(26, 'roleassignments/write'), lagos(26, 'listkeys/action')],
+      asLedger(later.ledger),
+      [],
+      26,
+    );
+    expect(rerun.alerts.map((a) => a.AlertId)).toEqual([update.AlertId]);
+    // Another new operation within a cooldown of the update: silent; after it, the next update.
+    ledger = asLedger(later.ledger);
+    expect(run([lagos(40, 'sites/write')], ledger, [], 40).alerts).toEqual([]);
+    const silent = asLedger(run([lagos(40, 'sites/write')], ledger, [], 40).ledger);
+    expect(run([lagos(51, 'sites/write')], silent, [], 51).alerts).toEqual([]);
+    const next = run([lagos(51, 'vaults/accesspolicies/write')], silent, [], 51);
+    expect(next.alerts.map((a) => [a.ParentAlertId, a.Operations])).toEqual([
+      [firstId, ['VAULTS/ACCESSPOLICIES/WRITE']],
+    ]);
   });
 
   it('a markedly higher score within the cooldown raises a new alert', () => {

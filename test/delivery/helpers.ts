@@ -75,6 +75,7 @@ export function makeAlert(i: number, shape: AlertShape = {}): Alert {
     BaselineCities: [{ city: 'London', country: 'GB', latitude: 51.5164, longitude: -0.093, hours: 120.5 }],
     Explanation: { summary, operations: [operation] },
     DetectorVersion: 'unusual-city 0.1.0 m1',
+    ParentAlertId: '',
   };
 }
 

@@ -208,6 +208,7 @@ describe('callers in bucket partitions', () => {
       days: 12,
       lastDay: Math.floor((T - 48 * HOUR) / 86_400_000),
       firstSeenMs: T - 20 * 24 * HOUR,
+      quarantinedUntilMs: 0,
       lastSeenMs: T - 48 * HOUR,
       recentHours: [],
     });

@@ -74,7 +74,7 @@ export class History {
     const ctx =
       caller === undefined
         ? undefined
-        : callerContext(caller, this.callers.get(caller) ?? new Map(), city.key);
+        : callerContext(caller, this.callers.get(caller) ?? new Map(), city.key, hourMs);
     return scoreObservation(this.op(opKey), this.tenant, city, hourMs, this.params, ctx);
   }
 
