@@ -6,6 +6,7 @@ import type { City } from '../geo/types.js';
 import type { CallerActivity, Observation } from '../scoring/model.js';
 import type { RarityScore } from '../scoring/score.js';
 import columnsFile from './columns.json' with { type: 'json' };
+import { fitAlert } from './fit.js';
 
 export type ColumnType = 'string' | 'int' | 'long' | 'real' | 'bool' | 'datetime' | 'dynamic';
 export interface ColumnSpec {
@@ -67,7 +68,8 @@ export interface Alert {
   FirstEventTime: string;
   LastEventTime: string;
   BaselineCities: BaselineCityEntry[];
-  Explanation: { summary: string; operations: OperationExplanation[] };
+  /** `operations`: the top findings by score within the alert's budget; `omitted`: `…and N more` when cut. */
+  Explanation: { summary: string; operations: OperationExplanation[]; omitted?: string };
   DetectorVersion: string;
 }
 
@@ -110,7 +112,10 @@ function placeText(city: City): string {
   return [city.name, city.region, city.countryName || city.country].filter((p) => p !== '').join(', ');
 }
 
-/** Builds the alert for one (caller, city) episode from its rare findings (at least one). */
+/**
+ * Builds the alert for one (caller, city) episode from its rare findings (at least one), within the alert budgets
+ * (shared/alerts/fit.ts): a few KB whatever the findings.
+ */
 export function buildAlert(findings: readonly RareFinding[], tickMs: number, defaults: AlertDefaults): Alert {
   const sorted = [...findings].sort(
     (a, b) =>
@@ -132,7 +137,7 @@ export function buildAlert(findings: readonly RareFinding[], tickMs: number, def
     `${caller || 'An unknown caller'} (${activity.callerType}) performed ${obs.operation}${others} from ` +
     `${placeText(city)} (${activity.ips[0] ?? ''}), a place unusual for this operation (score ${rarity.score}). ` +
     rarity.sentence;
-  return {
+  return fitAlert({
     TimeGenerated: new Date(tickMs).toISOString(),
     AlertId: alertIdFor(caller, city.key, obs.hourMs, obs.operationKey),
     AlertName: defaults.name,
@@ -182,5 +187,5 @@ export function buildAlert(findings: readonly RareFinding[], tickMs: number, def
       }),
     },
     DetectorVersion: defaults.detectorVersion,
-  };
+  });
 }

@@ -18,6 +18,7 @@
 import type { BaselineStore, Entity, PartitionUpdate } from '../baseline/store.js';
 import type { CallerCity } from '../scoring/model.js';
 import { countCallerHour, MAX_CITIES_PER_CALLER } from '../scoring/update.js';
+import { type RejectHandler, updateIsolated } from './isolate.js';
 import {
   callerCitiesFromRows,
   callerCityToEntity,
@@ -174,6 +175,8 @@ export async function updateCallerHistories(
   store: BaselineStore,
   updates: ReadonlyMap<string, readonly { cityKey: string; hourMs: number }[]>,
   legacy: ReadonlyMap<string, ReadonlyMap<string, CallerCity>>,
+  /** Rows the store refuses are skipped (the other callers of the bucket are written); absent: they throw. */
+  rejected?: RejectHandler,
   concurrency = 8,
 ): Promise<void> {
   await mapLimit([...byBucket(updates.keys())], concurrency, async ([bucket, mine]) => {
@@ -192,7 +195,8 @@ export async function updateCallerHistories(
       }
       return out;
     };
-    await store.updatePartition('tenant', bucket, apply);
+    if (rejected) await updateIsolated(store, 'tenant', bucket, apply, rejected);
+    else await store.updatePartition('tenant', bucket, apply);
   });
   await mapLimit([...legacy.keys()], concurrency, (caller) =>
     store.updatePartition(

@@ -1,5 +1,6 @@
 import type { LedgerEntry } from '../alerts/episodes.js';
 import type { Entity } from '../baseline/store.js';
+import { fitJsonList, fitList, isOmittedMarker, STORE_BUDGETS, utf16Chars } from '../config/budgets.js';
 import type {
   CallerCity,
   CityBaseline,
@@ -85,7 +86,8 @@ export function cityToEntity(c: CityBaseline): Entity {
     days: c.days,
     lastDay: c.lastDay,
     lastWeightedDay: c.lastWeightedDay,
-    callers: JSON.stringify(c.callers),
+    // Within its budget whatever the callers' names (the first callers, who are the longest known, are kept).
+    callers: JSON.stringify(fitList(c.callers, STORE_BUDGETS.cityCallersChars, utf16Chars).kept),
     established: c.established,
     recent: JSON.stringify(c.recent),
   });
@@ -167,7 +169,8 @@ export function ledgerToEntity(l: LedgerEntry): Entity {
     alertedAtMs: l.alertedAtMs,
     score: l.score,
     lastActivityMs: l.lastActivityMs,
-    operations: JSON.stringify(l.operations),
+    // Within its budget whatever the operations' names: the first ones, then `…and N more`.
+    operations: fitJsonList(l.operations, STORE_BUDGETS.ledgerOperationsChars, utf16Chars),
   };
 }
 
@@ -179,7 +182,7 @@ export function ledgerFromEntity(e: Entity): LedgerEntry {
     alertedAtMs: num(e, 'alertedAtMs'),
     score: num(e, 'score'),
     lastActivityMs: num(e, 'lastActivityMs'),
-    operations: json<string[]>(e, 'operations', []),
+    operations: json<string[]>(e, 'operations', []).filter((o) => !isOmittedMarker(o)),
   };
 }
 

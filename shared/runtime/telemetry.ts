@@ -34,6 +34,10 @@ export interface RunReport {
   baseline?: 'ready' | 'empty' | 'bootstrapping';
   /** Rare findings an allowlist kept from alerting. */
   allowlisted?: number;
+  /** Rows the store refused (size, content), skipped so that detection went on (shared/pipeline/isolate.ts). */
+  rowsRejected?: number;
+  /** Hours the oldest pending alert has waited in the outbox (0: none); over 24 is a warning. */
+  oldestPendingHours?: number;
 }
 
 /** The subset of applicationinsights' TelemetryClient we use (so tests can observe it). */
@@ -85,6 +89,8 @@ export function makeTelemetry(client: TelemetryClientLike, includeIdentities: bo
         deliveryFailed: r.deliveryFailed,
         pendingOutbox: r.pendingOutbox,
         allowlisted: r.allowlisted ?? 0,
+        rowsRejected: r.rowsRejected ?? 0,
+        oldestPendingHours: r.oldestPendingHours ?? 0,
         geoIpAgeDays: r.geoIpAgeDays,
         geoMs: r.durationsMs.geo,
         queryMs: r.durationsMs.query,
