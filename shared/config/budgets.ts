@@ -61,6 +61,18 @@ export const REDUCED_ALERT_BUDGETS = {
 
 export type AlertBudgets = { [K in keyof typeof ALERT_BUDGETS]: number };
 
+/**
+ * Budgets of one input record (an Activity Log event read from a file). Azure's records are a few KB (the largest,
+ * with claims and properties, tens of KB): anything far beyond is hostile or corrupt, and is skipped as a malformed
+ * record before it can take the reader's memory (a 48 MB nested record once took the CLI to a V8 out-of-memory).
+ */
+export const INPUT_BUDGETS = {
+  /** Bytes of one record (a JSON Lines line, an element of `records[]` or `rows[]`). */
+  recordBytes: 4 * 1024 * 1024,
+  /** JSON nesting depth of one record (Azure's are under 10 deep). */
+  jsonDepth: 64,
+} as const;
+
 /** The marker that ends a cut list or text. */
 export const omittedMarker = (omitted: number): string => `…and ${omitted} more`;
 /** True for a list entry written by {@link omittedMarker} (dropped again when a stored list is read back). */
