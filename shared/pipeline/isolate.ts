@@ -5,12 +5,11 @@
  * Anything else (the service unreachable, throttling, ETag races lost for good) still fails the run: those are
  * transient, and the run is retried from its checkpoint.
  */
-import { createHash } from 'node:crypto';
-
 import {
   type BaselineStore,
   type Entity,
   InvalidEntityError,
+  keyTag,
   type PartitionUpdate,
   type TableName,
 } from '../baseline/store.js';
@@ -43,8 +42,7 @@ export function isRejectedRow(error: unknown): boolean {
 }
 
 /** A short, stable name for a partition that does not reveal its key (partition keys may be callers). */
-export const partitionTag = (table: TableName, partition: string): string =>
-  `${table}/#${createHash('sha256').update(partition).digest('hex').slice(0, 12)}`;
+export const partitionTag = (table: TableName, partition: string): string => `${table}/${keyTag(partition)}`;
 
 /**
  * Runs one write; when the store refuses it as a rejected row, logs, counts and returns false instead of

@@ -1,5 +1,6 @@
 import type { Alert } from '../alerts/alert.js';
 import { createCredential } from './clients.js';
+import { scrubError, scrubText } from './scrub.js';
 
 /** The counts and durations of one timer invocation (possibly several ticks when catching up). */
 export interface RunReport {
@@ -132,7 +133,10 @@ export function makeTelemetry(client: TelemetryClientLike, includeIdentities: bo
       }
     },
     exception(error, context) {
-      client.trackException({ exception: error, properties: context });
+      // Never the error as thrown: its message may quote callers, IPs or keys (shared/runtime/scrub.ts).
+      const properties: Record<string, string> = {};
+      for (const [k, v] of Object.entries(context)) properties[k] = scrubText(v, includeIdentities);
+      client.trackException({ exception: scrubError(error, includeIdentities), properties });
     },
     async flush() {
       await client.flush();
