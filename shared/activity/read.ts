@@ -630,16 +630,40 @@ export class DepthLimiter {
   filter(chunk: Buffer): Buffer {
     let out: Buffer | undefined; // allocated at the first byte changed (never longer than the input)
     let o = 0;
-    for (let i = 0; i < chunk.length; i++) {
+    // Inside strings (most of the bytes) jump to the next quote or backslash, found natively and remembered.
+    let nextQuote = -1;
+    let nextSlash = -1;
+    const keep = (from: number, to: number): void => {
+      if (out !== undefined && this.dropping === 0 && to > from) {
+        chunk.copy(out, o, from, to);
+        o += to - from;
+      }
+    };
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.dropping > 0 && out === undefined) {
+        // Dropping (from here, or since an earlier chunk): the output differs from the input from here on.
+        out = Buffer.allocUnsafe(chunk.length);
+        chunk.copy(out, 0, 0, i);
+        o = i;
+      }
+      if (this.inString && !this.escaped) {
+        if (nextQuote < i) nextQuote = indexOrEnd(chunk, 0x22, i);
+        if (nextSlash < i) nextSlash = indexOrEnd(chunk, 0x5c, i);
+        const stop = Math.min(nextQuote, nextSlash);
+        keep(i, Math.min(stop + 1, chunk.length));
+        if (stop < chunk.length) {
+          if (stop === nextQuote) this.inString = false;
+          else this.escaped = true;
+        }
+        i = stop + 1;
+        continue;
+      }
       const c = chunk[i]!;
       let emit: number | undefined = this.dropping > 0 ? undefined : c;
-      if (this.inString) {
-        if (this.escaped) this.escaped = false;
-        else if (c === 0x5c) this.escaped = true;
-        else if (c === 0x22) this.inString = false;
-      } else if (c === 0x22) {
-        this.inString = true;
-      } else if (c === 0x5b || c === 0x7b) {
+      if (this.escaped) this.escaped = false;
+      else if (c === 0x22) this.inString = true;
+      else if (c === 0x5b || c === 0x7b) {
         if (this.dropping > 0) this.dropping++;
         else if (this.depth >= this.max) {
           this.dropping = 1;
@@ -649,17 +673,22 @@ export class DepthLimiter {
         if (this.dropping > 0) this.dropping--;
         else this.depth = Math.max(0, this.depth - 1);
       }
-      if (out === undefined) {
-        if (emit === c) continue;
+      if (out === undefined && emit !== c) {
         out = Buffer.allocUnsafe(chunk.length);
         chunk.copy(out, 0, 0, i);
         o = i;
       }
-      if (emit !== undefined) out[o++] = emit;
+      if (out !== undefined && emit !== undefined) out[o++] = emit;
+      i++;
     }
     return out === undefined ? chunk : out.subarray(0, o);
   }
 }
+
+const indexOrEnd = (buf: Buffer, byte: number, from: number): number => {
+  const at = buf.indexOf(byte, from);
+  return at < 0 ? buf.length : at;
+};
 
 type Parsed = { items: Token[]; error?: Error };
 
