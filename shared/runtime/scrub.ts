@@ -7,7 +7,7 @@
 const SECRETS: [RegExp, string][] = [
   [/\b(Bearer|Basic)\s+[A-Za-z0-9\-._~+/]+=*/g, '$1 <redacted>'],
   [
-    /\b(AccountKey|SharedAccessKey|SharedAccessSignature|sig|key|secret|password|pwd|token|code|license_key|licenseKey|InstrumentationKey|client_secret)(["']?\s*[=:]\s*["']?)[^\s;&"',}]+/gi,
+    /\b(AccountKey|SharedAccessKey|SharedAccessSignature|sig|key|secret|password|pwd|token|license_key|licenseKey|InstrumentationKey|client_secret)(["']?\s*[=:]\s*["']?)[^\s;&"',}]+/gi,
     '$1$2<redacted>',
   ],
   // A MaxMind licence key or a storage key on its own (40+ base64 characters).
