@@ -141,6 +141,11 @@ export function makeBootstrapHandler(options: BootstrapHandlerOptions = {}): Boo
         throw new BadRequest(`window must be whole hours such as 6h or 1d, got ${JSON.stringify(p.window)}`);
       if (p.replace !== undefined && !/^(true|false|1|0)$/i.test(p.replace))
         throw new BadRequest('replace must be true or false');
+      if (/^(true|1)$/i.test(p.replace ?? '')) {
+        // Destructive: who and why go to the audit table.
+        const problem = checkWhoAndWhy(p.by, p.reason);
+        if (problem !== undefined) throw new BadRequest(`replace ${problem.replace(/--(\w+)/g, '$1')}`);
+      }
       let started;
       try {
         started = await startBootstrap(deps.store, {

@@ -1,3 +1,4 @@
+import { INPUT_BUDGETS } from '../config/budgets.js';
 import type { ActivityEvent, CallerType, SkipReason } from './types.js';
 
 /** Result of normalising one input record: an event, or the reason it had to be skipped. */
@@ -87,6 +88,30 @@ function isAbsent(value: unknown): boolean {
 }
 
 /**
+ * True when the JSON text nests deeper than `max` (strings are skipped; the text need not be valid). One pass,
+ * no allocation: checked before JSON.parse builds millions of nested arrays.
+ */
+export function deeperThan(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
+}
+
+/** Nesting accepted in a dynamic column's JSON text (INPUT_BUDGETS.jsonDepth). */
+const MAX_DYNAMIC_DEPTH = INPUT_BUDGETS.jsonDepth;
+
+/**
  * A Log Analytics `dynamic` value: an object, or JSON text of one (CSV exports and the query API
  * serialise dynamics as text). Unparsable text is treated as absent rather than failing the record:
  * these columns only refine caller classification, they are never required.
@@ -95,7 +120,7 @@ export function parseDynamic(value: unknown): Dict | undefined {
   if (isDict(value)) return value;
   if (typeof value !== 'string') return undefined;
   const s = value.trim();
-  if (!s.startsWith('{')) return undefined;
+  if (!s.startsWith('{') || deeperThan(s, MAX_DYNAMIC_DEPTH)) return undefined;
   try {
     const parsed: unknown = JSON.parse(s);
     return isDict(parsed) ? parsed : undefined;

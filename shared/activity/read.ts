@@ -5,8 +5,10 @@ import { constants as zlibConstants, createGunzip } from 'node:zlib';
 import { type Options as CsvOptions, Parser as CsvParser } from 'csv-parse';
 import JsonParser from 'stream-json/Parser.js';
 
+import { INPUT_BUDGETS } from '../config/budgets.js';
 import { displaySafe } from '../display.js';
 import {
+  deeperThan,
   isDict,
   normaliseActivityRow,
   normaliseDiagnosticRecord,
@@ -33,9 +35,11 @@ type Dict = Record<string, unknown>;
 /** Decompressed bytes examined to pick a format: enough for any sane first JSON Lines record. */
 const SNIFF_LIMIT = 4 * 1024 * 1024;
 /** A JSON Lines line longer than this is skipped unread so one corrupt line cannot exhaust memory. */
-const MAX_LINE_BYTES = 64 * 1024 * 1024;
+const MAX_LINE_BYTES = INPUT_BUDGETS.recordBytes;
+/** A record nested deeper than this is skipped (Azure's are under 10 deep; each level costs memory). */
+const MAX_DEPTH = INPUT_BUDGETS.jsonDepth;
 /** Same bound for one CSV record (characters), e.g. an unbalanced quote swallowing the rest of a file. */
-const MAX_CSV_RECORD_CHARS = 64 * 1024 * 1024;
+const MAX_CSV_RECORD_CHARS = INPUT_BUDGETS.recordBytes;
 const READ_CHUNK = 256 * 1024;
 /** Skipped-record ids and details are cut to this many characters. */
 const MAX_SAMPLE_TEXT = 300;
@@ -279,6 +283,11 @@ async function* readJsonLines(chunks: AsyncIterable<Buffer>, sink: Sink): AsyncG
     if (s.endsWith('\r')) s = s.slice(0, -1);
     if (/^\s*$/.test(s)) return;
     let value: unknown;
+    if (deeperThan(s, MAX_DEPTH)) {
+      sink.seen('azure-activity-jsonl');
+      sink.skip('invalid-json', String(no), undefined, `nesting deeper than ${MAX_DEPTH}`);
+      return;
+    }
     try {
       value = JSON.parse(s);
     } catch (e) {
@@ -354,14 +363,31 @@ function setKey(o: Dict, key: string, v: unknown): void {
   else o[key] = v;
 }
 
-/** Builds one JSON value from tokens (only the record being read is ever held in memory). */
+/**
+ * Builds one JSON value from tokens (only the record being read is ever held in memory), within the record
+ * budgets: `tooBig` says why the value is over them (then it is abandoned, never completed).
+ */
 class Assembler {
   private readonly stack: Array<unknown[] | Dict> = [];
   private readonly keys: string[] = [];
+  private bytes = 0;
   value: unknown;
+  tooBig: string | undefined;
+
+  /** Containers open (the value's nesting so far). */
+  get depth(): number {
+    return this.stack.length;
+  }
 
   /** Returns true once the value is complete. */
   consume(t: Token): boolean {
+    // Token sizes approximate the record's JSON size (quotes, separators and escapes aside).
+    this.bytes += (t.value?.length ?? 0) + 1;
+    if (this.stack.length >= MAX_DEPTH && (t.name === 'startObject' || t.name === 'startArray')) {
+      this.tooBig = `nesting deeper than ${MAX_DEPTH}`;
+    } else if (this.bytes > MAX_LINE_BYTES) {
+      this.tooBig = `record larger than ${MAX_LINE_BYTES} bytes`;
+    }
     switch (t.name) {
       case 'startObject':
         this.stack.push({});
@@ -476,10 +502,16 @@ class DocumentWalker {
 
   feed(t: Token): void {
     if (this.capture) {
-      if (this.capture.asm.consume(t)) {
+      const { asm, position } = this.capture;
+      if (asm.consume(t)) {
         const c = this.capture;
         this.capture = undefined;
         c.done(c.asm.value);
+      } else if (asm.tooBig !== undefined) {
+        // Over the record budgets: dropped now (its memory with it), the rest of it skipped token by token.
+        this.capture = undefined;
+        this.skipDepth = asm.depth;
+        this.sink.skipUnattributed('invalid-json', position, asm.tooBig);
       }
       return;
     }
@@ -573,12 +605,101 @@ class DocumentWalker {
   }
 }
 
-function newJsonParser(): SyncTransform<Token> {
+/**
+ * Absolute nesting the JSON parser is ever given: a record's budget (MAX_DEPTH) plus room for the wrappers
+ * (`{"records":[`, `{"tables":[{"rows":[[`). The parser keeps a stack entry per level, so a 48 MB run of `[`
+ * would cost it hundreds of MB before the walker could drop the record.
+ */
+const PARSER_DEPTH = MAX_DEPTH + 16;
+
+/**
+ * Cuts JSON text nested deeper than `max` before it reaches the parser: a value that would open level max+1 is
+ * replaced by `0` and everything inside it is dropped. The text stays valid JSON, and the record holding it still
+ * nests deeper than MAX_DEPTH, so the walker skips it as such. Streams: state carries across chunks; chunks with
+ * nothing to cut are passed on as they are.
+ */
+export class DepthLimiter {
+  private depth = 0;
+  private inString = false;
+  private escaped = false;
+  /** Levels being dropped (0: copying). */
+  private dropping = 0;
+
+  constructor(private readonly max: number) {}
+
+  filter(chunk: Buffer): Buffer {
+    let out: Buffer | undefined; // allocated at the first byte changed (never longer than the input)
+    let o = 0;
+    // Inside strings (most of the bytes) jump to the next quote or backslash, found natively and remembered.
+    let nextQuote = -1;
+    let nextSlash = -1;
+    const keep = (from: number, to: number): void => {
+      if (out !== undefined && this.dropping === 0 && to > from) {
+        chunk.copy(out, o, from, to);
+        o += to - from;
+      }
+    };
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.dropping > 0 && out === undefined) {
+        // Dropping (from here, or since an earlier chunk): the output differs from the input from here on.
+        out = Buffer.allocUnsafe(chunk.length);
+        chunk.copy(out, 0, 0, i);
+        o = i;
+      }
+      if (this.inString && !this.escaped) {
+        if (nextQuote < i) nextQuote = indexOrEnd(chunk, 0x22, i);
+        if (nextSlash < i) nextSlash = indexOrEnd(chunk, 0x5c, i);
+        const stop = Math.min(nextQuote, nextSlash);
+        keep(i, Math.min(stop + 1, chunk.length));
+        if (stop < chunk.length) {
+          if (stop === nextQuote) this.inString = false;
+          else this.escaped = true;
+        }
+        i = stop + 1;
+        continue;
+      }
+      const c = chunk[i]!;
+      let emit: number | undefined = this.dropping > 0 ? undefined : c;
+      if (this.escaped) this.escaped = false;
+      else if (c === 0x22) this.inString = true;
+      else if (c === 0x5b || c === 0x7b) {
+        if (this.dropping > 0) this.dropping++;
+        else if (this.depth >= this.max) {
+          this.dropping = 1;
+          emit = 0x30; // '0' in place of the value
+        } else this.depth++;
+      } else if (c === 0x5d || c === 0x7d) {
+        if (this.dropping > 0) this.dropping--;
+        else this.depth = Math.max(0, this.depth - 1);
+      }
+      if (out === undefined && emit !== c) {
+        out = Buffer.allocUnsafe(chunk.length);
+        chunk.copy(out, 0, 0, i);
+        o = i;
+      }
+      if (out !== undefined && emit !== undefined) out[o++] = emit;
+      i++;
+    }
+    return out === undefined ? chunk : out.subarray(0, o);
+  }
+}
+
+const indexOrEnd = (buf: Buffer, byte: number, from: number): number => {
+  const at = buf.indexOf(byte, from);
+  return at < 0 ? buf.length : at;
+};
+
+type Parsed = { items: Token[]; error?: Error };
+
+function newJsonParser(): { write(chunk: Buffer): Parsed; end(): Parsed } {
   // jsonStreaming: several documents may follow each other (e.g. pretty-printed `{"records":…}` objects).
   // Packed values only: the walker never needs partial strings.
-  return new SyncTransform<Token>(
+  const parser = new SyncTransform<Token>(
     () => new JsonParser({ jsonStreaming: true, packValues: true, streamValues: false }),
   );
+  const limiter = new DepthLimiter(PARSER_DEPTH);
+  return { write: (chunk) => parser.write(limiter.filter(chunk)), end: () => parser.end() };
 }
 
 /** Feeds parser output to the walker; false once the parser failed (reported as one bad record). */

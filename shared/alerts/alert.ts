@@ -1,11 +1,14 @@
 import { createHash } from 'node:crypto';
 
-import type { CallerType } from '../activity/types.js';
 import { displaySafe } from '../display.js';
 import type { City } from '../geo/types.js';
 import type { CallerActivity, Observation } from '../scoring/model.js';
 import type { RarityScore } from '../scoring/score.js';
 import columnsFile from './columns.json' with { type: 'json' };
+import { fitAlert } from './fit.js';
+import type { Alert } from './row.js';
+
+export type { Alert, BaselineCityEntry, OperationExplanation } from './row.js';
 
 export type ColumnType = 'string' | 'int' | 'long' | 'real' | 'bool' | 'datetime' | 'dynamic';
 export interface ColumnSpec {
@@ -20,58 +23,6 @@ export const ALERT_STREAM = columnsFile.stream;
 export const MODEL_REVISION = 'm2';
 /** Lists in an alert are bounded: alerts must stay far below the Logs Ingestion 1 MB request limit. */
 export const MAX_LIST = 50;
-
-export interface BaselineCityEntry {
-  city: string;
-  country: string;
-  latitude: number;
-  longitude: number;
-  hours: number;
-}
-
-export interface OperationExplanation {
-  operation: string;
-  score: number;
-  hour: string;
-  sentence: string;
-  factors: Omit<RarityScore, 'sentence' | 'knownCities'>;
-}
-
-/** One row of the alerts table; property names and types follow shared/alerts/columns.json exactly. */
-export interface Alert {
-  TimeGenerated: string;
-  AlertId: string;
-  AlertName: string;
-  Severity: string;
-  RiskScore: number;
-  AnomalyScore: number;
-  Description: string;
-  Tactics: string;
-  Techniques: string;
-  Operation: string;
-  Operations: string[];
-  Caller: string;
-  CallerType: CallerType;
-  SrcIpAddr: string;
-  SrcIpAddrs: string[];
-  SrcGeoCity: string;
-  SrcGeoRegion: string;
-  SrcGeoCountry: string;
-  SrcGeoLatitude: number;
-  SrcGeoLongitude: number;
-  SubscriptionId: string;
-  ResourceGroup: string;
-  ResourceIds: string[];
-  CorrelationIds: string[];
-  EventCount: number;
-  FirstEventTime: string;
-  LastEventTime: string;
-  BaselineCities: BaselineCityEntry[];
-  Explanation: { summary: string; operations: OperationExplanation[] };
-  DetectorVersion: string;
-  /** An update alert of an open episode: the AlertId of the episode's first alert. Empty for a first alert. */
-  ParentAlertId: string;
-}
 
 /** A rare observation seen for one caller: the raw material of an alert. */
 export interface RareFinding {
@@ -112,7 +63,10 @@ function placeText(city: City): string {
   return [city.name, city.region, city.countryName || city.country].filter((p) => p !== '').join(', ');
 }
 
-/** Builds the alert for one (caller, city) episode from its rare findings (at least one). */
+/**
+ * Builds the alert for one (caller, city) episode from its rare findings (at least one), within the alert budgets
+ * (shared/alerts/fit.ts): a few KB whatever the findings.
+ */
 export function buildAlert(findings: readonly RareFinding[], tickMs: number, defaults: AlertDefaults): Alert {
   const sorted = [...findings].sort(
     (a, b) =>
@@ -134,7 +88,7 @@ export function buildAlert(findings: readonly RareFinding[], tickMs: number, def
     `${caller || 'An unknown caller'} (${activity.callerType}) performed ${obs.operation}${others} from ` +
     `${placeText(city)} (${activity.ips[0] ?? ''}), a place unusual for this operation (score ${rarity.score}). ` +
     rarity.sentence;
-  return {
+  return fitAlert({
     TimeGenerated: new Date(tickMs).toISOString(),
     AlertId: alertIdFor(caller, city.key, obs.hourMs, obs.operationKey),
     AlertName: defaults.name,
@@ -185,5 +139,5 @@ export function buildAlert(findings: readonly RareFinding[], tickMs: number, def
     },
     DetectorVersion: defaults.detectorVersion,
     ParentAlertId: '',
-  };
+  });
 }

@@ -1,12 +1,13 @@
+import { UNSAFE_DISPLAY } from '../display.js';
 import { type BacktestResults, describePeriod, type ThresholdResult, type VariantResult } from './types.js';
 
 /**
- * Control characters (C0, DEL, C1) of data-derived text replaced before it reaches a terminal: a caller name
- * with an ANSI escape sequence must not rewrite the analyst's screen.
+ * Control and format characters (Cc, Cf: C0, DEL, C1, bidirectional controls, zero-width characters) of
+ * data-derived text replaced before it reaches a terminal: a caller name with an ANSI escape sequence must not
+ * rewrite the analyst's screen, nor a right-to-left override show it reversed.
  */
 export function terminalSafe(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, '\uFFFD');
+  return text.replace(UNSAFE_DISPLAY, '\uFFFD');
 }
 
 const clip = (text: string, max: number): string =>

@@ -1,4 +1,5 @@
 import type { Alert } from '../alerts/alert.js';
+import { displaySafe } from '../display.js';
 import { isoNumeric } from './countryCodes.js';
 import { fmt, SUMMARY_HEADER, summaryRow } from './format.js';
 import {
@@ -18,7 +19,8 @@ import { countryOutlines } from './worldMap.js';
  * through it: caller names, operations and cities come from logs an attacker can write to.
  */
 export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"'`]/g, (c) => `&#${c.charCodeAt(0)};`);
+  // Control and format characters (bidi overrides: a caller shown reversed) as visible escapes first.
+  return displaySafe(text).replace(/[&<>"'`]/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 const e = escapeHtml;
 /** Escaped, with line-break opportunities after "/" and before "@" (operation names and UPNs are long). */

@@ -5,6 +5,8 @@
  * Numbers are always JavaScript numbers (never bigint) and strings are strings; adapters own the mapping.
  * Keys given to the store are *logical* keys (any string); adapters encode them as their backend requires.
  */
+import { createHash } from 'node:crypto';
+
 export type Scalar = string | number | boolean;
 export type Entity = Readonly<Record<string, Scalar>>;
 
@@ -60,6 +62,13 @@ export interface BaselineStore {
   batch?<T>(fn: () => Promise<T>): Promise<T>;
 }
 
+/**
+ * A short, stable name for a logical key in messages: keys are callers and operations (identities), and error
+ * messages travel to logs and telemetry. The same key always gives the same tag, so repeats can be told apart.
+ */
+export const keyTag = (key: string): string =>
+  `#${createHash('sha256').update(key).digest('hex').slice(0, 12)}`;
+
 /** Raised when optimistic concurrency keeps losing. */
 export class StoreConflictError extends Error {
   constructor(
@@ -67,7 +76,9 @@ export class StoreConflictError extends Error {
     readonly partition: string,
     readonly attempts: number,
   ) {
-    super(`Gave up writing ${table}/${partition} after ${attempts} ETag conflicts with concurrent writers`);
+    super(
+      `Gave up writing ${table}/${keyTag(partition)} after ${attempts} ETag conflicts with concurrent writers`,
+    );
     this.name = 'StoreConflictError';
   }
 }
@@ -84,10 +95,8 @@ export class InvalidEntityError extends Error {
     readonly rowKey: string | undefined,
     reason: string,
   ) {
-    // JSON quoting: logical keys may hold control characters that would garble a log line.
-    const where = [partition, ...(rowKey === undefined ? [] : [rowKey])]
-      .map((k) => JSON.stringify(k))
-      .join('/');
+    // Keys by tag: they may be callers (identities), and this message reaches logs and telemetry.
+    const where = [partition, ...(rowKey === undefined ? [] : [rowKey])].map(keyTag).join('/');
     super(`Cannot store ${table}/${where}: ${reason}`);
     this.name = 'InvalidEntityError';
   }

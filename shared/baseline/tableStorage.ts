@@ -22,6 +22,7 @@ import { decodeKey, encodeKey } from './keys.js';
 import {
   type BaselineStore,
   type Entity,
+  keyTag,
   type PartitionUpdate,
   type Scalar,
   StoreConflictError,
@@ -418,9 +419,12 @@ export class TableStorageStore implements BaselineStore {
 
   private serviceError(err: unknown, what: string, table: TableName, partition?: string): unknown {
     if (statusOf(err) === undefined) return err; // not from the service (e.g. a test hook, a bug in apply)
-    const where = `${this.tableNames[table]}${partition === undefined ? '' : `/${JSON.stringify(partition)}`}`;
+    // Partitions by tag, never by key (callers are identities; this message reaches logs and telemetry).
+    const where = `${this.tableNames[table]}${partition === undefined ? '' : `/${keyTag(partition)}`}`;
     const status = `HTTP ${statusOf(err)}${codeOf(err) === undefined ? '' : ` ${codeOf(err)}`}`;
-    const message = err instanceof Error ? err.message : String(err);
+    let message = err instanceof Error ? err.message : String(err);
+    if (partition !== undefined) message = message.split(encodeKey(partition)).join(keyTag(partition));
+    message = message.replace(/\b(PartitionKey|RowKey)\s*(=|eq)\s*'[^']*'/gi, "$1$2'…'");
     return new Error(`Table Storage failed to ${what} ${where} (${status}): ${message}`, { cause: err });
   }
 }

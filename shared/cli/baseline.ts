@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 
 import type { BaselineStore } from '../baseline/store.js';
 import { loadSettings } from '../config/settings.js';
+import { displaySafe } from '../display.js';
 import {
   addAllowRule,
   type AllowRule,
@@ -233,7 +234,7 @@ export async function runBaselineCommand(args: string[], io: BaselineIo): Promis
         }
         for (const r of records)
           io.stdout(
-            `${iso(r.atMs)}  ${r.action.padEnd(16)} ${r.subject}  by ${r.by}: ${JSON.stringify(r.reason)}\n`,
+            `${iso(r.atMs)}  ${r.action.padEnd(16)} ${displaySafe(r.subject)}  by ${displaySafe(r.by)}: ${JSON.stringify(r.reason)}\n`,
           );
         if (records.length === 0) io.stdout('no changes recorded\n');
         return 0;

@@ -37,6 +37,7 @@ export const BOOTSTRAP_USAGE = `  unusual-city bootstrap [--days N] [--window 1d
       (Azure settings from the environment or --set), counting only — no alerts — and sets the checkpoint to
       its end so the timer continues from there. Resumable: run it again after a crash. Exit 75 when another
       worker (the timer, the HTTP function) holds it; --take-over if that worker is gone.
+      --replace (wipes what was learned before the period) needs --by and --reason (audit table).
   unusual-city bootstrap --from-files <file>... --state DIR [--days N] [--to ISO] [--replace]
       The same from exported Activity Logs into local state (as replay --state uses it).
   unusual-city bootstrap --status [--json] [--state DIR]     progress of the bootstrap
@@ -100,6 +101,11 @@ export async function runBootstrapCommand(args: string[], io: BootstrapIo): Prom
     throw new UsageError(
       `--window expects whole hours such as 6h or 1d, got ${JSON.stringify(values.window)}`,
     );
+  if (values.replace === true) {
+    // Replacing learned baselines is destructive (history older than the workspace's retention is gone for good).
+    const problem = checkWhoAndWhy(values.by, values.reason);
+    if (problem !== undefined) throw new UsageError(`bootstrap --replace ${problem}`);
+  }
   const toMs = parseTime('--to', values.to);
   if (toMs !== undefined && !fromFiles)
     throw new UsageError('--to is only for --from-files (Azure: history ends now)');

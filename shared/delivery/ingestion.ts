@@ -11,6 +11,7 @@ import type { LogsIngestionClient } from '@azure/monitor-ingestion';
 import { isAggregateLogsUploadError } from '@azure/monitor-ingestion';
 
 import type { Alert } from '../alerts/alert.js';
+import { reducedAlert } from '../alerts/fit.js';
 import { toRow } from '../alerts/sinks.js';
 import type { RunBudget } from '../run/budget.js';
 import type { LogFn } from '../run/log.js';
@@ -103,6 +104,7 @@ export class AlertUploader {
   async upload(alerts: readonly Alert[], options: UploadOptions = {}): Promise<UploadResult> {
     const { abortSignal, log } = options;
     const ids = new Map<Record<string, unknown>, string>();
+    const alertOf = new Map<Record<string, unknown>, Alert>();
     const rows: Record<string, unknown>[] = [];
     const seen = new Set<string>();
     for (const alert of alerts) {
@@ -110,6 +112,7 @@ export class AlertUploader {
       seen.add(alert.AlertId);
       const row = toRow(alert);
       ids.set(row, alert.AlertId);
+      alertOf.set(row, alert);
       rows.push(row);
     }
     if (rows.length === 0) return { delivered: [], failed: [] };
@@ -126,11 +129,11 @@ export class AlertUploader {
           continue;
         }
         for (const failure of await this.send(chunk, abortSignal)) {
-          if (isRejectedContent(failure.cause) && failure.rows.length > 1) {
-            failures.push(...(await this.isolate(failure, budget, abortSignal)));
-          } else {
-            failures.push(failure);
-          }
+          const alone =
+            isRejectedContent(failure.cause) && failure.rows.length > 1
+              ? await this.isolate(failure, budget, abortSignal)
+              : [failure];
+          for (const f of alone) failures.push(...(await this.resendReduced(f, alertOf, ids, abortSignal)));
         }
       }
     };
@@ -179,6 +182,25 @@ export class AlertUploader {
       }
       return [{ rows, cause: error }];
     }
+  }
+
+  /**
+   * An alert refused alone as too large (HTTP 413) is sent once more in its reduced form (shared/alerts/fit.ts:
+   * the same AlertId, lists cut short) instead of being retried unchanged forever. Other failures are kept.
+   */
+  private async resendReduced(
+    failure: Failure,
+    alertOf: ReadonlyMap<Record<string, unknown>, Alert>,
+    ids: Map<Record<string, unknown>, string>,
+    abortSignal?: AbortSignal,
+  ): Promise<Failure[]> {
+    const row = failure.rows[0];
+    const alert = row === undefined ? undefined : alertOf.get(row);
+    if (failure.rows.length !== 1 || statusOf(failure.cause) !== 413 || alert === undefined) return [failure];
+    const reduced = toRow(reducedAlert(alert));
+    ids.set(reduced, alert.AlertId);
+    const again = await this.send([reduced], abortSignal);
+    return again.map((f) => ({ ...f, reason: `${describeError(f.cause)} (also in reduced form)` }));
   }
 
   /** Halves a rejected chunk until the rejected rows are alone (or the request budget is spent). */

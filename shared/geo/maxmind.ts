@@ -36,7 +36,7 @@ export interface RefreshOptions {
   /** Extra trust for the node:https download (tests: the local fake's self-signed certificate). */
   tls?: { ca?: string | Buffer | (string | Buffer)[] };
   clock?: () => number;
-  /** Bounds on what is accepted from the network (defaults: 512 MiB archive, 1 GiB database). */
+  /** Bounds on what is accepted from the network (defaults: {@link GEOIP_LIMITS}). */
   limits?: { maxArchiveBytes?: number; maxDatabaseBytes?: number };
 }
 
@@ -54,8 +54,18 @@ export interface RefreshResult {
 const PROBE_IP = '8.8.8.8';
 const MAX_REDIRECTS = 3;
 const MAX_CHECKSUM_BYTES = 4096;
-const DEFAULT_MAX_ARCHIVE_BYTES = 512 * 1024 * 1024;
-const DEFAULT_MAX_DATABASE_BYTES = 1024 * 1024 * 1024;
+/**
+ * What a real City edition weighs, with room to grow: GeoLite2-City is a ~35 MB .tar.gz holding a ~60 MB .mmdb,
+ * GeoIP2-City somewhat more. Anything far beyond is not MaxMind's, and must not take the worker's memory.
+ */
+export const GEOIP_LIMITS = {
+  /** The downloaded .tar.gz. */
+  maxArchiveBytes: 128 * 1024 * 1024,
+  /** The tar once gunzipped (the .mmdb and a few small files). */
+  maxDatabaseBytes: 256 * 1024 * 1024,
+} as const;
+const DEFAULT_MAX_ARCHIVE_BYTES = GEOIP_LIMITS.maxArchiveBytes;
+const DEFAULT_MAX_DATABASE_BYTES = GEOIP_LIMITS.maxDatabaseBytes;
 
 /** A failure with a reason fit to log (the caller still redacts it, as defence in depth). */
 class RefreshFailure extends Error {
@@ -154,7 +164,7 @@ async function refresh(opts: RefreshOptions, log: LogFn, authorization: string):
     );
   }
   checkBudget(budget, 'unpacking the archive');
-  const tar = gunzip(archive, opts.limits?.maxDatabaseBytes ?? DEFAULT_MAX_DATABASE_BYTES);
+  const tar = await gunzip(archive, opts.limits?.maxDatabaseBytes ?? DEFAULT_MAX_DATABASE_BYTES);
   const file = `${edition}.mmdb`;
   const mmdb = extractFile(tar, (name) => {
     const parts = name.split('/');

@@ -9,7 +9,7 @@
  * `K`, base-256 sizes) and pax extended headers (`x` path and size; `g` ignored). Only regular files are
  * ever returned; directories, links and devices are passed over.
  */
-import { gunzipSync } from 'node:zlib';
+import { createGunzip } from 'node:zlib';
 
 const BLOCK = 512;
 
@@ -52,19 +52,42 @@ export function listEntries(tarBuffer: Buffer): TarEntry[] {
   return [...readEntries(tarBuffer)].map(({ entry }) => entry);
 }
 
+/** Compressed bytes handed to zlib at a time: the event loop runs between pieces. */
+const GUNZIP_SLICE = 1024 * 1024;
+
 /**
- * Gunzips a .tar.gz (or any gzip data). `maxBytes` bounds the output so a hostile archive cannot exhaust
- * memory. Throws a {@link TarError} when the data is not gzip, is corrupt or truncated, or is too large.
+ * Gunzips a .tar.gz (or any gzip data), streamed through zlib on the thread pool in slices — never on the event
+ * loop, so a timer or an HTTP request of the same worker is not held up — and stopped as soon as the output
+ * passes `maxBytes`, so a hostile archive cannot exhaust memory. Rejects with a {@link TarError} when the data is
+ * not gzip, is corrupt or truncated, or is too large.
  */
-export function gunzip(gz: Buffer, maxBytes: number): Buffer {
+export async function gunzip(gz: Buffer, maxBytes: number): Promise<Buffer> {
   if (gz.length < 18 || gz[0] !== 0x1f || gz[1] !== 0x8b) throw new TarError('not gzip data');
-  try {
-    return gunzipSync(gz, { maxOutputLength: maxBytes });
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ERR_BUFFER_TOO_LARGE') throw new TarError(`gzip data expands beyond ${maxBytes} bytes`);
-    throw new TarError(`corrupt gzip data (${(error as Error).message})`);
+  const z = createGunzip();
+  const out: Buffer[] = [];
+  let total = 0;
+  const done = new Promise<void>((resolve, reject) => {
+    z.on('data', (chunk: Buffer) => {
+      total += chunk.length;
+      if (total > maxBytes) {
+        z.destroy();
+        reject(new TarError(`gzip data expands beyond ${maxBytes} bytes`));
+        return;
+      }
+      out.push(chunk);
+    });
+    z.on('end', resolve);
+    z.on('error', (error) => reject(new TarError(`corrupt gzip data (${error.message})`)));
+  });
+  done.catch(() => undefined); // observed below; keeps an early failure from being reported as unhandled
+  for (let i = 0; i < gz.length && !z.destroyed; i += GUNZIP_SLICE) {
+    if (!z.write(gz.subarray(i, i + GUNZIP_SLICE))) {
+      await Promise.race([new Promise((r) => z.once('drain', r)), done]);
+    }
   }
+  if (!z.destroyed) z.end();
+  await done;
+  return Buffer.concat(out, total);
 }
 
 function* readEntries(buffer: Buffer): Generator<{ entry: TarEntry; data: Buffer }> {

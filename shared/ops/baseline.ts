@@ -5,6 +5,7 @@
  */
 import type { BaselineStore, Entity } from '../baseline/store.js';
 import type { Settings } from '../config/settings.js';
+import { displaySafe } from '../display.js';
 import { forgetCallerCity } from '../pipeline/callers.js';
 import {
   CHECKPOINT_PARTITION,
@@ -114,7 +115,7 @@ export function formatOperation(v: OperationView): string {
     return `${c.callers.length}${text ? `: ${text.length > 60 ? `${text.slice(0, 59)}…` : text}` : ''}`;
   };
   const rows = v.cities.map((c) => [
-    place(c),
+    displaySafe(place(c)),
     c.key,
     c.hours.toFixed(1),
     String(c.rawHours),
@@ -122,10 +123,10 @@ export function formatOperation(v: OperationView): string {
     short(c.firstSeen),
     short(c.lastSeen),
     c.established ? 'yes' : 'no',
-    callers(c),
+    displaySafe(callers(c)),
   ]);
   return (
-    `${v.operation} (key ${v.operationKey})\n` +
+    `${displaySafe(v.operation)} (key ${displaySafe(v.operationKey)})\n` +
     `  ${v.activeHours} active hour(s), first seen ${short(v.firstSeen)}, last seen ${short(v.lastSeen)}; ` +
     `${v.cities.length} known cit${v.cities.length === 1 ? 'y' : 'ies'}; hours decayed to ${short(v.asOf)}\n\n` +
     table(

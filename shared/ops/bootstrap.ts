@@ -33,7 +33,7 @@ import { TENANT_PARTITION, TENANT_SUMMARY_ROW } from '../pipeline/state.js';
 import { commitCheckpoint, type LogFn, readCheckpoint, runTick } from '../pipeline/tick.js';
 import type { EventSource } from '../pipeline/types.js';
 import type { RunBudget } from '../run/budget.js';
-import { appendAudit } from './audit.js';
+import { appendAudit, checkWhoAndWhy } from './audit.js';
 
 export const BOOTSTRAP_PARTITION = 'bootstrap';
 export const BOOTSTRAP_ROW = 'status';
@@ -227,6 +227,10 @@ export async function startBootstrap(
       `the detector's checkpoint (${iso(checkpointMs)}) is after the end of the bootstrap period (${iso(endMs)}): ` +
         'history can only be counted before the present',
     );
+  }
+  if (o.replace === true) {
+    const problem = checkWhoAndWhy(o.requestedBy, o.reason);
+    if (problem !== undefined) throw new BootstrapRefusedError(`replacing learned baselines ${problem}`);
   }
   if (firstSeenMs > 0 && firstSeenMs < startMs && o.replace !== true) {
     throw new BootstrapRefusedError(

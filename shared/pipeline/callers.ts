@@ -18,6 +18,7 @@
 import type { BaselineStore, Entity, PartitionUpdate } from '../baseline/store.js';
 import type { CallerCity } from '../scoring/model.js';
 import { type CallerHourUpdate, countCallerHour, MAX_CITIES_PER_CALLER } from '../scoring/update.js';
+import { type RejectHandler, updateIsolated } from './isolate.js';
 import {
   callerCitiesFromRows,
   callerCityToEntity,
@@ -176,6 +177,8 @@ export async function updateCallerHistories(
   store: BaselineStore,
   updates: ReadonlyMap<string, readonly CallerHourUpdate[]>,
   legacy: ReadonlyMap<string, ReadonlyMap<string, CallerCity>>,
+  /** Rows the store refuses are skipped (the other callers of the bucket are written); absent: they throw. */
+  rejected?: RejectHandler,
   concurrency = 8,
 ): Promise<void> {
   await mapLimit([...byBucket(updates.keys())], concurrency, async ([bucket, mine]) => {
@@ -194,7 +197,8 @@ export async function updateCallerHistories(
       }
       return out;
     };
-    await store.updatePartition('tenant', bucket, apply);
+    if (rejected) await updateIsolated(store, 'tenant', bucket, apply, rejected);
+    else await store.updatePartition('tenant', bucket, apply);
   });
   await mapLimit([...legacy.keys()], concurrency, (caller) =>
     store.updatePartition(

@@ -1,5 +1,6 @@
 import type { LedgerEntry } from '../alerts/episodes.js';
 import type { Entity } from '../baseline/store.js';
+import { fitJsonList, fitList, isOmittedMarker, STORE_BUDGETS, utf16Chars } from '../config/budgets.js';
 import type {
   CallerCity,
   CityBaseline,
@@ -85,7 +86,8 @@ export function cityToEntity(c: CityBaseline): Entity {
     days: c.days,
     lastDay: c.lastDay,
     lastWeightedDay: c.lastWeightedDay,
-    callers: JSON.stringify(c.callers),
+    // Within its budget whatever the callers' names (the first callers, who are the longest known, are kept).
+    callers: JSON.stringify(fitList(c.callers, STORE_BUDGETS.cityCallersChars, utf16Chars).kept),
     established: c.established,
     recent: JSON.stringify(c.recent),
     ...(c.quarantinedHours > 0 ? { quarantinedHours: c.quarantinedHours } : {}),
@@ -195,10 +197,33 @@ export function ledgerToEntity(l: LedgerEntry): Entity {
     alertedAtMs: l.alertedAtMs,
     score: l.score,
     lastActivityMs: l.lastActivityMs,
-    operations: JSON.stringify(l.operations),
-    ...(l.reported !== undefined ? { reported: JSON.stringify(l.reported) } : {}),
-    ...(l.update !== undefined ? { update: JSON.stringify(l.update) } : {}),
+    // Within its budget whatever the operations' names: the first ones, then `…and N more`.
+    operations: fitJsonList(l.operations, STORE_BUDGETS.ledgerOperationsChars, utf16Chars),
+    ...(l.reported !== undefined
+      ? { reported: fitJsonList(l.reported, STORE_BUDGETS.ledgerOperationsChars, utf16Chars) }
+      : {}),
+    ...(l.update !== undefined
+      ? {
+          update: JSON.stringify({
+            alertId: l.update.alertId,
+            atMs: l.update.atMs,
+            operations: JSON.parse(
+              fitJsonList(l.update.operations, STORE_BUDGETS.ledgerOperationsChars, utf16Chars),
+            ) as string[],
+          }),
+        }
+      : {}),
   };
+}
+
+/** The episode's latest update alert as stored (markers of a cut list dropped). */
+function ledgerUpdate(e: Entity): { alertId: string; atMs: number; operations: string[] } {
+  const u = json<{ alertId: string; atMs: number; operations: string[] }>(e, 'update', {
+    alertId: '',
+    atMs: 0,
+    operations: [],
+  });
+  return { ...u, operations: u.operations.filter((o) => !isOmittedMarker(o)) };
 }
 
 export function ledgerFromEntity(e: Entity): LedgerEntry {
@@ -209,17 +234,11 @@ export function ledgerFromEntity(e: Entity): LedgerEntry {
     alertedAtMs: num(e, 'alertedAtMs'),
     score: num(e, 'score'),
     lastActivityMs: num(e, 'lastActivityMs'),
-    operations: json<string[]>(e, 'operations', []),
-    ...(typeof e.reported === 'string' ? { reported: json<string[]>(e, 'reported', []) } : {}),
-    ...(typeof e.update === 'string'
-      ? {
-          update: json<{ alertId: string; atMs: number; operations: string[] }>(e, 'update', {
-            alertId: '',
-            atMs: 0,
-            operations: [],
-          }),
-        }
+    operations: json<string[]>(e, 'operations', []).filter((o) => !isOmittedMarker(o)),
+    ...(typeof e.reported === 'string'
+      ? { reported: json<string[]>(e, 'reported', []).filter((o) => !isOmittedMarker(o)) }
       : {}),
+    ...(typeof e.update === 'string' ? { update: ledgerUpdate(e) } : {}),
   };
 }
 

@@ -38,6 +38,7 @@ import {
   readCallerHistories,
   updateCallerHistories,
 } from './callers.js';
+import { type RejectHandler, updateIsolated } from './isolate.js';
 import { Quarantine } from './quarantine.js';
 import {
   CHECKPOINT_PARTITION,
@@ -102,6 +103,8 @@ export interface TickStats {
   suppressedByCooldown: number;
   suppressedByCap: number;
   operationsWritten: number;
+  /** Rows the store refused (size, content): logged and skipped, the run went on (shared/pipeline/isolate.ts). */
+  rowsRejected: number;
 }
 
 const bounded = (into: string[], values: readonly string[]) => {
@@ -230,6 +233,7 @@ export function newTickStats(tickMs: number, windowStartMs: number): TickStats {
     suppressedByCooldown: 0,
     suppressedByCap: 0,
     operationsWritten: 0,
+    rowsRejected: 0,
   };
 }
 
@@ -472,7 +476,8 @@ async function runTickBatched(
   //    episode instead of raising a second alert: at most one alert per episode.
   //    Crash-safe before the sink: a re-run finds its own AlertId in the ledger and raises the alert again
   //    (decideAlerts' same-AlertId rule), so an alert claimed but not yet written is not lost.
-  const alerts = await claimAlerts(p, tickMs, findings, ledger, decision, policy);
+  const rejected: RejectHandler = { log: p.log, count: () => (stats.rowsRejected += 1) };
+  const alerts = await claimAlerts(p, tickMs, findings, ledger, decision, policy, rejected);
   stats.alerts = alerts.length;
   const kept = new Set(alerts.map((a) => a.AlertId));
   stats.suppressedByCooldown += decision.alerts.filter((a) => !kept.has(a.AlertId)).length;
@@ -482,46 +487,59 @@ async function runTickBatched(
 
   // 3. The daily count (idempotent: rows keyed by alert id).
   if (alerts.length > 0) {
-    await p.store.updatePartition('state', dayPartition(day), (cur) => {
+    const count = (cur: ReadonlyMap<string, Entity>) => {
       const out = new Map<string, Entity | null>();
       for (const a of alerts) if (!cur.has(a.AlertId)) out.set(a.AlertId, { tickMs, score: a.AnomalyScore });
       return out;
-    });
+    };
+    await updateIsolated(p.store, 'state', dayPartition(day), count, rejected);
   }
 
   // 4. Baselines: re-apply this run's hours to what is stored now (a concurrent writer may have moved it).
   await mapLimit([...updates.entries()], 8, async ([opKey, hours]) => {
-    await p.store.updatePartition('baselines', opKey, (cur) => {
-      let op = operationFromRows(opKey, display.get(opKey) ?? opKey, cur);
-      // Only the summary and the cities this run counted can change: build rows for those, not for every city
-      // of the operation (a busy operation has hundreds).
-      const touched = new Set<string>();
-      for (const u of hours) {
-        const r = countOperationHour(op, u, params);
-        op = r.op;
-        if (r.changedCity) touched.add(r.changedCity.cityKey);
-      }
-      const next = new Map<string, Entity>([[OPERATION_SUMMARY_ROW, operationSummaryEntity(op)]]);
-      for (const key of touched) next.set(key, cityToEntity(op.cities.get(key)!));
-      return changedRows(cur, next);
-    });
+    await updateIsolated(
+      p.store,
+      'baselines',
+      opKey,
+      (cur) => {
+        let op = operationFromRows(opKey, display.get(opKey) ?? opKey, cur);
+        // Only the summary and the cities this run counted can change: build rows for those, not for every city
+        // of the operation (a busy operation has hundreds).
+        const touched = new Set<string>();
+        for (const u of hours) {
+          const r = countOperationHour(op, u, params);
+          op = r.op;
+          if (r.changedCity) touched.add(r.changedCity.cityKey);
+        }
+        const next = new Map<string, Entity>([[OPERATION_SUMMARY_ROW, operationSummaryEntity(op)]]);
+        for (const key of touched) next.set(key, cityToEntity(op.cities.get(key)!));
+        return changedRows(cur, next);
+      },
+      rejected,
+    );
     stats.operationsWritten += 1;
   });
   if (tenantUpdates.length > 0) {
-    await p.store.updatePartition('tenant', TENANT_PARTITION, (cur) => {
-      let t = tenantFromRows(cur);
-      for (const u of tenantUpdates) t = countTenantHour(t, u.city, u.hourMs, params).tenant;
-      const next = new Map<string, Entity>();
-      next.set(TENANT_SUMMARY_ROW, {
-        ...tenantSummaryEntity(t),
-        // A store whose callers all live in buckets says so (no old per-caller partitions to look in).
-        ...(bucketsOnly(cur) ? { [CALLER_LAYOUT_PROPERTY]: CALLER_LAYOUT_BUCKETS } : {}),
-      });
-      for (const c of t.cities.values()) next.set(c.cityKey, tenantCityToEntity(c));
-      return changedRows(cur, next);
-    });
+    await updateIsolated(
+      p.store,
+      'tenant',
+      TENANT_PARTITION,
+      (cur) => {
+        let t = tenantFromRows(cur);
+        for (const u of tenantUpdates) t = countTenantHour(t, u.city, u.hourMs, params).tenant;
+        const next = new Map<string, Entity>();
+        next.set(TENANT_SUMMARY_ROW, {
+          ...tenantSummaryEntity(t),
+          // A store whose callers all live in buckets says so (no old per-caller partitions to look in).
+          ...(bucketsOnly(cur) ? { [CALLER_LAYOUT_PROPERTY]: CALLER_LAYOUT_BUCKETS } : {}),
+        });
+        for (const c of t.cities.values()) next.set(c.cityKey, tenantCityToEntity(c));
+        return changedRows(cur, next);
+      },
+      rejected,
+    );
   }
-  await updateCallerHistories(p.store, callerUpdates, histories.legacy);
+  await updateCallerHistories(p.store, callerUpdates, histories.legacy, rejected);
   return stats;
 }
 
@@ -537,6 +555,7 @@ async function claimAlerts(
   ledger: ReadonlyMap<string, LedgerEntry>,
   decision: EpisodeDecision,
   policy: EpisodePolicy,
+  rejected: RejectHandler,
 ): Promise<Alert[]> {
   const byKey = new Map<string, RareFinding[]>();
   for (const f of findings) {
@@ -569,11 +588,11 @@ async function claimAlerts(
     else byCaller.set(caller, [{ cityKey, findings: fs }]);
   }
   const outcome = new Map<string, Alert[]>();
-  await mapLimit([...byCaller.entries()], 8, ([caller, episodes]) =>
-    p.store.updateRows(
+  await mapLimit([...byCaller.entries()], 8, async ([caller, episodes]) => {
+    const skipped = await updateIsolated(
+      p.store,
       'alerts',
       caller,
-      episodes.map((e) => e.cityKey),
       (cur) => {
         const out = new Map<string, Entity | null>();
         for (const { cityKey, findings: fs } of episodes) {
@@ -590,8 +609,22 @@ async function claimAlerts(
         }
         return out;
       },
-    ),
-  );
+      rejected,
+      episodes.map((e) => e.cityKey),
+    );
+    // A ledger row the store refused: the episode's alert is raised all the same (an attacker's value must not
+    // silence its own alert); without its row, a later run may raise it again.
+    for (const { cityKey, findings: fs } of episodes) {
+      const key = ledgerKey(caller, cityKey);
+      if (!skipped.has(cityKey) && outcome.has(key)) continue;
+      const prev = ledger.get(key);
+      outcome.set(
+        key,
+        decideAlerts(fs, prev ? new Map([[key, prev]]) : new Map(), new Map(), tickMs, uncapped, p.defaults)
+          .alerts,
+      );
+    }
+  });
   const held = new Set([...outcome.values()].flat().map((a) => a.AlertId));
   const alerts = decision.alerts.filter((a) => held.has(a.AlertId));
   const listed = new Set(alerts.map((a) => a.AlertId));

@@ -43,7 +43,7 @@ export interface DetectorDeps {
     current(): Promise<{ geo: Geolocator; source: string; buildDate: Date; ageDays: number; stale: boolean }>;
   };
   /** Durable alert sink (the Table Storage outbox in Azure). */
-  outbox: AlertSink & { countPending(): Promise<number> };
+  outbox: AlertSink & { countPending(): Promise<number>; oldestPendingAgeMs?(): Promise<number> };
   /** Sends pending alerts to the alerts table; failures stay pending for the next run. */
   deliver(budget: RunBudget): Promise<{ delivered: number; failed: number; pending: number }>;
   /** Daily housekeeping (old delivered-alert markers), run by the first run of each UTC day. */

@@ -136,6 +136,7 @@ export async function runScheduled(
       report.suppressedByCooldown += stats.suppressedByCooldown;
       report.suppressedByCap += stats.suppressedByCap;
       report.allowlisted = (report.allowlisted ?? 0) + stats.allowlisted;
+      report.rowsRejected = (report.rowsRejected ?? 0) + stats.rowsRejected;
     }
     if (allow && allow.suppressed > 0)
       deps.log('info', `Allowlisted ${allow.suppressed} rare finding(s): ${allow.describeCounts()}`);

@@ -55,7 +55,7 @@ const text = (error: unknown): string => (error instanceof Error ? error.message
  */
 export async function deliverAndMaintain(
   deps: Pick<DetectorDeps, 'deliver' | 'log' | 'telemetry' | 'dailyMaintenance'> & {
-    outbox: Pick<DetectorDeps['outbox'], 'countPending'>;
+    outbox: Pick<DetectorDeps['outbox'], 'countPending' | 'oldestPendingAgeMs'>;
   },
   report: RunReport,
   budget: RunBudget,
@@ -73,6 +73,7 @@ export async function deliverAndMaintain(
     report.pendingOutbox = await deps.outbox.countPending();
     deps.telemetry.exception(error instanceof Error ? error : new Error(String(error)), { stage: 'deliver' });
   }
+  await surfaceOldPending(deps, report);
   report.durationsMs.deliver = clock() - t;
   if (deps.dailyMaintenance && report.ticks.some((tick) => tick % 86_400_000 === 0)) {
     try {
@@ -80,6 +81,30 @@ export async function deliverAndMaintain(
     } catch (error) {
       deps.log('warn', `Daily maintenance failed (retried tomorrow): ${text(error)}`);
     }
+  }
+}
+
+/** Alerts pending longer than this are a warning (and the workbook's health section shows them). */
+export const PENDING_WARN_MS = 86_400_000;
+
+/** Reports how long the oldest pending alert has waited, and warns when it is more than a day. */
+async function surfaceOldPending(
+  deps: Pick<DetectorDeps, 'log'> & { outbox: Pick<DetectorDeps['outbox'], 'oldestPendingAgeMs'> },
+  report: RunReport,
+): Promise<void> {
+  if (deps.outbox.oldestPendingAgeMs === undefined) return;
+  try {
+    const ageMs = await deps.outbox.oldestPendingAgeMs();
+    report.oldestPendingHours = Math.round((ageMs / 3_600_000) * 10) / 10;
+    if (ageMs > PENDING_WARN_MS) {
+      deps.log(
+        'warn',
+        `An alert has been pending delivery for ${report.oldestPendingHours} hours (more than a day): ` +
+          "check the Logs Ingestion endpoint, the DCR and the identity's role",
+      );
+    }
+  } catch (error) {
+    deps.log('warn', `Cannot read the outbox's oldest pending alert: ${text(error)}`);
   }
 }
 

@@ -1,5 +1,6 @@
 import type { Alert } from '../alerts/alert.js';
 import { createCredential } from './clients.js';
+import { scrubError, scrubText } from './scrub.js';
 
 /** The counts and durations of one timer invocation (possibly several ticks when catching up). */
 export interface RunReport {
@@ -34,6 +35,10 @@ export interface RunReport {
   baseline?: 'ready' | 'empty' | 'bootstrapping';
   /** Rare findings an allowlist kept from alerting. */
   allowlisted?: number;
+  /** Rows the store refused (size, content), skipped so that detection went on (shared/pipeline/isolate.ts). */
+  rowsRejected?: number;
+  /** Hours the oldest pending alert has waited in the outbox (0: none); over 24 is a warning. */
+  oldestPendingHours?: number;
 }
 
 /** The subset of applicationinsights' TelemetryClient we use (so tests can observe it). */
@@ -85,6 +90,8 @@ export function makeTelemetry(client: TelemetryClientLike, includeIdentities: bo
         deliveryFailed: r.deliveryFailed,
         pendingOutbox: r.pendingOutbox,
         allowlisted: r.allowlisted ?? 0,
+        rowsRejected: r.rowsRejected ?? 0,
+        oldestPendingHours: r.oldestPendingHours ?? 0,
         geoIpAgeDays: r.geoIpAgeDays,
         geoMs: r.durationsMs.geo,
         queryMs: r.durationsMs.query,
@@ -126,7 +133,10 @@ export function makeTelemetry(client: TelemetryClientLike, includeIdentities: bo
       }
     },
     exception(error, context) {
-      client.trackException({ exception: error, properties: context });
+      // Never the error as thrown: its message may quote callers, IPs or keys (shared/runtime/scrub.ts).
+      const properties: Record<string, string> = {};
+      for (const [k, v] of Object.entries(context)) properties[k] = scrubText(v, includeIdentities);
+      client.trackException({ exception: scrubError(error, includeIdentities), properties });
     },
     async flush() {
       await client.flush();

@@ -58,15 +58,28 @@ export interface TsChild {
   waitForLines(n: number): Promise<void>;
 }
 
-/** Writes the loader and `script` (an ES module) to a fresh temporary directory and runs it. */
-export function runTsChild(script: string, args: readonly string[]): TsChild {
+/**
+ * Writes the loader and `script` (an ES module) to a fresh temporary directory and runs it.
+ * @param nodeArgs options for node itself, e.g. `--max-old-space-size=256`.
+ */
+export function runTsChild(
+  script: string,
+  args: readonly string[],
+  nodeArgs: readonly string[] = [],
+): TsChild {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'unusual-city-child-'));
   writeFileSync(path.join(dir, 'hooks.mjs'), HOOKS);
   writeFileSync(path.join(dir, 'register.mjs'), REGISTER);
   writeFileSync(path.join(dir, 'main.mjs'), script);
   const child = spawn(
     process.execPath,
-    ['--import', pathToFileURL(path.join(dir, 'register.mjs')).href, path.join(dir, 'main.mjs'), ...args],
+    [
+      ...nodeArgs,
+      '--import',
+      pathToFileURL(path.join(dir, 'register.mjs')).href,
+      path.join(dir, 'main.mjs'),
+      ...args,
+    ],
     { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const lines: string[] = [];

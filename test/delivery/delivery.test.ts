@@ -2,6 +2,8 @@
  * End to end: the outbox (on both stores) → deliverPending → the real LogsIngestionClient with the real
  * DefaultAzureCredential (managed identity, served by test/support/identity.ts) → the fake ingestion endpoint.
  */
+import { randomBytes } from 'node:crypto';
+
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 import { type Alert, ALERT_COLUMNS, ALERT_STREAM } from '../../shared/alerts/alert.js';
@@ -251,6 +253,28 @@ for (const kind of storeKinds(() => azurite)) {
       expect(await deliverPending(outbox, uploader())).toStrictEqual({ delivered: 0, failed: 1, pending: 1 });
       expect(fake.requests.length).toBe(before + 1);
       expect(receivedCounts(fake).size).toBe(9);
+    });
+
+    it('an alert refused as too large (413) is sent again in its reduced form: same AlertId, lists cut', async () => {
+      // As an older detector queued it: 1,000 findings of ~1.1 KB, a 1.1 MB row.
+      const big = makeAlert(60);
+      const finding = big.Explanation.operations[0]!;
+      big.Explanation.operations = Array.from({ length: 1000 }, (_, i) => ({
+        ...finding,
+        operation: `Microsoft.Y/op${i}/write`,
+        sentence: `${finding.sentence} ${randomBytes(500).toString('hex')}`,
+      }));
+      big.Operations = big.Explanation.operations.map((o) => o.operation);
+      const alerts = [...makeAlerts(3), big];
+      await outbox.write(alerts);
+      const result = await deliverPending(outbox, uploader(), { log });
+      expect(result).toStrictEqual({ delivered: 4, failed: 0, pending: 0 });
+      expect(fake.requests.some((r) => r.status === 413)).toBe(true);
+      const row = fake.received.find((r) => r.AlertId === big.AlertId)!;
+      expect(Buffer.byteLength(JSON.stringify(row))).toBeLessThan(32 * 1024);
+      expect((row.Explanation as Alert['Explanation']).omitted).toMatch(/^…and \d+ more$/);
+      expect((row.Operations as string[]).at(-1)).toMatch(/^…and \d+ more$/);
+      expect(sorted(receivedIds(fake))).toStrictEqual(sorted(ids(alerts)));
     });
 
     it('transient failures are retried by the SDK within the same run', async () => {

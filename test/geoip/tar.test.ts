@@ -1,7 +1,8 @@
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 
 import { describe, expect, it } from 'vitest';
 
+import { GEOIP_LIMITS } from '../../shared/geo/maxmind.js';
 import { extractFile, gunzip, listEntries, TarError } from '../../shared/geo/tar.js';
 import { writeTar } from '../support/fakeMaxMind.js';
 
@@ -23,7 +24,7 @@ const DIR = 'GeoLite2-City_20240102';
 const LONG = `${DIR}/${'l'.repeat(130)}.txt`;
 const DEEP = `${DIR}/${'d'.repeat(80)}/${'f'.repeat(60)}.txt`;
 
-const unpack = (base64: string) => gunzip(Buffer.from(base64, 'base64'), 1 << 20);
+const unpack = (base64: string) => gunzipSync(Buffer.from(base64, 'base64'));
 const named = (wanted: string) => (name: string) => name === wanted;
 const text = (b: Buffer | undefined) => b?.toString('utf8');
 
@@ -198,19 +199,39 @@ describe('extractFile rejects unsafe and malformed archives', () => {
 describe('gunzip', () => {
   const gz = gzipSync(Buffer.alloc(100_000, 1));
 
-  it('inflates within the limit', () => {
-    expect(gunzip(gz, 100_000).length).toBe(100_000);
+  it('inflates within the limit', async () => {
+    expect((await gunzip(gz, 100_000)).length).toBe(100_000);
   });
 
-  it('refuses output beyond the limit (gzip bombs)', () => {
-    expect(() => gunzip(gz, 99_999)).toThrow(/expands beyond 99999 bytes/);
+  it('refuses output beyond the limit (gzip bombs)', async () => {
+    await expect(gunzip(gz, 99_999)).rejects.toThrow(/expands beyond 99999 bytes/);
   });
 
-  it('rejects corrupt, truncated and non-gzip data', () => {
+  it('rejects corrupt, truncated and non-gzip data', async () => {
     const corrupt = Buffer.from(gzipSync(Buffer.from('x'.repeat(10_000) + 'y'.repeat(10_000))));
     corrupt[corrupt.length - 6] = (corrupt[corrupt.length - 6] ?? 0) ^ 0xff; // the CRC
-    expect(() => gunzip(corrupt, 1 << 20)).toThrow(/corrupt gzip data/);
-    expect(() => gunzip(gz.subarray(0, gz.length - 10), 1 << 20)).toThrow(/corrupt gzip data/);
-    expect(() => gunzip(Buffer.from('plain text, not gzip at all'), 1 << 20)).toThrow(/not gzip data/);
+    await expect(gunzip(corrupt, 1 << 20)).rejects.toThrow(/corrupt gzip data/);
+    await expect(gunzip(gz.subarray(0, gz.length - 10), 1 << 20)).rejects.toThrow(/corrupt gzip data/);
+    await expect(gunzip(Buffer.from('plain text, not gzip at all'), 1 << 20)).rejects.toThrow(
+      /not gzip data/,
+    );
+  });
+
+  it('streams off the event loop: timers keep running while 96 MB inflate, and a bomb stops at the limit', async () => {
+    const big = gzipSync(Buffer.alloc(96 * 1024 * 1024, 7));
+    let turns = 0;
+    let running = true;
+    const spin = (): void => {
+      turns++;
+      if (running) setImmediate(spin);
+    };
+    setImmediate(spin);
+    const out = await gunzip(big, 128 * 1024 * 1024);
+    running = false;
+    expect(out.length).toBe(96 * 1024 * 1024);
+    expect(turns).toBeGreaterThan(10);
+    // The GeoIP updater's limits are the real editions' (tens of MB), not 512 MiB / 1 GiB.
+    expect(GEOIP_LIMITS.maxArchiveBytes).toBeLessThanOrEqual(128 * 1024 * 1024);
+    await expect(gunzip(big, GEOIP_LIMITS.maxDatabaseBytes / 4)).rejects.toThrow(/expands beyond/);
   });
 });

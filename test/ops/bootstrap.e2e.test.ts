@@ -259,6 +259,19 @@ describe('bootstrap end to end (real SDK clients, local services)', () => {
     );
     expect(again.status).toBe(409);
     expect((again.jsonBody as { error: string }).error).toContain('replace=true');
+    // Replacing is destructive: without who and why it is a bad request, before anything else is checked.
+    const queries: Record<string, string>[] = [
+      { days: '3', replace: 'true' },
+      { days: '3', replace: 'true', by: 'bob' },
+    ];
+    for (const query of queries) {
+      const unexplained = await second(
+        new HttpRequest({ method: 'POST', url, query }),
+        context('bootstrapBaselines', 'p4', lines),
+      );
+      expect(unexplained.status).toBe(400);
+      expect((unexplained.jsonBody as { error: string }).error).toMatch(/replace needs (by|reason)/);
+    }
     const cancel = await second(
       new HttpRequest({ method: 'DELETE', url, query: { by: 'bob', reason: 'oops' } }),
       context('bootstrapBaselines', 'd1', lines),

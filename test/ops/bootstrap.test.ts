@@ -14,6 +14,7 @@ import type { ActivityEvent } from '../../shared/activity/types.js';
 import { MemoryAlertSink } from '../../shared/alerts/sinks.js';
 import { SqliteStore } from '../../shared/baseline/sqlite.js';
 import type { BaselineStore } from '../../shared/baseline/store.js';
+import { runBootstrapCommand } from '../../shared/cli/bootstrap.js';
 import { alertDefaults } from '../../shared/cli/runtime.js';
 import { loadSettings, type Settings } from '../../shared/config/settings.js';
 import { embeddedDatabasePath, openGeolocator } from '../../shared/geo/geolocator.js';
@@ -362,6 +363,38 @@ describe('the timer after a bootstrap', () => {
 });
 
 describe('existing state, cancel', () => {
+  it('replacing learned baselines needs who and why (CLI and store), and records them in the audit table', async () => {
+    const io = { env: {}, stdout: () => undefined, stderr: () => undefined };
+    for (const args of [
+      ['--replace'],
+      ['--replace', '--by', 'ann'],
+      ['--replace', '--reason', 'x', '--by', ' '],
+    ]) {
+      await expect(runBootstrapCommand(args, io)).rejects.toThrow(/bootstrap --replace needs --(by|reason)/);
+    }
+    const store = SqliteStore.open(':memory:');
+    await replayInto(store, settings, events, END);
+    const replace = (reason?: string) =>
+      startBootstrap(store, {
+        days: 5,
+        endMs: END,
+        source: 'files',
+        requestedBy: 'ann',
+        replace: true,
+        ...(reason === undefined ? {} : { reason }),
+      });
+    await expect(replace()).rejects.toThrow(/replacing learned baselines needs --reason/);
+    await expect(replace('  ')).rejects.toThrow(BootstrapRefusedError);
+    expect(await readBootstrap(store)).toBeUndefined();
+    await replace('baselines poisoned by the October incident');
+    expect((await readAudit(store)).at(-1)).toMatchObject({
+      action: 'bootstrap',
+      by: 'ann',
+      reason: 'baselines poisoned by the October incident',
+    });
+    await store.close();
+  });
+
   it('refuses to replace history learned before the period, unless asked; rebuilds what lies inside it', async () => {
     const store = SqliteStore.open(':memory:');
     await replayInto(store, settings, events, END);
