@@ -162,6 +162,7 @@ export async function seedWarmBaselines(o: SeedOptions): Promise<SeedResult> {
         days: 30,
         lastDay,
         recentHours: [],
+        quarantinedHours: 0,
       }),
     );
   }

@@ -45,7 +45,7 @@ const json = <T>(e: Entity, k: string, d: T): T => {
  * share. Both are stored alike, by the two functions below: these fields in this order, the region only where the
  * kind has one (an operation's city), then the kind's own fields.
  */
-type Place = Omit<TenantCity, 'recentHours' | 'days' | 'lastDay'>;
+type Place = Omit<TenantCity, 'recentHours' | 'days' | 'lastDay' | 'quarantinedHours'>;
 
 function placeToEntity(c: Place & { region?: string }, withRegion: boolean, own: Entity): Entity {
   return {
@@ -149,6 +149,7 @@ export function tenantCityToEntity(c: TenantCity): Entity {
     days: c.days,
     lastDay: c.lastDay,
     recentHours: JSON.stringify(c.recentHours),
+    ...(c.quarantinedHours > 0 ? { quarantinedHours: c.quarantinedHours } : {}),
   });
 }
 
@@ -179,6 +180,7 @@ export function tenantFromRows(rows: ReadonlyMap<string, Entity>): TenantBaselin
       days: num(e, 'days', spannedDays(place)),
       lastDay: num(e, 'lastDay', Math.floor(place.lastSeenMs / DAY)),
       recentHours: json<number[]>(e, 'recentHours', []),
+      quarantinedHours: num(e, 'quarantinedHours'),
     });
   }
   if (t.observedDays < 0) {

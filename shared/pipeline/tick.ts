@@ -314,7 +314,7 @@ async function runTickBatched(
         );
 
   const updates = new Map<string, HourUpdate[]>();
-  const tenantUpdates: { city: City; hourMs: number }[] = [];
+  const tenantUpdates: { city: City; hourMs: number; quarantined: boolean }[] = [];
   /** Quarantines started or extended by this run's scores, applied before the hour is counted. */
   const quarantineNow = new Map<string, number>();
   const noteScore = (obs: Observation, activity: CallerActivity, rarity: RarityScore): void => {
@@ -387,12 +387,20 @@ async function runTickBatched(
     }
     // Tenant and caller counts are per (city, hour) and per (caller, city, hour): count each once, however many
     // operations saw it (counting is idempotent, but every call copies the caller's or the tenant's cities).
-    const tenantSeen = new Set<string>();
+    // A city-hour seen only from callers in quarantine is remembered, not counted, for the tenant.
+    const cityHours = new Map<string, { city: City; quarantined: boolean }>();
     for (const obs of hourObs) {
-      if (tenantSeen.has(obs.city.key)) continue;
-      tenantSeen.add(obs.city.key);
-      tenant = countTenantHour(tenant, obs.city, hourMs, params).tenant;
-      tenantUpdates.push({ city: obs.city, hourMs });
+      const all = quarantine.allOn(
+        obs.callers.map((c) => c.caller),
+        obs.city.key,
+        hourMs,
+      );
+      const prev = cityHours.get(obs.city.key);
+      cityHours.set(obs.city.key, { city: obs.city, quarantined: (prev?.quarantined ?? true) && all });
+    }
+    for (const { city, quarantined } of cityHours.values()) {
+      tenant = countTenantHour(tenant, city, hourMs, params, quarantined).tenant;
+      tenantUpdates.push({ city, hourMs, quarantined });
     }
     const callerSeen = new Set<string>();
     for (const obs of hourObs) {
@@ -526,7 +534,7 @@ async function runTickBatched(
       TENANT_PARTITION,
       (cur) => {
         let t = tenantFromRows(cur);
-        for (const u of tenantUpdates) t = countTenantHour(t, u.city, u.hourMs, params).tenant;
+        for (const u of tenantUpdates) t = countTenantHour(t, u.city, u.hourMs, params, u.quarantined).tenant;
         const next = new Map<string, Entity>();
         next.set(TENANT_SUMMARY_ROW, {
           ...tenantSummaryEntity(t),

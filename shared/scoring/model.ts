@@ -63,6 +63,11 @@ export interface TenantCity extends PlaceCounts {
   days: number;
   lastDay: number;
   recentHours: number[];
+  /**
+   * Hours seen only from callers in quarantine for the city: not counted (n, rawHours, days), so an attacker who
+   * stays never makes their city common in the tenant.
+   */
+  quarantinedHours: number;
 }
 
 /** One caller's use of one city, all operations together (per-caller novelty, as UEBA does per user). */

@@ -65,6 +65,8 @@ export interface RarityScore {
   newCountryForTenant: boolean;
   /** Some tenant city (established or not) is in the country. */
   countrySeenInTenant: boolean;
+  /** Hours the tenant saw the city only from callers in quarantine (not counted in its share). */
+  tenantQuarantinedHours: number;
   /** Hours this (operation, city) was seen only from callers in quarantine (they cannot establish it). */
   quarantinedHours: number;
   /** The nearest city is the nearest established one (else the nearest of all the operation has seen). */
@@ -349,6 +351,7 @@ function baseRarity(
     distanceFactor,
     ...countries,
     quarantinedHours: own?.quarantinedHours ?? 0,
+    tenantQuarantinedHours: tenant.cities.get(city.key)?.quarantinedHours ?? 0,
     nearestBasis: established.length > 0 ? 'established' : 'seen',
     operationCities: opCities.length,
     callerBoost: 1,
@@ -400,7 +403,7 @@ function countryNovelty(
     const est = tenantCityEstablished(c, params);
     tenantEstablished ||= est;
     if (c.country !== country) continue;
-    countrySeenInTenant ||= c.rawHours > 0;
+    countrySeenInTenant ||= c.rawHours > 0 || c.quarantinedHours > 0;
     establishedInCountry ||= est;
   }
   return {
@@ -455,7 +458,9 @@ function explain(op: OperationBaseline, city: City, r: RarityScore): string {
   parts.push(
     r.seenInTenant
       ? `the city has ${(r.tenantShare * 100).toFixed(2)}% of the tenant's hours`
-      : 'the city was never seen in the tenant',
+      : r.tenantQuarantinedHours > 0
+        ? `the city was seen in the tenant only from callers in quarantine (${r.tenantQuarantinedHours} hour(s), not counted)`
+        : 'the city was never seen in the tenant',
   );
   parts.push(...callerClauses(r));
   if (r.learningFactor < 1) {
@@ -496,6 +501,11 @@ function callerClauses(r: RarityScore): string[] {
   if (r.newCityForCaller) {
     out.push(
       `the caller never worked from this city before (${r.callerHistoryHours ?? 0}h on ${r.callerHistoryDays ?? 0} city-day(s) in ${r.callerCities ?? 0} other city(ies)): probability ÷${fmtHours(r.callerBoost)}`,
+    );
+  }
+  if (r.absence < 1) {
+    out.push(
+      `the operation was never performed from this city in its ${fmtHours(r.operationHours)} hours although the city has ${(r.tenantShare * 100).toFixed(2)}% of the tenant's hours: probability ×${r.absence.toExponential(1)}`,
     );
   }
   if (r.familiarToCaller) {

@@ -159,6 +159,8 @@ export function countTenantHour(
   city: City,
   hourMs: number,
   params: ScoringParams,
+  /** Every caller of the city in this hour is in quarantine: the hour is remembered, not counted. */
+  quarantined = false,
 ): { tenant: TenantBaseline; changedCity?: TenantCity; changedSummary: boolean } {
   const observed = observeTenantHour(tenant, hourMs);
   const changedSummary = observed !== tenant;
@@ -181,7 +183,14 @@ export function countTenantHour(
         days: 0,
         lastDay: -1,
         recentHours: [],
+        quarantinedHours: 0,
       };
+  if (quarantined) {
+    c.quarantinedHours += 1;
+    c.recentHours = pushRecent(c.recentHours, hourMs, (h) => h);
+    next.cities.set(c.cityKey, c);
+    return { tenant: next, changedCity: c, changedSummary };
+  }
   if (hourMs > c.decayedAtMs) {
     c.n = decayed(c.n, c.decayedAtMs, hourMs, params.halfLifeDays);
     c.decayedAtMs = hourMs;

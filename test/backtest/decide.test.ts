@@ -96,6 +96,7 @@ function finding(o: {
       newCountryForTenant: false,
       countrySeenInTenant: false,
       quarantinedHours: 0,
+      tenantQuarantinedHours: 0,
       nearestBasis: 'established',
       operationCities: 0,
       callerBoost: 1,

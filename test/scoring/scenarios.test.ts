@@ -21,13 +21,18 @@ describe('detection model scenarios', () => {
     expect(r.sentence).toContain('never seen in the tenant');
   });
 
-  it('city common in the tenant but never for this sensitive operation → alert, lower score', () => {
+  it('city common in the tenant but never for this sensitive operation, nor for the caller → alert, by evidence of absence', () => {
     const mumbai = base.score('listkeys/action', CITIES.mumbai, now, 'admin1@contoso.com');
-    const lagos = base.score('listkeys/action', CITIES.lagos, now, 'admin1@contoso.com');
     expect(mumbai.seenInTenant).toBe(true);
     expect(mumbai.tenantShare).toBeGreaterThan(0.1);
     expect(mumbai.score).toBeGreaterThanOrEqual(THRESHOLD);
-    expect(mumbai.score).toBeLessThan(lagos.score);
+    // A colleague's office city the operation was never performed from in all its hours: rarer, not more ordinary.
+    expect(mumbai.absence).toBeLessThan(1);
+    expect(mumbai.sentence).toContain('the operation was never performed from this city');
+    // Without the evidence of absence the common city would be diluted by its tenant share.
+    const without = contosoHistory(60, defaultParams({ UC_ABSENCE_WEIGHT: '0' }));
+    const diluted = without.score('listkeys/action', CITIES.mumbai, now, 'admin1@contoso.com');
+    expect(diluted.probability).toBeGreaterThan(mumbai.probability);
   });
 
   it("the tenant's headquarters city doing a new operation → no alert", () => {

@@ -123,6 +123,12 @@ function checkClauses(seen: readonly Seen[], h: History, target: Seen): void {
     );
     expect(Number(nearest[3]!.replace(/,/g, ''))).toBe(Math.round(best));
   }
+  const absent = /never performed from this city in its ([\d.]+) hours although the city has/.exec(text);
+  if (absent) {
+    expect(opSeen.some((s) => s.city.key === city.key)).toBe(false);
+    expect(tenantCities.has(city.key)).toBe(true);
+    expect(mine.some((s) => s.city.key === city.key)).toBe(false);
+  }
   const learning = /tenant observed on (\d+) day\(s\)/.exec(text);
   if (learning) expect(Number(learning[1])).toBe(hoursOf(seen, () => true).days.size);
 }
