@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 
+import { omittedMarker } from '../config/budgets.js';
 import { displaySafe } from '../display.js';
 import type { City } from '../geo/types.js';
 import type { CallerActivity, Observation } from '../scoring/model.js';
@@ -49,13 +50,13 @@ export function alertIdFor(caller: string, cityKey: string, hourMs: number, oper
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
 
+/** The distinct values, at most `max`: when there are more, the last place says how many (`…and N more`). */
 function uniq(values: Iterable<string>, max = MAX_LIST): string[] {
-  const out: string[] = [];
-  for (const v of values) {
-    if (v !== '' && !out.includes(v)) out.push(v);
-    if (out.length >= max) break;
-  }
-  return out;
+  const all = new Set<string>();
+  for (const v of values) if (v !== '') all.add(v);
+  if (all.size <= max) return [...all];
+  const kept = [...all].slice(0, max - 1);
+  return [...kept, omittedMarker(all.size - kept.length)];
 }
 
 function placeText(city: City): string {

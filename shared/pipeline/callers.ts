@@ -154,7 +154,8 @@ function callerChanges(
   out: Map<string, Entity | null>,
 ): void {
   let cities = new Map(start);
-  for (const u of hours) cities = countCallerHour(cities, u.cityKey, u.hourMs, u.quarantineUntilMs).cities;
+  for (const u of hours)
+    cities = countCallerHour(cities, u.cityKey, u.hourMs, u.quarantineUntilMs, u.markOnly === true).cities;
   const keep = [...cities.values()].sort(
     (a, b) => b.lastSeenMs - a.lastSeenMs || a.cityKey.localeCompare(b.cityKey),
   );

@@ -503,6 +503,15 @@ async function runTickBatched(
     await updateIsolated(p.store, 'state', dayPartition(day), count, rejected);
   }
 
+  // 3b. Quarantines this run started, before any hour is counted: a crash after the baselines are written would
+  //     otherwise lose them (a re-run does not score hours already counted).
+  const marks = new Map<string, CallerHourUpdate[]>();
+  for (const [caller, list] of callerUpdates) {
+    const mine = list.filter((u) => u.quarantineUntilMs > 0).map((u) => ({ ...u, markOnly: true }));
+    if (mine.length > 0) marks.set(caller, mine);
+  }
+  if (marks.size > 0) await updateCallerHistories(p.store, marks, new Map(), rejected);
+
   // 4. Baselines: re-apply this run's hours to what is stored now (a concurrent writer may have moved it).
   await mapLimit([...updates.entries()], 8, async ([opKey, hours]) => {
     await updateIsolated(

