@@ -150,7 +150,13 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
   const total = Math.max(0, Math.floor((end - first) / tick) + 1);
   const t1 = performance.now();
   let done = 0;
+  let sinceYield = 0;
   for (let t = first; t <= end; t += tick) {
+    // Let the event loop in now and then (signals such as Ctrl-C, timers): SQLite runs are synchronous.
+    if (++sinceYield >= 32) {
+      sinceYield = 0;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
     const start = t - lookback;
     if (agg.hasEvents(start, t)) {
       const stats: TickStats = await runTick(
