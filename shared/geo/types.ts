@@ -48,3 +48,25 @@ export interface Geolocator {
   readonly databaseBuildDate: Date;
   readonly databaseType: string;
 }
+
+/**
+ * The autonomous system an address is announced by: who runs the network (a VPN provider, a mobile carrier,
+ * Microsoft, a home broadband ISP). Per-caller familiarity with networks makes a city new to a caller through a
+ * network they already use far less surprising than one through a network they never used.
+ */
+export interface Network {
+  /** Autonomous system number (e.g. 8075 for Microsoft). */
+  asn: number;
+  /** The AS organisation, '' when the database has none (bounded, display only). */
+  org: string;
+}
+
+/** Looks up the network (ASN) of an address: a MaxMind ASN/ISP database or the embedded offline table. */
+export interface NetworkLocator {
+  /** undefined: internal, invalid or not in the database. */
+  network(ip: string): Network | undefined;
+  /** Build date of the data, for the staleness warning. */
+  readonly databaseBuildDate: Date;
+  /** `GeoLite2-ASN`, `GeoIP2-ISP`, `ip-location-db asn` … */
+  readonly databaseType: string;
+}

@@ -1,5 +1,5 @@
 import type { CallerType } from '../activity/types.js';
-import type { City } from '../geo/types.js';
+import type { City, Network } from '../geo/types.js';
 
 export const HOUR_MS = 3_600_000;
 export const DAY_MS = 86_400_000;
@@ -122,6 +122,11 @@ export interface CallerActivity {
   correlationIds: string[];
   subscriptionId: string;
   resourceGroup: string;
+  /**
+   * The networks (autonomous systems) of `ips`, when a network locator is configured; distinct, bounded.
+   * Absent: unknown (no ASN data), which the model treats as neither familiar nor new.
+   */
+  networks?: Network[];
 }
 
 /** The unit of scoring: one operation from one city in one hour, however many events. */
