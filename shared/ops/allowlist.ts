@@ -19,11 +19,20 @@ import type { BaselineStore, Entity } from '../baseline/store.js';
 import { type Settings, SettingsError } from '../config/settings.js';
 import { parseEgressRanges } from '../geo/egress.js';
 import { type Cidr, CidrSet, internalRangeContaining, parseCidr } from '../geo/ip.js';
+import type { Network } from '../geo/types.js';
 import { liftQuarantine } from '../pipeline/callers.js';
 import { appendAudit } from './audit.js';
 import { parseServiceTags } from './serviceTags.js';
 
-export const ALLOW_KINDS = ['range', 'city', 'caller', 'operation', 'operation+city'] as const;
+export const ALLOW_KINDS = [
+  'range',
+  'city',
+  'caller',
+  'operation',
+  'operation+city',
+  'caller+city',
+  'caller+network',
+] as const;
 export type AllowKind = (typeof ALLOW_KINDS)[number];
 export const ALLOW_PARTITION = 'allow';
 
@@ -32,7 +41,8 @@ export interface AllowRule {
   kind: AllowKind;
   /**
    * Canonical value: a CIDR block (`20.50.0.0/16`), a city key (`g:<geonameId>`, `c:<country>`, `e:<egress
-   * label>`), a caller or an operation (lower-case), or `<operation> <city key>`.
+   * label>`), a caller or an operation (lower-case), `<operation> <city key>`, `<caller> <city key>` or
+   * `<caller> AS<number>`.
    */
   value: string;
   /** Where the rule comes from, e.g. `UC_ALLOW_CALLERS`, `UC_ALLOW_SERVICE_TAGS` or `allow table`. */
@@ -42,6 +52,8 @@ export interface AllowRule {
   by?: string;
   reason?: string;
   addedMs?: number;
+  /** The rule allows findings of hours before this instant only; absent: no expiry. */
+  expiresMs?: number;
 }
 
 /** A value that is not valid for its kind; the message says what is expected. */
@@ -67,12 +79,15 @@ export function parseAllowValue(kind: string, args: readonly string[]): { kind: 
     throw new AllowValueError(`unknown kind ${JSON.stringify(kind)}: one of ${ALLOW_KINDS.join(', ')}`);
   }
   const k = kind as AllowKind;
-  const want = k === 'operation+city' ? 2 : 1;
-  if (args.length !== want) {
+  const pairs: Partial<Record<AllowKind, string>> = {
+    'operation+city': '<operation> <city>',
+    'caller+city': '<caller> <city>',
+    'caller+network': '<caller> <AS number, e.g. AS8075>',
+  };
+  const pair = pairs[k];
+  if (args.length !== (pair !== undefined ? 2 : 1)) {
     throw new AllowValueError(
-      k === 'operation+city'
-        ? 'operation+city takes two values: <operation> <city>'
-        : `${k} takes one value, got ${args.length}`,
+      pair !== undefined ? `${k} takes two values: ${pair}` : `${k} takes one value, got ${args.length}`,
     );
   }
   const a = args[0]!.trim();
@@ -81,6 +96,11 @@ export function parseAllowValue(kind: string, args: readonly string[]): { kind: 
       throw new AllowValueError(
         `${JSON.stringify(text)} is not an operation name such as Microsoft.Storage/storageAccounts/listKeys/action`,
       );
+    return text.toLowerCase();
+  };
+  const caller = (text: string): string => {
+    if (!/^\S{1,256}$/u.test(text))
+      throw new AllowValueError('a caller is a UPN or object id without spaces');
     return text.toLowerCase();
   };
   const city = (text: string): string => {
@@ -109,13 +129,25 @@ export function parseAllowValue(kind: string, args: readonly string[]): { kind: 
     case 'city':
       return { kind: k, value: city(a) };
     case 'caller':
-      if (!/^\S{1,256}$/u.test(a)) throw new AllowValueError('a caller is a UPN or object id without spaces');
-      return { kind: k, value: a.toLowerCase() };
+      return { kind: k, value: caller(a) };
+    case 'caller+city':
+      return { kind: k, value: `${caller(a)} ${city(args[1]!)}` };
+    case 'caller+network':
+      return { kind: k, value: `${caller(a)} ${network(args[1]!)}` };
     case 'operation':
       return { kind: k, value: operation(a) };
     case 'operation+city':
       return { kind: k, value: `${operation(a)} ${city(args[1]!)}` };
   }
+}
+
+/** `AS8075`, `as8075` or `8075` → `AS8075`. */
+function network(text: string): string {
+  const m = /^(?:AS)?(\d{1,10})$/i.exec(text.trim());
+  const asn = m ? Number(m[1]) : NaN;
+  if (!Number.isInteger(asn) || asn <= 0 || asn > 4_294_967_295)
+    throw new AllowValueError(`${JSON.stringify(text)} is not an autonomous system number such as AS8075`);
+  return `AS${asn}`;
 }
 
 const rowKey = (kind: AllowKind, value: string): string => `${kind}:${value}`;
@@ -132,6 +164,7 @@ function ruleFromEntity(e: Entity): AllowRule | undefined {
     by: typeof e.by === 'string' ? e.by : '',
     reason: typeof e.reason === 'string' ? e.reason : '',
     addedMs: typeof e.addedMs === 'number' ? e.addedMs : 0,
+    ...(typeof e.expiresMs === 'number' && e.expiresMs > 0 ? { expiresMs: e.expiresMs } : {}),
   };
 }
 
@@ -155,7 +188,7 @@ export interface Change {
 /** Adds (or re-records, with the new who and why) a rule; audited. Returns false when it already existed. */
 export async function addAllowRule(
   store: BaselineStore,
-  rule: { kind: AllowKind; value: string },
+  rule: { kind: AllowKind; value: string; expiresMs?: number },
   change: Change,
 ): Promise<boolean> {
   const key = rowKey(rule.kind, rule.value);
@@ -165,17 +198,19 @@ export async function addAllowRule(
     return new Map([
       [
         key,
-        { kind: rule.kind, value: rule.value, by: change.by, reason: change.reason, addedMs: change.atMs },
+        {
+          kind: rule.kind,
+          value: rule.value,
+          by: change.by,
+          reason: change.reason,
+          addedMs: change.atMs,
+          ...(rule.expiresMs !== undefined ? { expiresMs: rule.expiresMs } : {}),
+        },
       ],
     ]);
   });
   // Confirmed benign: the quarantine of the places the rule covers ends now (their hours count from here on).
-  const scope =
-    rule.kind === 'city'
-      ? { cityKey: rule.value }
-      : rule.kind === 'caller'
-        ? { caller: rule.value }
-        : undefined;
+  const scope = quarantineScope(rule);
   const quarantineLifted = scope !== undefined ? await liftQuarantine(store, scope) : 0;
   await appendAudit(store, {
     action: 'allow',
@@ -183,9 +218,32 @@ export async function addAllowRule(
     reason: change.reason,
     atMs: change.atMs,
     subject: `${rule.kind} ${rule.value}`,
-    detail: JSON.stringify({ replaced: existed, quarantineLifted }),
+    detail: JSON.stringify({
+      replaced: existed,
+      quarantineLifted,
+      ...(rule.expiresMs !== undefined ? { expires: new Date(rule.expiresMs).toISOString() } : {}),
+    }),
   });
   return !existed;
+}
+
+/** The (caller, city) quarantines a rule confirms as benign; undefined: none. */
+function quarantineScope(rule: {
+  kind: AllowKind;
+  value: string;
+}): { caller?: string; cityKey?: string } | undefined {
+  switch (rule.kind) {
+    case 'city':
+      return { cityKey: rule.value };
+    case 'caller':
+      return { caller: rule.value };
+    case 'caller+city': {
+      const space = rule.value.lastIndexOf(' ');
+      return { caller: rule.value.slice(0, space), cityKey: rule.value.slice(space + 1) };
+    }
+    default:
+      return undefined;
+  }
 }
 
 /** Removes a rule from the allow table; audited when it existed. Returns the removed rule. */
@@ -299,50 +357,57 @@ export function describeRule(r: AllowRule): string {
   const what = r.label !== undefined ? r.label : `${r.kind} ${r.value}`;
   if (r.source !== 'allow table') return `${what} (${r.source})`;
   const when = r.addedMs ? new Date(r.addedMs).toISOString().slice(0, 10) : '?';
-  return `${what} (allow table: ${r.by ?? '?'}, ${when}: ${JSON.stringify(r.reason ?? '')})`;
+  const until =
+    r.expiresMs !== undefined ? `, until ${new Date(r.expiresMs).toISOString().slice(0, 16)}Z` : '';
+  return `${what} (allow table: ${r.by ?? '?'}, ${when}${until}: ${JSON.stringify(r.reason ?? '')})`;
 }
 
-/** Rules compiled for matching: maps by key and one CIDR index. */
+/** One compiled rule: why it allows (for logs and counts), and until when. */
+interface Allowed {
+  reason: string;
+  /** Findings of hours at or after this instant are not allowed (Infinity: no expiry). */
+  untilMs: number;
+}
+
+const KEYED_KINDS = [
+  'city',
+  'caller',
+  'operation',
+  'operation+city',
+  'caller+city',
+  'caller+network',
+] as const;
+type KeyedKind = (typeof KEYED_KINDS)[number];
+
+/** Rules compiled for matching: one map per kind, keyed by the rule's value, and one CIDR index. */
 export class RuleSet {
   readonly ranges: CidrSet;
-  readonly cities = new Map<string, string>();
-  readonly callers = new Map<string, string>();
-  readonly operations = new Map<string, string>();
-  readonly operationCities = new Map<string, string>();
+  readonly byKind = new Map<KeyedKind, Map<string, Allowed>>(KEYED_KINDS.map((k) => [k, new Map()]));
   readonly size: number;
 
   constructor(rules: readonly AllowRule[]) {
     const blocks = new Map<string, [Cidr, string]>();
     for (const r of rules) {
       const reason = describeRule(r);
-      switch (r.kind) {
-        case 'range': {
-          // The first rule for a block wins (settings before the table; one tag before another).
-          const cidr = parseCidr(r.value);
-          if (!blocks.has(cidr.text)) blocks.set(cidr.text, [cidr, reason]);
-          break;
-        }
-        case 'city':
-          if (!this.cities.has(r.value)) this.cities.set(r.value, reason);
-          break;
-        case 'caller':
-          if (!this.callers.has(r.value)) this.callers.set(r.value, reason);
-          break;
-        case 'operation':
-          if (!this.operations.has(r.value)) this.operations.set(r.value, reason);
-          break;
-        case 'operation+city':
-          if (!this.operationCities.has(r.value)) this.operationCities.set(r.value, reason);
-          break;
+      if (r.kind === 'range') {
+        // The first rule for a block wins (settings before the table; one tag before another).
+        const cidr = parseCidr(r.value);
+        if (!blocks.has(cidr.text)) blocks.set(cidr.text, [cidr, reason]);
+        continue;
       }
+      const map = this.byKind.get(r.kind)!;
+      if (!map.has(r.value)) map.set(r.value, { reason, untilMs: r.expiresMs ?? Infinity });
     }
     this.ranges = new CidrSet(blocks.values());
-    this.size =
-      this.ranges.size +
-      this.cities.size +
-      this.callers.size +
-      this.operations.size +
-      this.operationCities.size;
+    let size = this.ranges.size;
+    for (const m of this.byKind.values()) size += m.size;
+    this.size = size;
+  }
+
+  /** Why a rule of this kind allows `value` for a finding of the hour `hourMs`, or undefined. */
+  allows(kind: KeyedKind, value: string, hourMs: number): string | undefined {
+    const a = this.byKind.get(kind)!.get(value);
+    return a !== undefined && hourMs < a.untilMs ? a.reason : undefined;
   }
 }
 
@@ -373,12 +438,17 @@ export class Allowlist {
     const op = f.observation.operationKey.toLowerCase();
     const city = f.observation.city.key;
     const caller = f.activity.caller.toLowerCase();
+    const h = f.observation.hourMs;
     for (const p of this.parts) {
       const r =
-        p.operationCities.get(`${op} ${city}`) ??
-        p.operations.get(op) ??
-        (caller !== '' ? p.callers.get(caller) : undefined) ??
-        p.cities.get(city);
+        p.allows('operation+city', `${op} ${city}`, h) ??
+        p.allows('operation', op, h) ??
+        (caller !== ''
+          ? (p.allows('caller+city', `${caller} ${city}`, h) ??
+            p.allows('caller', caller, h) ??
+            this.networkAllows(p, caller, f.activity.networks, h))
+          : undefined) ??
+        p.allows('city', city, h);
       if (r !== undefined) return r;
     }
     // A range allows a finding only when every address the caller used for it lies in an allowed range.
@@ -388,6 +458,23 @@ export class Allowlist {
     for (const ip of ips) {
       let r: string | undefined;
       for (const p of this.parts) if ((r = p.ranges.match(ip)) !== undefined) break;
+      if (r === undefined) return undefined;
+      first ??= r;
+    }
+    return first;
+  }
+
+  /** A (caller, network) rule allows a finding only when every network the caller used for it is allowed. */
+  private networkAllows(
+    p: RuleSet,
+    caller: string,
+    networks: readonly Network[] | undefined,
+    hourMs: number,
+  ): string | undefined {
+    if (networks === undefined || networks.length === 0) return undefined;
+    let first: string | undefined;
+    for (const n of networks) {
+      const r = p.allows('caller+network', `${caller} AS${n.asn}`, hourMs);
       if (r === undefined) return undefined;
       first ??= r;
     }

@@ -260,6 +260,60 @@ describe('matching', () => {
   });
 });
 
+describe('allow rules at the grain of a caller', () => {
+  it('(caller, city) and (caller, network) allow that caller only, until the rule expires', async () => {
+    expect(parseAllowValue('caller+city', ['Ann@Contoso.com', '2332459'])).toEqual({
+      kind: 'caller+city',
+      value: 'ann@contoso.com g:2332459',
+    });
+    expect(parseAllowValue('caller+network', ['ann@contoso.com', 'as8075'])).toEqual({
+      kind: 'caller+network',
+      value: 'ann@contoso.com AS8075',
+    });
+    expect(() => parseAllowValue('caller+network', ['ann@contoso.com', 'Microsoft'])).toThrow(
+      /not an autonomous system number/,
+    );
+    expect(() => parseAllowValue('caller+city', ['ann@contoso.com'])).toThrow(/two values: <caller> <city>/);
+
+    const store = SqliteStore.open(':memory:');
+    const change = { by: 'soc@contoso.com', reason: 'incident 42: travel', atMs: T0 };
+    await addAllowRule(
+      store,
+      { ...parseAllowValue('caller+city', ['ann@contoso.com', '2332459']), expiresMs: T0 + DAY },
+      change,
+    );
+    await addAllowRule(store, parseAllowValue('caller+network', ['bob@contoso.com', 'AS8075']), change);
+    const allow = await (await AllowlistProvider.fromSettings(loadSettings({}))).forRun(store);
+    const at = (f: RareFinding, hourMs: number): RareFinding => ({
+      ...f,
+      observation: { ...f.observation, hourMs },
+    });
+    const ann = finding({ caller: 'ann@contoso.com' });
+    expect(allow.suppress(ann)).toMatch(
+      /^caller\+city ann@contoso\.com g:2332459 \(allow table: soc@contoso\.com, .*, until /,
+    );
+    expect(allow.suppress(at(ann, T0 + DAY))).toBeUndefined(); // expired
+    expect(allow.suppress(finding({ caller: 'eve@contoso.com' }))).toBeUndefined(); // another caller
+    expect(
+      allow.suppress(finding({ caller: 'ann@contoso.com', city: { ...LAGOS, key: 'g:1' } })),
+    ).toBeUndefined();
+
+    const bob = finding({ caller: 'bob@contoso.com' });
+    const via = (...asns: number[]): RareFinding => ({
+      ...bob,
+      activity: { ...bob.activity, networks: asns.map((asn) => ({ asn, org: '' })) },
+    });
+    expect(allow.suppress(bob)).toBeUndefined(); // network unknown
+    expect(allow.suppress(via(8075))).toMatch(/^caller\+network bob@contoso\.com AS8075/);
+    expect(allow.suppress(via(8075, 37148))).toBeUndefined(); // not every network is allowed
+    expect((await readAudit(store)).map((a) => [a.subject, JSON.parse(a.detail ?? '{}').expires])).toEqual([
+      ['caller+city ann@contoso.com g:2332459', new Date(T0 + DAY).toISOString()],
+      ['caller+network bob@contoso.com AS8075', undefined],
+    ]);
+    await store.close();
+  });
+});
+
 describe('allowlists in runs', () => {
   const attack = () => [
     ...history(10),
