@@ -306,7 +306,9 @@ describe('allow rules at the grain of a caller', () => {
     expect(allow.suppress(bob)).toBeUndefined(); // network unknown
     expect(allow.suppress(via(8075))).toMatch(/^caller\+network bob@contoso\.com AS8075/);
     expect(allow.suppress(via(8075, 37148))).toBeUndefined(); // not every network is allowed
-    expect((await readAudit(store)).map((a) => [a.subject, JSON.parse(a.detail ?? '{}').expires])).toEqual([
+    const expires = (detail: string | undefined) =>
+      (JSON.parse(detail ?? '{}') as { expires?: string }).expires;
+    expect((await readAudit(store)).map((a) => [a.subject, expires(a.detail)])).toEqual([
       ['caller+city ann@contoso.com g:2332459', new Date(T0 + DAY).toISOString()],
       ['caller+network bob@contoso.com AS8075', undefined],
     ]);
