@@ -9,7 +9,7 @@ import {
 import type { AlertSink } from '../alerts/sinks.js';
 import type { BaselineStore, Entity } from '../baseline/store.js';
 import type { Settings } from '../config/settings.js';
-import type { City, Geolocator } from '../geo/types.js';
+import type { City, Geolocator, Network, NetworkLocator } from '../geo/types.js';
 import type { LogFn } from '../run/log.js';
 import type {
   CallerActivity,
@@ -19,7 +19,7 @@ import type {
   ScoringParams,
   TenantBaseline,
 } from '../scoring/model.js';
-import { emptyOperation } from '../scoring/model.js';
+import { emptyOperation, networkKey } from '../scoring/model.js';
 import { scoringParams } from '../scoring/params.js';
 import { forCaller, type RarityScore, scoreObservation } from '../scoring/score.js';
 import {
@@ -67,6 +67,8 @@ export type { LogFn };
 export interface Pipeline {
   store: BaselineStore;
   geo: Geolocator;
+  /** The network (ASN) of each caller IP; absent: networks unknown, the model uses cities only. */
+  networks?: NetworkLocator;
   settings: Settings;
   sink: AlertSink;
   defaults: AlertDefaults;
@@ -116,8 +118,10 @@ export function buildObservations(
   groups: readonly EventGroup[],
   geo: Geolocator,
   stats: TickStats,
+  networks?: NetworkLocator,
 ): Observation[] {
   const byKey = new Map<string, Observation>();
+  const networkOf = networkCache(networks);
   // (observation, caller) → its activity: a hot observation has thousands of callers (no linear search).
   const activities = new Map<string, CallerActivity>();
   for (const g of groups) {
@@ -167,6 +171,12 @@ export function buildObservations(
     act.firstMs = Math.min(act.firstMs, g.firstMs);
     act.lastMs = Math.max(act.lastMs, g.lastMs);
     bounded(act.ips, [g.callerIp]);
+    const net = networkOf(g.callerIp);
+    if (net !== undefined) {
+      act.networks ??= [];
+      if (act.networks.length < MAX_NETWORKS && !act.networks.some((n) => n.asn === net.asn))
+        act.networks.push(net);
+    }
     bounded(act.resourceIds, g.resourceIds);
     bounded(act.correlationIds, g.correlationIds);
   }
@@ -179,6 +189,21 @@ export function buildObservations(
       a.operationKey.localeCompare(b.operationKey) ||
       a.city.key.localeCompare(b.city.key),
   );
+}
+
+/** Distinct networks kept per caller activity (an attacker may rotate addresses across many). */
+const MAX_NETWORKS = 8;
+
+/** One lookup per distinct IP of a run (groups repeat IPs across operations and hours). */
+function networkCache(networks: NetworkLocator | undefined): (ip: string) => Network | undefined {
+  if (networks === undefined) return () => undefined;
+  const seen = new Map<string, Network | undefined>();
+  return (ip) => {
+    if (seen.has(ip)) return seen.get(ip);
+    const n = networks.network(ip);
+    seen.set(ip, n);
+    return n;
+  };
 }
 
 /**
@@ -270,7 +295,7 @@ async function runTickBatched(
   const params: ScoringParams = scoringParams(s);
   const stats = newTickStats(tickMs, tickMs - s.UC_LOOKBACK);
   stats.groups = groups.length;
-  const observations = buildObservations(groups, p.geo, stats);
+  const observations = buildObservations(groups, p.geo, stats, p.networks);
   stats.observations = observations.length;
   if (observations.length === 0) return stats;
 
@@ -309,6 +334,8 @@ async function runTickBatched(
             callerCities.get(activity.caller) ?? new Map(),
             obs.city.key,
             obs.hourMs,
+            activity.networks,
+            params.networkKnownDays,
           ),
           params,
         );
@@ -406,22 +433,24 @@ async function runTickBatched(
     for (const obs of hourObs) {
       for (const c of obs.callers) {
         if (c.caller === '') continue;
-        const seen = `${c.caller}\u0000${obs.city.key}`;
-        if (callerSeen.has(seen)) continue;
-        callerSeen.add(seen);
-        const u: CallerHourUpdate = {
-          cityKey: obs.city.key,
-          hourMs,
-          quarantineUntilMs: quarantineNow.get(seen) ?? 0,
-        };
-        callerCities.set(
-          c.caller,
-          countCallerHour(callerCities.get(c.caller) ?? new Map(), u.cityKey, hourMs, u.quarantineUntilMs)
-            .cities,
-        );
-        const list = callerUpdates.get(c.caller);
-        if (list) list.push(u);
-        else callerUpdates.set(c.caller, [u]);
+        const keys = [obs.city.key, ...(c.networks ?? []).map((n) => networkKey(n.asn))];
+        for (const key of keys) {
+          const seen = `${c.caller}\u0000${key}`;
+          if (callerSeen.has(seen)) continue;
+          callerSeen.add(seen);
+          const u: CallerHourUpdate = {
+            cityKey: key,
+            hourMs,
+            quarantineUntilMs: quarantineNow.get(seen) ?? 0,
+          };
+          callerCities.set(
+            c.caller,
+            countCallerHour(callerCities.get(c.caller) ?? new Map(), key, hourMs, u.quarantineUntilMs).cities,
+          );
+          const list = callerUpdates.get(c.caller);
+          if (list) list.push(u);
+          else callerUpdates.set(c.caller, [u]);
+        }
       }
     }
     quarantineNow.clear();

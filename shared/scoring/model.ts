@@ -99,7 +99,24 @@ export interface CallerContext {
   cityDaysTotal: number;
   /** The city is quarantined for the caller: an alert for it that no analyst has confirmed as benign. */
   quarantined: boolean;
+  /** The caller's history with the networks of this activity; absent when no network is known (no ASN data). */
+  network?: CallerNetworkContext;
 }
+
+/** What the caller's history says about the networks (autonomous systems) an activity came through. */
+export interface CallerNetworkContext {
+  /** The activity's networks, for the explanation (bounded). */
+  networks: Network[];
+  /** Fewest days the caller used any of them before (0: one of them is new to the caller). */
+  minDays: number;
+  /** The caller has a network history (some network on UC_NETWORK_KNOWN_DAYS days or more). */
+  hasHistory: boolean;
+}
+
+/** Caller-history rows for networks share the caller's map with cities, keyed `n:<asn>` (cities: g:/c:/e:). */
+export const NETWORK_KEY_PREFIX = 'n:';
+export const networkKey = (asn: number): string => `${NETWORK_KEY_PREFIX}${asn}`;
+export const isNetworkKey = (key: string): boolean => key.startsWith(NETWORK_KEY_PREFIX);
 
 export interface TenantBaseline {
   /** When the detector first saw data for this tenant; 0 = never. */
@@ -161,6 +178,12 @@ export interface ScoringParams {
   callerNoveltyWeight: number;
   /** Exponent on the evidence of absence (UC_ABSENCE_WEIGHT); 0 = off. */
   absenceWeight: number;
+  /** P × this for a city new to the caller through a network they already use (UC_KNOWN_NETWORK_FACTOR). */
+  knownNetworkFactor: number;
+  /** P ÷ this for a city new to the caller through a network they never used (UC_NEW_NETWORK_BOOST). */
+  newNetworkBoost: number;
+  /** Days of use that make a network the caller's (UC_NETWORK_KNOWN_DAYS). */
+  networkKnownDays: number;
   familiarScoreCap: number;
   callerLearningHours: number;
   maxCallersPerCity: number;

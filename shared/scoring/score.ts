@@ -89,6 +89,13 @@ export interface RarityScore {
   callerBoost: number;
   /** The caller's earlier activity from this city is in quarantine (an alert no analyst confirmed as benign). */
   quarantinedForCaller: boolean;
+  /**
+   * The networks (autonomous systems) of the caller's activity and their days in the caller's history; absent
+   * when not known (no ASN data, or scored without a caller).
+   */
+  network?: { label: string; days: number; known: boolean; isNew: boolean };
+  /** P was multiplied by this for the network: > 1 a network the caller uses, < 1 one they never used (1 = not). */
+  networkFactor: number;
   learningFactor: number;
   operationActiveHours: number;
   tenantDays: number;
@@ -144,13 +151,27 @@ export function forCaller(
   // UC_CALLER_NOVELTY_WEIGHT, at least UC_NEW_CITY_FOR_CALLER_BOOST — but never by more than the odds themselves.
   // A common tenant city cannot dilute this: it is the caller's own history, not the tenant's.
   const odds = (caller.cityDaysTotal + 2) / (caller.cities + 1);
-  const callerBoost = newCityForCaller
-    ? Math.max(
-        1,
-        Math.min(odds, Math.max(params.callerNewCityBoost, Math.pow(odds, params.callerNoveltyWeight))),
-      )
-    : 1;
-  const absence = absenceFactor(base, newCityForCaller && odds >= params.callerNewCityBoost, params);
+  const network = networkOf(caller, params);
+  // Through a network the caller already uses (their VPN provider, carrier, Microsoft), a new city says the
+  // network moved, not the person: their own novelty does not apply, and P is raised.
+  const throughKnown = newCityForCaller && network?.known === true;
+  const networkFactor = throughKnown
+    ? params.knownNetworkFactor
+    : newCityForCaller && network?.isNew === true
+      ? 1 / params.newNetworkBoost
+      : 1;
+  const callerBoost =
+    newCityForCaller && !throughKnown
+      ? Math.max(
+          1,
+          Math.min(odds, Math.max(params.callerNewCityBoost, Math.pow(odds, params.callerNoveltyWeight))),
+        )
+      : 1;
+  const absence = absenceFactor(
+    base,
+    newCityForCaller && !throughKnown && odds >= params.callerNewCityBoost,
+    params,
+  );
   const r: RarityScore = {
     ...base,
     absence,
@@ -162,11 +183,27 @@ export function forCaller(
     callerCities: caller.cities,
     callerBoost,
     quarantinedForCaller: caller.quarantined,
-    probability: (base.probability / callerBoost) * absence,
+    ...(network !== undefined ? { network } : {}),
+    networkFactor,
+    probability: Math.min(1, (base.probability / callerBoost) * absence * networkFactor),
   };
   finish(r, city, params);
   r.sentence = explain(op, city, r);
   return r;
+}
+
+/** The networks of the caller's activity, as the explanation states them. */
+function networkOf(caller: CallerContext, params: ScoringParams): RarityScore['network'] {
+  const n = caller.network;
+  if (n === undefined) return undefined;
+  const names = n.networks.map((x) => (x.org !== '' ? `AS${x.asn} (${x.org})` : `AS${x.asn}`));
+  return {
+    label:
+      names.length <= 3 ? names.join(', ') : `${names.slice(0, 2).join(', ')} …and ${names.length - 2} more`,
+    days: n.minDays,
+    known: n.minDays >= params.networkKnownDays,
+    isNew: n.minDays === 0 && n.hasHistory,
+  };
 }
 
 /**
@@ -355,6 +392,7 @@ function baseRarity(
     nearestBasis: established.length > 0 ? 'established' : 'seen',
     operationCities: opCities.length,
     callerBoost: 1,
+    networkFactor: 1,
     absence: 1,
     quarantinedForCaller: false,
     newCityForCaller: false,
@@ -498,9 +536,19 @@ function callerClauses(r: RarityScore): string[] {
       "the caller's earlier activity from this city is in quarantine (an alert not confirmed as benign)",
     );
   }
-  if (r.newCityForCaller) {
+  const net = r.network;
+  if (r.newCityForCaller && net?.known === true) {
+    out.push(
+      `the caller never worked from this city before, but came through ${net.label}, a network they used on ${net.days} day(s): probability ×${fmtHours(r.networkFactor)}`,
+    );
+  } else if (r.newCityForCaller) {
     out.push(
       `the caller never worked from this city before (${r.callerHistoryHours ?? 0}h on ${r.callerHistoryDays ?? 0} city-day(s) in ${r.callerCities ?? 0} other city(ies)): probability ÷${fmtHours(r.callerBoost)}`,
+    );
+  }
+  if (r.newCityForCaller && net?.isNew === true && r.networkFactor < 1) {
+    out.push(
+      `through ${net.label}, a network the caller never used: probability ÷${fmtHours(1 / r.networkFactor)}`,
     );
   }
   if (r.absence < 1) {

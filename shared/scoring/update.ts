@@ -1,10 +1,13 @@
-import type { City } from '../geo/types.js';
+import type { City, Network } from '../geo/types.js';
 import { decayed } from './decay.js';
 import {
   type CallerCity,
   type CallerContext,
+  type CallerNetworkContext,
   type CityBaseline,
   DAY_MS,
+  isNetworkKey,
+  networkKey,
   type OperationBaseline,
   RECENT_HOURS_KEPT,
   type ScoringParams,
@@ -277,11 +280,18 @@ export function callerContext(
   cities: ReadonlyMap<string, CallerCity>,
   cityKey: string,
   hourMs: number,
+  networks?: readonly Network[],
+  knownDays = 1,
 ): CallerContext {
   let historyHours = 0;
   let known = 0;
   let days = 0;
+  let networkHistory = false;
   for (const c of cities.values()) {
+    if (isNetworkKey(c.cityKey)) {
+      networkHistory ||= c.days >= knownDays;
+      continue;
+    }
     if (c.rawHours === 0 || (c.cityKey === cityKey && quarantinedAt(c, hourMs))) continue;
     historyHours += c.rawHours;
     known += 1;
@@ -297,5 +307,19 @@ export function callerContext(
     cities: known,
     cityDaysTotal: days,
     quarantined,
+    ...(networks !== undefined && networks.length > 0
+      ? { network: networkContext(cities, networks, networkHistory) }
+      : {}),
   };
+}
+
+/** The caller's days on each of the activity's networks (the fewest decides) — days before this run's hours count. */
+function networkContext(
+  cities: ReadonlyMap<string, CallerCity>,
+  networks: readonly Network[],
+  hasHistory: boolean,
+): CallerNetworkContext {
+  let minDays = Infinity;
+  for (const n of networks) minDays = Math.min(minDays, cities.get(networkKey(n.asn))?.days ?? 0);
+  return { networks: [...networks], minDays, hasHistory };
 }

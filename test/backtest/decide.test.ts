@@ -100,6 +100,7 @@ function finding(o: {
       nearestBasis: 'established',
       operationCities: 0,
       callerBoost: 1,
+      networkFactor: 1,
       absence: 1,
       quarantinedForCaller: false,
       newCityForCaller: false,
