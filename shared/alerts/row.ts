@@ -48,7 +48,8 @@ export interface Alert {
   LastEventTime: string;
   BaselineCities: BaselineCityEntry[];
   /** `operations`: the top findings by score within the alert's budget; `omitted`: `…and N more` when cut. */
-  Explanation: { summary: string; operations: OperationExplanation[]; omitted?: string };
+  /** `callers`: the callers a move or wave alert names (shared/pipeline/arrivals.ts). */
+  Explanation: { summary: string; operations: OperationExplanation[]; omitted?: string; callers?: string[] };
   DetectorVersion: string;
   /** An update alert of an open episode: the AlertId of the episode's first alert. Empty for a first alert. */
   ParentAlertId: string;

@@ -3,7 +3,7 @@ import type { AlertDefaults } from '../alerts/alert.js';
 import type { AlertSink } from '../alerts/sinks.js';
 import type { BaselineStore } from '../baseline/store.js';
 import type { Settings } from '../config/settings.js';
-import type { Geolocator } from '../geo/types.js';
+import type { Geolocator, NetworkLocator } from '../geo/types.js';
 import {
   commitCheckpoint,
   type LogFn,
@@ -25,6 +25,8 @@ export interface ReplayOptions {
   readStats: ReadStats;
   store: BaselineStore;
   geo: Geolocator;
+  /** The networks (ASN) of caller IPs; absent: the model uses cities only. */
+  networks?: NetworkLocator;
   sink: AlertSink;
   settings: Settings;
   defaults: AlertDefaults;
@@ -163,6 +165,7 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
         {
           store: o.store,
           geo: o.geo,
+          ...(o.networks ? { networks: o.networks } : {}),
           settings: s,
           sink: o.sink,
           defaults: o.defaults,

@@ -30,7 +30,9 @@ import {
   countOperationHour,
   countTenantHour,
   type HourUpdate,
+  quarantinedAt,
 } from '../scoring/update.js';
+import { type Arrival, arrivalPolicy, settleArrivals } from './arrivals.js';
 import {
   bucketsOnly,
   CALLER_LAYOUT_BUCKETS,
@@ -107,6 +109,10 @@ export interface TickStats {
   operationsWritten: number;
   /** Rows the store refused (size, content): logged and skipped, the run went on (shared/pipeline/isolate.ts). */
   rowsRejected: number;
+  /** Findings an infrastructure move explained (shared/pipeline/arrivals.ts): counted, not alerted. */
+  absorbedByMove: number;
+  /** Move and wave alerts raised (besides `alerts`). */
+  eventAlerts: number;
 }
 
 const bounded = (into: string[], values: readonly string[]) => {
@@ -259,6 +265,8 @@ export function newTickStats(tickMs: number, windowStartMs: number): TickStats {
     suppressedByCap: 0,
     operationsWritten: 0,
     rowsRejected: 0,
+    absorbedByMove: 0,
+    eventAlerts: 0,
   };
 }
 
@@ -349,6 +357,14 @@ async function runTickBatched(
     if (end !== undefined) quarantineNow.set(`${activity.caller}\u0000${obs.city.key}`, end);
   };
   const findings: RareFinding[] = [];
+  /** Activities from a city new to their caller, with networks: moves and waves (shared/pipeline/arrivals.ts). */
+  const arrivals: Arrival[] = [];
+  const noteArrival = (obs: Observation, activity: CallerActivity, rarity: RarityScore): void => {
+    const net = rarity.network;
+    if (!rarity.newCityForCaller || net === undefined || activity.networks === undefined) return;
+    const finding = { observation: obs, activity, rarity };
+    arrivals.push({ finding, asns: activity.networks.map((n) => n.asn), known: net.known, isNew: net.isNew });
+  };
 
   let i = 0;
   while (i < observations.length) {
@@ -380,6 +396,7 @@ async function runTickBatched(
         for (const activity of callers) {
           const rarity = scoreFor(base, op, obs, activity);
           noteScore(obs, activity, rarity);
+          noteArrival(obs, activity, rarity);
           if (rarity.score >= s.UC_ALERT_THRESHOLD) findings.push({ observation: obs, activity, rarity });
         }
         continue;
@@ -390,6 +407,7 @@ async function runTickBatched(
       for (const activity of callers) {
         const rarity = scoreFor(base, op, obs, activity);
         noteScore(obs, activity, rarity);
+        noteArrival(obs, activity, rarity);
         best = Math.max(best, rarity.score);
         if (rarity.score >= s.UC_ALERT_THRESHOLD) findings.push({ observation: obs, activity, rarity });
       }
@@ -433,7 +451,12 @@ async function runTickBatched(
     for (const obs of hourObs) {
       for (const c of obs.callers) {
         if (c.caller === '') continue;
-        const keys = [obs.city.key, ...(c.networks ?? []).map((n) => networkKey(n.asn))];
+        // Networks used from a city in quarantine for the caller are not learned: an attacker who stays must not
+        // make their own network the caller's.
+        const held =
+          quarantineNow.has(`${c.caller}\u0000${obs.city.key}`) ||
+          quarantinedAt(callerCities.get(c.caller)?.get(obs.city.key), hourMs);
+        const keys = [obs.city.key, ...(held ? [] : (c.networks ?? []).map((n) => networkKey(n.asn)))];
         for (const key of keys) {
           const seen = `${c.caller}\u0000${key}`;
           if (callerSeen.has(seen)) continue;
@@ -463,6 +486,14 @@ async function runTickBatched(
     const kept = findings.filter((f) => p.suppress!(f) === undefined);
     stats.allowlisted = findings.length - kept.length;
     findings.splice(0, findings.length, ...kept);
+  }
+  // Moves and waves: several callers arriving in one city together are one event (shared/pipeline/arrivals.ts).
+  let eventAlerts: Alert[] = [];
+  if (options.countOnly !== true && arrivals.length > 0) {
+    const settled = await settleArrivals(p.store, tickMs, arrivals, findings, arrivalPolicy(s), p.defaults);
+    findings.splice(0, findings.length, ...settled.findings);
+    stats.absorbedByMove = settled.absorbed;
+    eventAlerts = settled.alerts;
   }
 
   // Decide alerts against the ledger and today's count.
@@ -519,8 +550,11 @@ async function runTickBatched(
   const kept = new Set(alerts.map((a) => a.AlertId));
   stats.suppressedByCooldown += decision.alerts.filter((a) => !kept.has(a.AlertId)).length;
 
-  // 2. Alerts: once they are safe, nothing below can lose them (a re-run recomputes the same ids).
-  await p.sink.write(alerts);
+  // 2. Alerts: once they are safe, nothing below can lose them (a re-run recomputes the same ids). Move and wave
+  //    alerts have ids of their own, recomputed by a re-run of the same run.
+  await p.sink.write([...alerts, ...eventAlerts]);
+  stats.eventAlerts = eventAlerts.length;
+  stats.alerts += eventAlerts.length;
 
   // 3. The daily count (idempotent: rows keyed by alert id).
   if (alerts.length > 0) {

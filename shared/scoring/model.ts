@@ -178,8 +178,8 @@ export interface ScoringParams {
   callerNoveltyWeight: number;
   /** Exponent on the evidence of absence (UC_ABSENCE_WEIGHT); 0 = off. */
   absenceWeight: number;
-  /** P × this for a city new to the caller through a network they already use (UC_KNOWN_NETWORK_FACTOR). */
-  knownNetworkFactor: number;
+  /** Highest score of a city not familiar to the caller through a network they already use. */
+  knownNetworkScoreCap: number;
   /** P ÷ this for a city new to the caller through a network they never used (UC_NEW_NETWORK_BOOST). */
   newNetworkBoost: number;
   /** Days of use that make a network the caller's (UC_NETWORK_KNOWN_DAYS). */

@@ -21,7 +21,7 @@ export function scoringParams(s: Settings): ScoringParams {
     callerNewCityBoost: s.UC_NEW_CITY_FOR_CALLER_BOOST,
     callerNoveltyWeight: s.UC_CALLER_NOVELTY_WEIGHT,
     absenceWeight: s.UC_ABSENCE_WEIGHT,
-    knownNetworkFactor: s.UC_KNOWN_NETWORK_FACTOR,
+    knownNetworkScoreCap: s.UC_KNOWN_NETWORK_SCORE_CAP,
     newNetworkBoost: s.UC_NEW_NETWORK_BOOST,
     networkKnownDays: s.UC_NETWORK_KNOWN_DAYS,
     familiarScoreCap: s.UC_FAMILIAR_SCORE_CAP,

@@ -94,8 +94,12 @@ export interface RarityScore {
    * when not known (no ASN data, or scored without a caller).
    */
   network?: { label: string; days: number; known: boolean; isNew: boolean };
-  /** P was multiplied by this for the network: > 1 a network the caller uses, < 1 one they never used (1 = not). */
+  /** P was multiplied by this for the network: < 1 a new city through a network the caller never used (1 = not). */
   networkFactor: number;
+  /** The city is not familiar to the caller and came through a network of theirs: score capped, no caller novelty. */
+  throughKnownNetwork: boolean;
+  /** The score was lowered to UC_KNOWN_NETWORK_SCORE_CAP for that. */
+  networkCapped: boolean;
   learningFactor: number;
   operationActiveHours: number;
   tenantDays: number;
@@ -152,14 +156,11 @@ export function forCaller(
   // A common tenant city cannot dilute this: it is the caller's own history, not the tenant's.
   const odds = (caller.cityDaysTotal + 2) / (caller.cities + 1);
   const network = networkOf(caller, params);
-  // Through a network the caller already uses (their VPN provider, carrier, Microsoft), a new city says the
-  // network moved, not the person: their own novelty does not apply, and P is raised.
-  const throughKnown = newCityForCaller && network?.known === true;
-  const networkFactor = throughKnown
-    ? params.knownNetworkFactor
-    : newCityForCaller && network?.isNew === true
-      ? 1 / params.newNetworkBoost
-      : 1;
+  // Through a network the caller already uses (their VPN provider, carrier, Microsoft), a city not yet familiar
+  // to them says the network moved, not the person: their own novelty does not apply, and the score is capped
+  // (finish). Through a network they never used, a new city is more surprising.
+  const throughKnown = !familiarToCaller && network?.known === true;
+  const networkFactor = newCityForCaller && network?.isNew === true ? 1 / params.newNetworkBoost : 1;
   const callerBoost =
     newCityForCaller && !throughKnown
       ? Math.max(
@@ -185,6 +186,7 @@ export function forCaller(
     quarantinedForCaller: caller.quarantined,
     ...(network !== undefined ? { network } : {}),
     networkFactor,
+    throughKnownNetwork: throughKnown,
     probability: Math.min(1, (base.probability / callerBoost) * absence * networkFactor),
   };
   finish(r, city, params);
@@ -233,6 +235,12 @@ function finish(r: RarityScore, city: City, params: ScoringParams): void {
   if (r.familiarToCaller && score > params.familiarScoreCap) {
     score = params.familiarScoreCap;
     r.capped = true;
+  }
+  r.networkCapped = false;
+  if (r.throughKnownNetwork && score > params.knownNetworkScoreCap) {
+    score = params.knownNetworkScoreCap;
+    r.capped = true;
+    r.networkCapped = true;
   }
   r.score = Math.round(score * 10) / 10;
 }
@@ -393,6 +401,8 @@ function baseRarity(
     operationCities: opCities.length,
     callerBoost: 1,
     networkFactor: 1,
+    throughKnownNetwork: false,
+    networkCapped: false,
     absence: 1,
     quarantinedForCaller: false,
     newCityForCaller: false,
@@ -537,9 +547,13 @@ function callerClauses(r: RarityScore): string[] {
     );
   }
   const net = r.network;
-  if (r.newCityForCaller && net?.known === true) {
+  if (r.throughKnownNetwork && net !== undefined) {
+    const city = r.newCityForCaller
+      ? 'the caller never worked from this city before'
+      : 'the city is not yet familiar to the caller';
     out.push(
-      `the caller never worked from this city before, but came through ${net.label}, a network they used on ${net.days} day(s): probability ×${fmtHours(r.networkFactor)}`,
+      `${city}, but came through ${net.label}, a network they used on ${net.days} day(s)` +
+        (r.networkCapped ? `: score capped at ${r.score}` : ''),
     );
   } else if (r.newCityForCaller) {
     out.push(

@@ -101,6 +101,8 @@ function finding(o: {
       operationCities: 0,
       callerBoost: 1,
       networkFactor: 1,
+      throughKnownNetwork: false,
+      networkCapped: false,
       absence: 1,
       quarantinedForCaller: false,
       newCityForCaller: false,

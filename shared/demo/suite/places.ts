@@ -109,12 +109,15 @@ export const MOBILE_HUB: Partial<Record<Office, Place>> = {
   newYork: place('Atlanta', 'US', -5, ['107.84.7.10', '107.85.7.10', '107.93.7.10']),
 };
 
-/** Corporate VPN egress: where it starts, and where it may move (a hosting provider's gateway). */
-export const VPN_HOME = place('Frankfurt am Main', 'DE', 1, ['46.101.99.10', '46.101.201.10']);
+/**
+ * Corporate VPN egress: where it starts, and where it may move — gateways of one VPN hosting provider (M247,
+ * AS9009 in the embedded @ip-location-db/asn table), so a move keeps the network and changes the city.
+ */
+export const VPN_HOME = place('Frankfurt am Main', 'DE', 1, ['5.181.127.10', '5.181.127.73']);
 export const VPN_MOVES: readonly Place[] = [
-  place('Zurich', 'CH', 1, ['31.164.201.10', '46.127.7.10']),
-  place('Paris', 'FR', 1, ['5.48.99.10', '5.49.7.10']),
-  place('Vienna', 'AT', 1, ['62.178.7.10', '62.178.99.10']),
+  place('Paris', 'FR', 1, ['45.33.152.10', '45.33.152.73']),
+  place('Manchester', 'GB', 0, ['5.61.60.10', '37.120.200.9']),
+  place('Milan', 'IT', 1, ['45.8.197.10', '45.8.197.137']),
 ];
 
 /** Holiday and conference destinations. */

@@ -8,6 +8,7 @@ import { alertDefaults } from '../../alerts/defaults.js';
 import { MemoryAlertSink } from '../../alerts/sinks.js';
 import { SqliteStore } from '../../baseline/sqlite.js';
 import type { Settings } from '../../config/settings.js';
+import { openEmbeddedAsnTable } from '../../geo/asnTable.js';
 import { openGeo } from '../../geo/localDatabase.js';
 // Upward import: the suite replays exactly as `replay` does, with the settings' allowlists (UC_ALLOW_*).
 import { AllowlistProvider } from '../../ops/allowlist.js';
@@ -51,6 +52,7 @@ async function replayTenant(
 ): Promise<{ alerts: Alert[]; summary: ReplaySummary }> {
   await writeActivityJsonl(t.events, t.tokenIps, file);
   const { geo } = await openGeo(settings);
+  const networks = settings.UC_NETWORKS === 'off' ? undefined : await openEmbeddedAsnTable();
   const store = SqliteStore.open(':memory:');
   const sink = new MemoryAlertSink();
   const stats = newReadStats();
@@ -61,6 +63,7 @@ async function replayTenant(
       readStats: stats,
       store,
       geo,
+      ...(networks ? { networks } : {}),
       sink,
       settings,
       defaults: alertDefaults(settings),
