@@ -136,6 +136,7 @@ const schema = z.object({
   UC_TICK_INTERVAL: duration(1_000, ' (at least 1s)'),
   UC_LOOKBACK: duration(1_000, ' (at least 1s)'),
   UC_GEOIP_DB_PATH: z.string().transform((s) => s.trim()),
+  UC_ASN_DB_PATH: z.string().transform((s) => s.trim()),
   UC_NO_CITY_MODE: oneOf(['skip', 'country'] as const),
   UC_EGRESS_RANGES: z.string().superRefine((text, ctx) => {
     try {
@@ -256,6 +257,24 @@ const schema = z.object({
     'container/blob (e.g. geoip/GeoLite2-City.mmdb), or empty',
   ),
   UC_GEOIP_EDITION: oneOf(['GeoLite2-City', 'GeoIP2-City'] as const),
+  UC_ASN_EDITION: z.string().transform((text, ctx) => {
+    if (text.trim() === '') return '' as const;
+    const found = (['GeoLite2-ASN', 'GeoIP2-ISP'] as const).find(
+      (v) => v.toLowerCase() === text.trim().toLowerCase(),
+    );
+    if (found === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'GeoLite2-ASN, GeoIP2-ISP, or empty (no network database download)',
+      });
+      return z.NEVER;
+    }
+    return found;
+  }),
+  UC_ASN_BLOB: text(
+    /^$|^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])\/[^\s]+$/,
+    'container/blob (e.g. geoip/GeoLite2-ASN.mmdb), or empty',
+  ),
   UC_GEOIP_REFRESH_SCHEDULE: ncrontab,
   UC_GEOIP_MAX_AGE_DAYS: number(1, 3650),
   UC_MAXMIND_ACCOUNT_ID: secret(/^$|^\d{1,12}$/, 'a MaxMind account id (digits), or empty'),
