@@ -46,7 +46,9 @@ interface Stored {
 
 /** A move or a wave recorded for a city: the network, when it was recognised, its alert and callers. */
 interface CityEvent {
+  /** The move's network (0 for a wave: its callers' networks are in `asns`). */
   asn: number;
+  asns?: number[];
   atMs: number;
   alertId: string;
   callers: string[];
@@ -128,17 +130,20 @@ function merge(st: CityArrivals, mine: readonly Arrival[], tickMs: number, polic
   st.moves = st.moves.filter((m) => m.atMs >= tickMs - policy.moveDays * DAY_MS);
 }
 
-/** Callers who arrived through `asn` with kind `k` since `sinceMs`, first arrival first; and that first hour. */
+/**
+ * Callers who arrived through `asn` (any network when undefined) with kind `k` since `sinceMs`, first arrival
+ * first; and that first hour.
+ */
 function through(
   st: CityArrivals,
-  asn: number,
+  asn: number | undefined,
   k: Stored['k'],
   sinceMs: number,
 ): { callers: string[]; firstMs: number } {
   const callers: string[] = [];
   let firstMs = Infinity;
   for (const x of st.arrivals) {
-    if (x.k !== k || x.h < sinceMs || !x.a.includes(asn)) continue;
+    if (x.k !== k || x.h < sinceMs || (asn !== undefined && !x.a.includes(asn))) continue;
     if (!callers.includes(x.c)) callers.push(x.c);
     firstMs = Math.min(firstMs, x.h);
   }
@@ -193,11 +198,14 @@ function recognise(
     if (move.callers.length >= policy.moveCallers && !st.moves.some((m) => m.asn === asn)) {
       st.moves.push(event('move', asn, cityKey, move, tickMs));
     }
-    const wave = through(st, asn, 2, tickMs - policy.waveHours * HOUR_MS);
-    const open = st.waves.find((w) => w.asn === asn && w.atMs >= tickMs - policy.waveHours * HOUR_MS);
-    if (wave.callers.length >= policy.waveCallers && open === undefined) {
-      st.waves.push(event('wave', asn, cityKey, wave, tickMs));
-    }
+  }
+  // A wave: callers new to the city through networks new to each of them, whichever (an actor's addresses vary).
+  const since = tickMs - policy.waveHours * HOUR_MS;
+  const wave = through(st, undefined, 2, since);
+  const open = st.waves.some((w) => w.atMs >= since);
+  if (wave.callers.length >= policy.waveCallers && !open && mine.some((a) => a.isNew)) {
+    const networks = new Set(st.arrivals.filter((x) => x.k === 2 && x.h >= since).flatMap((x) => x.a));
+    st.waves.push({ ...event('wave', 0, cityKey, wave, tickMs), asns: [...networks].slice(0, 8) });
   }
 }
 
@@ -258,7 +266,9 @@ function eventAlert(
   policy: ArrivalPolicy,
   defaults: AlertDefaults,
 ): Alert | undefined {
-  const own = mine.filter((a) => a.asns.includes(e.asn)).map((a) => a.finding);
+  const own = mine
+    .filter((a) => (kind === 'move' ? a.known && a.asns.includes(e.asn) : a.isNew))
+    .map((a) => a.finding);
   const f = own[0];
   if (f === undefined) return undefined;
   const base = buildAlert(own, tickMs, defaults);
@@ -266,8 +276,12 @@ function eventAlert(
   const place = [city.egress ?? city.name, city.countryName || city.country]
     .filter((p) => p !== '')
     .join(', ');
-  const org = f.activity.networks?.find((n) => n.asn === e.asn)?.org ?? '';
-  const network = org !== '' ? `AS${e.asn} (${org})` : `AS${e.asn}`;
+  const label = (asn: number): string => {
+    const org = own.flatMap((x) => x.activity.networks ?? []).find((n) => n.asn === asn)?.org ?? '';
+    return org !== '' ? `AS${asn} (${org})` : `AS${asn}`;
+  };
+  const network = label(e.asn);
+  const networks = (e.asns ?? []).map(label).join(', ');
   const hours = kind === 'move' ? policy.moveHours : policy.waveHours;
   const names =
     e.callers.length <= 20
@@ -276,7 +290,7 @@ function eventAlert(
   const summary =
     kind === 'move'
       ? `Infrastructure move: ${e.callers.length} callers (${names}) appeared in ${place}, a city new to each of them, within ${hours} hours through ${network}, a network each of them had already used. Read as one move of their egress, not ${e.callers.length} attacks; for ${policy.moveDays} days, activity there through ${network} by callers who already used it does not alert.`
-      : `Credential wave: ${e.callers.length} callers (${names}) appeared in ${place}, a city new to each of them, within ${hours} hours through ${network}, a network none of them had used before: one actor with several credentials is likely. Each caller's activity is also scored on its own.`;
+      : `Credential wave: ${e.callers.length} callers (${names}) appeared in ${place}, a city new to each of them, within ${hours} hours through networks none of them had used before (${networks}): one actor with several credentials is likely. Each caller's activity is also scored on its own.`;
   return fitAlert({
     ...base,
     AlertId: e.alertId,
