@@ -182,8 +182,7 @@ export function withAzureRangesProvider(
         const combined = loaded === undefined ? db.geo : withAzureRanges(db.geo, loaded.ranges);
         last = { inner: db.geo, ranges: loaded?.ranges, combined };
       }
-      const source = loaded === undefined ? db.source : `${db.source} + Azure ranges ${loaded.source}`;
-      return { ...db, geo: last.combined, source };
+      return { ...db, geo: last.combined };
     },
   };
 }
