@@ -117,7 +117,8 @@ describe('refreshServiceTags (local ARM, managed identity, Azurite)', () => {
     const before = await read('kept.json');
     arm.mode = 'malformed';
     arm.changeNumber = '64';
-    const { error } = await run('kept.json');
+    const { error, logs } = await run('kept.json');
+    expect(logs.filter((l) => l.level === 'error').map((l) => l.text)).toEqual([error?.message]);
     expect(error?.message).toMatch(
       /blob left as it was: malformed service tags \(the ARM serviceTags answer: values\[\d+\] \(Broken\.Tag\) has no addressPrefixes list of strings;/,
     );
