@@ -110,6 +110,17 @@ describe('refreshServiceTags (local ARM, managed identity, Azurite)', () => {
     );
   });
 
+  it('a nextLink to another host is not followed (the token stays with ARM)', async () => {
+    arm.mode = 'foreign-next';
+    arm.requests.length = 0;
+    const { error } = await run('foreign.json');
+    expect(error?.message).toBe(
+      `refreshServiceTags failed, blob left as it was: nextLink leaves ${arm.endpoint} (https://management.example.invalid): not followed`,
+    );
+    expect(arm.requests).toHaveLength(1);
+    arm.mode = 'good';
+  });
+
   it('malformed: fails and keeps the previous document in the blob', async () => {
     arm.mode = 'good';
     arm.changeNumber = '63';
@@ -128,6 +139,7 @@ describe('refreshServiceTags (local ARM, managed identity, Azurite)', () => {
 
   it('the runs read the blob by its ETag, keep the last good document, and say when it is missing', async () => {
     const settings = loadSettings(env('runs.json'));
+    expect(AzureRangesProvider.fromSettings({ ...settings, UC_AZURE_RANGES: 'off' }, blobs)).toBeUndefined();
     const provider = AzureRangesProvider.fromSettings(settings, blobs)!;
     const lines: string[] = [];
     const log = (level: string, text: string) => lines.push(`${level}: ${text}`);

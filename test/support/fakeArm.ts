@@ -4,7 +4,8 @@
  * with `Authorization: Bearer <token for the endpoint>`, answering `{name, id, type, changeNumber, cloud, values,
  * nextLink?}` with change numbers as strings (the ARM shape, not the published file's numbers). The tags are the
  * repository's offline sample, served in two pages joined by nextLink. Modes: 'good', 'forbidden' (403
- * AuthorizationFailed, as ARM says it), 'malformed' (a tag without addressPrefixes on the second page).
+ * AuthorizationFailed, as ARM says it), 'malformed' (a tag without addressPrefixes on the second page),
+ * 'foreign-next' (a nextLink to another host, which must never receive the token).
  */
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -17,7 +18,7 @@ export interface FakeArm {
   /** `https://127.0.0.1:{port}`: UC_ARM_ENDPOINT. */
   endpoint: string;
   ca: string;
-  mode: 'good' | 'forbidden' | 'malformed';
+  mode: 'good' | 'forbidden' | 'malformed' | 'foreign-next';
   changeNumber: string;
   /** Every request: path with query, and the Authorization header. */
   requests: { url: string; authorization: string }[];
@@ -89,6 +90,8 @@ export async function startFakeArm(): Promise<FakeArm> {
       });
     }
     const second = url.searchParams.get('$skipToken') === '2';
+    const nextBase = () =>
+      fake.mode === 'foreign-next' ? 'https://management.example.invalid' : fake.endpoint;
     const page = second ? values.slice(half) : values.slice(0, half);
     const body = {
       name: 'public',
@@ -97,7 +100,7 @@ export async function startFakeArm(): Promise<FakeArm> {
       changeNumber: fake.changeNumber,
       cloud: 'Public',
       values: second && fake.mode === 'malformed' ? [...page, { name: 'Broken.Tag', properties: {} }] : page,
-      ...(second ? {} : { nextLink: `${fake.endpoint}${url.pathname}${url.search}&$skipToken=2` }),
+      ...(second ? {} : { nextLink: `${nextBase()}${url.pathname}${url.search}&$skipToken=2` }),
     };
     send(200, body);
   });
