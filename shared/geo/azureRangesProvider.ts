@@ -2,16 +2,13 @@
  * Where the detector's Azure ranges come from, kept across the runs of one Functions process, and how they join
  * the GeoIP database:
  *
- *  1. UC_SERVICE_TAGS_BLOB (container/blob in UC_BLOB_ENDPOINT) – the document refreshServiceTags writes weekly
+ *  UC_SERVICE_TAGS_BLOB (container/blob in UC_BLOB_ENDPOINT) – the document refreshServiceTags writes weekly
  *     (or the published ServiceTags_Public JSON an operator uploads). Every run asks for the blob's properties
  *     (one HEAD) and downloads again only when the ETag changed; a new version that is not a service tags
  *     document is reported and the previous good one stays in use.
- *  2. UC_SERVICE_TAGS_FILE – the same document as a file (read once; also the source of UC_ALLOW_SERVICE_TAGS).
  *
  * Missing or unreadable ranges never stop detection: the runs go on with cities only, and say so.
  */
-import { readFile } from 'node:fs/promises';
-
 import type { BlobClient, BlobServiceClient } from '@azure/storage-blob';
 
 import type { Settings } from '../config/settings.js';
@@ -52,7 +49,7 @@ function parseDocument(text: string, where: string): AzureRanges {
   return AzureRanges.fromDocument(readServiceTagsDocument(doc, where));
 }
 
-/** The Azure ranges of the runs: from the blob (ETag reload) or a file; undefined when none is configured. */
+/** The Azure ranges of the runs, from the blob (ETag reload). */
 export class AzureRangesProvider {
   private constructor(private readonly load: (log: LogFn) => Promise<LoadedAzureRanges | undefined>) {}
 
@@ -69,25 +66,8 @@ export class AzureRangesProvider {
       const blob = new BlobRanges(blobService, settings.UC_SERVICE_TAGS_BLOB);
       return new AzureRangesProvider((log) => blob.load(log));
     }
-    if (settings.UC_SERVICE_TAGS_FILE !== '')
-      return AzureRangesProvider.fromFile(settings.UC_SERVICE_TAGS_FILE);
+    // UC_SERVICE_TAGS_FILE stays the allowlist's alone: reading it here would re-key existing places unasked.
     return undefined;
-  }
-
-  /** A file read once (a failed read is retried by the next run). */
-  static fromFile(path: string): AzureRangesProvider {
-    let loaded: LoadedAzureRanges | undefined;
-    return new AzureRangesProvider(async (log) => {
-      if (loaded !== undefined) return loaded;
-      try {
-        loaded = { ranges: parseDocument(await readFile(path, 'utf8'), path), source: path };
-        log('info', `Azure ranges loaded from ${path}: ${describe(loaded.ranges)}`);
-        return loaded;
-      } catch (error) {
-        log('warn', `Azure ranges: ${(error as Error).message}. Addresses are located by city only.`);
-        return undefined;
-      }
-    });
   }
 
   /** The ranges for this run, or undefined (none loadable yet: the run locates by city only). */
