@@ -60,6 +60,8 @@ export async function refreshServiceTags(opts: ServiceTagsRefreshOptions): Promi
       throw new RefreshFailure(
         'UC_SERVICE_TAGS_SUBSCRIPTION_ID is empty: no subscription to read them through',
       );
+    if (s.UC_ARM_ENDPOINT === '')
+      throw new RefreshFailure('UC_ARM_ENDPOINT is empty: set it to https://management.azure.com');
     const { doc, raw } = await fetchServiceTags(opts);
     const ranges = AzureRanges.fromDocument(doc);
     const summary = { changeNumber: doc.changeNumber, regions: ranges.regions.size, blocks: ranges.size };
