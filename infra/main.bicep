@@ -86,7 +86,7 @@ param storageSkuName string = 'Standard_LRS'
 @maxLength(51)
 param tablePrefix string = 'unusualcity'
 
-@description('Optional. Blob container of the GeoIP City database.')
+@description('Optional. Blob container of the GeoIP City database and of the Service Tags document (ServiceTags.json).')
 @minLength(3)
 @maxLength(63)
 param geoIpContainerName string = 'geoip'
@@ -107,6 +107,9 @@ param deploymentContainerName string = 'app-package'
   'GeoIP2-City'
 ])
 param geoIpEdition string = 'GeoLite2-City'
+
+@description('Optional. Create the custom role "unusual-city Service Tags Reader" (only Microsoft.Network/locations/serviceTags/read) in this subscription and assign it to the detector\'s identity at subscription scope, so that refreshServiceTags keeps Microsoft\'s datacentre ranges (UC_SERVICE_TAGS_BLOB) current and Azure addresses are keyed as Azure <region>. Needs Owner or User Access Administrator on the subscription. false: no role, UC_SERVICE_TAGS_SUBSCRIPTION_ID stays empty, and you upload the published ServiceTags_Public JSON to the blob yourself (README.md).')
+param grantServiceTagsRead bool = true
 
 @description('Optional. Name of the Key Vault secret holding the MaxMind account id (set it after deploying: README.md, "Deploying to Azure").')
 param maxMindAccountIdSecretName string = 'maxmind-account-id'
@@ -390,6 +393,15 @@ module storage 'modules/storage.bicep' = {
   }
 }
 
+// Subscription scope: the one right outside this resource group, read-only and limited to the Service Tags list.
+module serviceTagsReader 'modules/serviceTagsReader.bicep' = if (grantServiceTagsRead) {
+  name: 'service-tags-reader'
+  scope: subscription()
+  params: {
+    principalId: identity.outputs.principalId
+  }
+}
+
 module operatorAccess 'modules/operatorAccess.bicep' = if (grantDeployer) {
   name: 'operator-access'
   params: {
@@ -510,6 +522,10 @@ var wiredSettings = {
   UC_BLOB_ENDPOINT: storage.outputs.blobEndpoint
   UC_GEOIP_BLOB: '${storage.outputs.geoIpContainerName}/${geoIpEdition}.mmdb'
   UC_GEOIP_EDITION: geoIpEdition
+  // Microsoft's datacentre ranges beside the GeoIP database, read through this subscription by refreshServiceTags.
+  UC_SERVICE_TAGS_BLOB: '${storage.outputs.geoIpContainerName}/ServiceTags.json'
+  UC_SERVICE_TAGS_SUBSCRIPTION_ID: grantServiceTagsRead ? subscription().subscriptionId : ''
+  UC_SERVICE_TAGS_LOCATION: location
   // Local development only (Azurite); in Azure the code must use the endpoints above with the identity.
   UC_STORAGE_CONNECTION_STRING: ''
   // Key Vault references, resolved by the platform with the app's identity. Versionless, so a rotated secret is
@@ -637,6 +653,15 @@ output UC_GEOIP_BLOB string = wiredSettings.UC_GEOIP_BLOB
 
 @description('UC_GEOIP_EDITION, as the app has it (wired from the deployed resources).')
 output UC_GEOIP_EDITION string = wiredSettings.UC_GEOIP_EDITION
+
+@description('UC_SERVICE_TAGS_BLOB, as the app has it (wired from the deployed resources).')
+output UC_SERVICE_TAGS_BLOB string = wiredSettings.UC_SERVICE_TAGS_BLOB
+
+@description('UC_SERVICE_TAGS_SUBSCRIPTION_ID, as the app has it (this subscription when grantServiceTagsRead).')
+output UC_SERVICE_TAGS_SUBSCRIPTION_ID string = wiredSettings.UC_SERVICE_TAGS_SUBSCRIPTION_ID
+
+@description('UC_SERVICE_TAGS_LOCATION, as the app has it (the deployment\'s location).')
+output UC_SERVICE_TAGS_LOCATION string = wiredSettings.UC_SERVICE_TAGS_LOCATION
 
 @description('UC_SCHEDULE, as the app has it (a parameter of this template).')
 output UC_SCHEDULE string = tunedSettings.UC_SCHEDULE

@@ -27,6 +27,9 @@ unusual-city is provisioned in resource group $RG. Four steps before it detects 
      `$MASTER_KEY = az functionapp keys list -g $RG -n $App --query masterKey -o tsv
      Invoke-RestMethod -Method Post -Uri "https://$App.azurewebsites.net/admin/functions/refreshGeoIpDatabase" ``
        -Headers @{ 'x-functions-key' = `$MASTER_KEY } -ContentType 'application/json' -Body '{}'
+   and the first Service Tags refresh (Azure addresses become 'Azure <region>'; a 403 names the role to grant):
+     Invoke-RestMethod -Method Post -Uri "https://$App.azurewebsites.net/admin/functions/refreshServiceTags" ``
+       -Headers @{ 'x-functions-key' = `$MASTER_KEY } -ContentType 'application/json' -Body '{}'
 
 3. Run the bootstrap: it learns the last 30 days of AzureActivity, without it the first days' scores are damped:
      Invoke-RestMethod -Method Post -Uri "https://$App.azurewebsites.net/api/bootstrapBaselines?days=30" -Headers @{ 'x-functions-key' = `$MASTER_KEY }

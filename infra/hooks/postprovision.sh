@@ -29,6 +29,9 @@ unusual-city is provisioned in resource group $RG. Four steps before it detects 
      MASTER_KEY="\$(az functionapp keys list -g $RG -n $APP --query masterKey -o tsv)"
      curl -fsS -X POST "https://$APP.azurewebsites.net/admin/functions/refreshGeoIpDatabase" \\
        -H "x-functions-key: \$MASTER_KEY" -H 'Content-Type: application/json' -d '{}'
+   and the first Service Tags refresh (Azure addresses become 'Azure <region>'; a 403 names the role to grant):
+     curl -fsS -X POST "https://$APP.azurewebsites.net/admin/functions/refreshServiceTags" \\
+       -H "x-functions-key: \$MASTER_KEY" -H 'Content-Type: application/json' -d '{}'
 
 3. Run the bootstrap: it learns the last 30 days of AzureActivity, without it the first days' scores are damped:
      curl -fsS -X POST "https://$APP.azurewebsites.net/api/bootstrapBaselines?days=30" -H "x-functions-key: \$MASTER_KEY"

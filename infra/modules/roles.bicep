@@ -31,3 +31,19 @@ var roleIds = {
   // DCR, Application Insights (the last run) and the identity's role assignments. Read-only. Never the app.
   monitoringReader: '43d0d8ad-25c7-4714-9337-8ba259a9fe05'
 }
+
+// The one custom role: Azure has no built-in role smaller than Reader that may list the Service Tags, and Reader on
+// the subscription would let the detector read every resource's configuration. This role holds exactly the one
+// action refreshServiceTags needs (ARM GET …/locations/{location}/serviceTags): no resource, no data, no write.
+// Its id is not fixed like the built-in ones: it is guid(subscription().id, seed), so each subscription gets its
+// own definition (a custom role's id and name are unique in the tenant, its assignable scope is the subscription).
+@export()
+@description('The custom role refreshServiceTags needs, created at subscription scope by serviceTagsReader.bicep.')
+var serviceTagsReaderRole = {
+  seed: 'unusual-city-service-tags-reader'
+  // The name refreshServiceTags' 403 message tells the operator to grant (the subscription id is appended).
+  roleName: 'unusual-city Service Tags Reader'
+  actions: [
+    'Microsoft.Network/locations/serviceTags/read'
+  ]
+}

@@ -275,6 +275,18 @@ const schema = z.object({
     /^$|^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])\/[^\s]+$/,
     'container/blob (e.g. geoip/GeoLite2-ASN.mmdb), or empty',
   ),
+  UC_AZURE_RANGES: oneOf(['on', 'off'] as const),
+  UC_SERVICE_TAGS_BLOB: text(
+    /^$|^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])\/[^\s]+$/,
+    'container/blob (e.g. geoip/ServiceTags.json), or empty',
+  ),
+  UC_SERVICE_TAGS_SUBSCRIPTION_ID: text(
+    /^$|^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
+    'a subscription id (GUID), or empty',
+  ),
+  UC_SERVICE_TAGS_LOCATION: text(/^[a-z0-9]{1,40}$/, 'an Azure location name such as westeurope'),
+  UC_SERVICE_TAGS_REFRESH_SCHEDULE: ncrontab,
+  UC_ARM_ENDPOINT: optionalUrl('Azure Resource Manager (https)'),
   UC_GEOIP_REFRESH_SCHEDULE: ncrontab,
   UC_GEOIP_MAX_AGE_DAYS: number(1, 3650),
   UC_MAXMIND_ACCOUNT_ID: secret(/^$|^\d{1,12}$/, 'a MaxMind account id (digits), or empty'),

@@ -10,7 +10,7 @@ import type { BlobServiceClient } from '@azure/storage-blob';
 
 import type { BaselineStore } from '../baseline/store.js';
 import { type Settings, SettingsError } from '../config/settings.js';
-import type { GeoDatabaseProvider } from '../geo/provider.js';
+import type { GeoDatabaseSource } from '../geo/azureRangesProvider.js';
 import type { LogFn } from '../run/log.js';
 import type { LogAnalyticsSource } from '../source/logAnalytics.js';
 import { createCredential, openTableStore } from './clients.js';
@@ -75,7 +75,7 @@ function requireWorkspace(s: Settings): void {
 export interface AzureOpsClients {
   store: BaselineStore;
   source: LogAnalyticsSource;
-  geo: GeoDatabaseProvider;
+  geo: GeoDatabaseSource;
 }
 
 /** Table Storage, Log Analytics and the GeoIP database, as the timer builds them. */
@@ -101,7 +101,7 @@ export function openAzureHistory(
   env: Env,
   log: LogFn,
   options: OpsClientOptions & { slotMs: number },
-): { source: LogAnalyticsSource; geo: GeoDatabaseProvider } {
+): { source: LogAnalyticsSource; geo: GeoDatabaseSource } {
   requireWorkspace(settings);
   return openActivitySources(settings, env, createCredential(env), log, options);
 }

@@ -3,6 +3,11 @@ import { LogsQueryClient } from '@azure/monitor-query-logs';
 import type { BlobServiceClient } from '@azure/storage-blob';
 
 import type { Settings } from '../config/settings.js';
+import {
+  AzureRangesProvider,
+  type GeoDatabaseSource,
+  withAzureRangesProvider,
+} from '../geo/azureRangesProvider.js';
 import { GeoDatabaseProvider } from '../geo/provider.js';
 import type { LogFn } from '../pipeline/tick.js';
 import { LogAnalyticsSource } from '../source/logAnalytics.js';
@@ -32,7 +37,7 @@ export function openActivitySources(
   credential: TokenCredential,
   log: LogFn,
   options: SourceOptions = {},
-): { source: LogAnalyticsSource; geo: GeoDatabaseProvider } {
+): { source: LogAnalyticsSource; geo: GeoDatabaseSource } {
   const logs = new LogsQueryClient(credential, {
     endpoint: settings.UC_LOGS_ENDPOINT,
     ...sdkClientOptions(options),
@@ -49,7 +54,11 @@ export function openActivitySources(
   });
   const blobService =
     options.blobService ??
-    (settings.UC_GEOIP_BLOB !== '' ? blobServiceFromSettings(settings, env, credential) : undefined);
-  const geo = GeoDatabaseProvider.fromSettings(settings, { ...(blobService ? { blobService } : {}), log });
+    (settings.UC_GEOIP_BLOB !== '' || settings.UC_SERVICE_TAGS_BLOB !== ''
+      ? blobServiceFromSettings(settings, env, credential)
+      : undefined);
+  const city = GeoDatabaseProvider.fromSettings(settings, { ...(blobService ? { blobService } : {}), log });
+  // Microsoft's datacentre ranges (UC_SERVICE_TAGS_BLOB, kept current by refreshServiceTags) key as Azure <region>.
+  const geo = withAzureRangesProvider(city, AzureRangesProvider.fromSettings(settings, blobService), log);
   return { source, geo };
 }

@@ -377,6 +377,9 @@ describe('postprovision hook (azure.yaml, infra/hooks)', () => {
     expect(out).toContain(
       'https://func-uc-abcdefghijk23.azurewebsites.net/admin/functions/refreshGeoIpDatabase',
     );
+    expect(out).toContain(
+      'https://func-uc-abcdefghijk23.azurewebsites.net/admin/functions/refreshServiceTags',
+    );
     expect(out).toContain('az functionapp keys list -g rg-unusual-city -n func-uc-abcdefghijk23');
     expect(out).toContain('unusual-city bootstrap');
     expect(out).toContain('unusual-city doctor');
@@ -419,6 +422,7 @@ describe('postprovision hook (azure.yaml, infra/hooks)', () => {
         .filter((l) => /^\d\. |unusual-city (bootstrap|doctor)|keyvault secret set/.test(l.trim()));
     for (const url of [
       '.azurewebsites.net/admin/functions/refreshGeoIpDatabase',
+      '.azurewebsites.net/admin/functions/refreshServiceTags',
       '.azurewebsites.net/api/bootstrapBaselines?days=30',
     ]) {
       expect(sh, url).toContain(url);

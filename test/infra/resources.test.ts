@@ -5,6 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Node } from 'web-tree-sitter';
 
 import columnsFile from '../../shared/alerts/columns.json' with { type: 'json' };
+import { SERVICE_TAGS_ROLE_NAME } from '../../shared/ops/serviceTagsRefresh.js';
 import {
   arrayElements,
   type BicepFile,
@@ -79,6 +80,8 @@ const API_VERSIONS: Readonly<Record<string, string>> = {
   'Microsoft.Web/sites': '2024-04-01',
   'Microsoft.Web/sites/basicPublishingCredentialsPolicies': '2024-04-01',
   'Microsoft.Authorization/roleAssignments': '2022-04-01',
+  // The one custom role (Service Tags list only), at subscription scope.
+  'Microsoft.Authorization/roleDefinitions': '2022-04-01',
 };
 
 /** Built-in role definition ids (the same in every tenant). */
@@ -110,10 +113,14 @@ const EXPECTED_ASSIGNMENTS = [
   'operator storageTableDataContributor on Microsoft.Storage/storageAccounts',
   'operator storageBlobDataReader on Microsoft.Storage/storageAccounts',
   'operator monitoringReader on resourceGroup',
+  // refreshServiceTags (grantServiceTagsRead): the custom role listing the Service Tags, nothing else.
+  'identity serviceTagsReader on subscription',
 ].sort();
 
 /** The one assignment scoped to the resource group rather than a resource: read-only, for the operator. */
 const RESOURCE_GROUP_ASSIGNMENT = 'infra/modules/operatorAccess.bicep';
+/** The one assignment at subscription scope: the custom role that may only list the Service Tags. */
+const SUBSCRIPTION_ASSIGNMENT = 'infra/modules/serviceTagsReader.bicep';
 
 describe('API versions', () => {
   it('every resource uses the allow-listed API version of its type', () => {
@@ -162,6 +169,17 @@ describe('role assignments', () => {
       expect(args, where).toHaveLength(3);
 
       const scope = propertyAt(r.body, 'scope')?.text;
+      if (path === SUBSCRIPTION_ASSIGNMENT) {
+        // A custom role: its id is the module's own role definition, not a built-in id of roleIds.
+        expect(scope, where).toBeUndefined();
+        expect(
+          args.map((a) => a.text),
+          where,
+        ).toEqual(['subscription().id', 'principalId', 'role.id']);
+        expect(propertyAt(r.body, 'properties.roleDefinitionId')?.text, where).toBe('role.id');
+        expect(propertyAt(r.body, 'properties.principalType')?.text, where).toBe("'ServicePrincipal'");
+        continue;
+      }
       if (path === RESOURCE_GROUP_ASSIGNMENT) {
         expect(scope, where).toBeUndefined();
         expect(args[0]?.text, where).toBe('resourceGroup().id');
@@ -186,7 +204,8 @@ describe('role assignments', () => {
   });
 
   it("grants exactly the detector's rights (and the deployer's optional Key Vault one), nothing else", () => {
-    const granted = assignments().map(({ d, r }) => {
+    const granted = assignments().map(({ path, d, r }) => {
+      if (path === SUBSCRIPTION_ASSIGNMENT) return 'identity serviceTagsReader on subscription';
       const scope = d.resources.find((x) => x.symbol === propertyAt(r.body, 'scope')?.text);
       const principal = propertyAt(r.body, 'properties.principalId')?.text;
       const who =
@@ -360,6 +379,46 @@ describe('alerts table and data collection rule: generated from shared/alerts/co
     const dcr = main.modules.find((m) => m.path === 'modules/dataCollectionRule.bicep');
     expect(propertyAt(dcr?.body, 'params.location')?.text).toBe('workspace.outputs.location');
     expect(propertyAt(dcr?.body, 'params.tableName')?.text).toBe('workspace.outputs.tableName');
+  });
+});
+
+describe('the Service Tags custom role (refreshServiceTags)', () => {
+  it('holds only Microsoft.Network/locations/serviceTags/read, assignable in its own subscription only', () => {
+    const roles = decl('infra/modules/roles.bicep');
+    const spec = objectProperties(roles.variables.get('serviceTagsReaderRole'));
+    expect(arrayElements(spec.get('actions')).map((n) => stringLiteral(n))).toEqual([
+      'Microsoft.Network/locations/serviceTags/read',
+    ]);
+    // The role name the code's 403 message tells the operator to grant.
+    expect(stringLiteral(spec.get('roleName'))).toBe(SERVICE_TAGS_ROLE_NAME);
+
+    const module = 'infra/modules/serviceTagsReader.bicep';
+    expect(files.get(module)!.file.source).toMatch(/^targetScope = 'subscription'$/m);
+    const role = resourceOf(module, 'Microsoft.Authorization/roleDefinitions');
+    expect(squash(propertyAt(role.body, 'name')?.text ?? '')).toBe(
+      'guid(subscription().id, serviceTagsReaderRole.seed)',
+    );
+    expect(propertyAt(role.body, 'properties.type')?.text).toBe("'CustomRole'");
+    expect(squash(propertyAt(role.body, 'properties.roleName')?.text ?? '')).toBe(
+      "'${serviceTagsReaderRole.roleName} (${subscription().subscriptionId})'",
+    );
+    const permissions = arrayElements(propertyAt(role.body, 'properties.permissions'));
+    expect(permissions).toHaveLength(1);
+    expect(propertyAt(permissions[0], 'actions')?.text).toBe('serviceTagsReaderRole.actions');
+    for (const none of ['notActions', 'dataActions', 'notDataActions'])
+      expect(arrayElements(propertyAt(permissions[0], none)), none).toEqual([]);
+    expect(propertyAt(role.body, 'properties.assignableScopes')?.text.replace(/\s+/g, '')).toBe(
+      '[subscription().id]',
+    );
+  });
+
+  it('main.bicep deploys it at subscription scope for the identity, only with grantServiceTagsRead (default true)', () => {
+    const main = decl('infra/main.bicep');
+    expect(main.params.get('grantServiceTagsRead')?.defaultValue?.text).toBe('true');
+    const m = main.modules.find((x) => x.path === 'modules/serviceTagsReader.bicep')!;
+    expect(m.node.text).toMatch(/= if \(grantServiceTagsRead\) \{/);
+    expect(propertyAt(m.body, 'scope')?.text).toBe('subscription()');
+    expect([...objectProperties(propertyAt(m.body, 'params')).keys()]).toEqual(['principalId']);
   });
 });
 
