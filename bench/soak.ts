@@ -12,7 +12,12 @@
  *   steps of a run (after the Log Analytics answer, mid baseline write, after alerts are recorded, mid upload,
  *   before the checkpoint, at a random moment); the timer fires again at the next slot;
  * - dual: two instances in this process run every slot at once (412/409 conflicts);
- * - clock: a six-hour outage then a past-due run, slots out of order and repeated.
+ * - clock: a six-hour outage then a past-due run, slots out of order and repeated;
+ * - hostile: values an attacker controls in the window (test/hostile/values.ts: 60 operation names of ~500
+ *   characters of `"` and `\`, 1,000 operations from a new city in one slot, bidi characters, 5,000-deep
+ *   nesting, numeric and old timestamps); every other caller must get exactly the clean run's alerts, no alert
+ *   row may exceed 64 KB and each AlertId is delivered once (its state tables hold the hostile history too, so
+ *   they are not compared).
  * In every round, in the background: Log Analytics 429 (Retry-After), 500, 503, 403, timeouts, partial and
  * over-limit results, bodies cut mid-JSON, slow answers; Table Storage 500/503 before and after a write landed and
  * connections refused for a while (an Azurite restart, simulated: the in-memory Azurite would lose its data);
@@ -20,8 +25,8 @@
  *
  * Then a fuzz phase: hostile records normalised and read from files (crashes counted).
  *
- * Options: --rounds N (default 10), --kills N (kill plans per kill round, default 40), --seed N, --fuzz N
- * (records, default 200000), --no-write (leave
+ * Options: --rounds N (default 11), --kinds a,b (the plan of rounds, e.g. `hostile`; default the plan below),
+ * --kills N (kill plans per kill round, default 40), --seed N, --fuzz N (records, default 200000), --no-write (leave
  * docs/reliability.md alone). Exits 1 when any round lost, added or changed anything.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -34,8 +39,16 @@ import { normaliseActivityRow } from '../shared/activity/normalise.js';
 import { newReadStats, readActivityFile } from '../shared/activity/read.js';
 import { hostileRow } from '../test/fuzz/hostile.js';
 import {
+  checkHostile,
+  type HostileCheck,
+  hostileOk,
+  hostileWindowRows,
+  seedHostile,
+} from '../test/hostile/values.js';
+import {
   compareOutcomes,
   type FaultAction,
+  type InvocationLog,
   KILL_STEPS,
   type KillStep,
   randomKillPlan,
@@ -50,7 +63,7 @@ const option = (name: string): string | undefined => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : undefined;
 };
-const ROUNDS = Number(option('--rounds') ?? 10);
+const KINDS = option('--kinds')?.split(',') as RoundKind[] | undefined;
 const SEED = Number(option('--seed') ?? 20271031);
 const FUZZ = Number(option('--fuzz') ?? 200_000);
 const WRITE = !args.includes('--no-write');
@@ -64,8 +77,23 @@ const ROOT = (() => {
   return dir;
 })();
 
-type RoundKind = 'kill' | 'dual' | 'clock';
-const PLAN: RoundKind[] = ['kill', 'kill', 'dual', 'kill', 'clock', 'kill', 'kill', 'dual', 'kill', 'kill'];
+type RoundKind = 'kill' | 'dual' | 'clock' | 'hostile';
+const PLAN: RoundKind[] = KINDS ?? [
+  'kill',
+  'kill',
+  'dual',
+  'kill',
+  'clock',
+  'kill',
+  'kill',
+  'dual',
+  'kill',
+  'kill',
+  'hostile',
+];
+for (const k of PLAN)
+  if (!['kill', 'dual', 'clock', 'hostile'].includes(k)) throw new Error(`--kinds: unknown round kind ${k}`);
+const ROUNDS = Number(option('--rounds') ?? PLAN.length);
 /** Kill plans per kill round: about one child in two is killed. */
 const KILLS_PER_ROUND = Number(option('--kills') ?? 40);
 const TIME_ZONES = [
@@ -93,6 +121,8 @@ interface RoundResult {
   stateDiffs: string[];
   conflicts: number;
   seconds: number;
+  /** The hostile round's own checks (test/hostile/values.ts). */
+  hostile?: HostileCheck;
 }
 
 const count = (into: Record<string, number>, key: string, n = 1) => (into[key] = (into[key] ?? 0) + n);
@@ -115,7 +145,14 @@ async function main(): Promise<void> {
       const prefix = `ucsoak${r}`;
       const t0 = Date.now();
       world.beginScenario();
-      await world.seed(prefix);
+      if (kind === 'hostile') {
+        await seedHostile(world, prefix);
+        world.logs.rows = [
+          ...world.logs.rows,
+          ...(hostileWindowRows(world.data.windowStartMs) as typeof world.logs.rows),
+        ];
+      } else await world.seed(prefix);
+      const logs: InvocationLog[] = [];
       let conflicts = 0;
       world.tableProxy.onUpstream = (req, answer) => {
         if (/\/Tables$/.test(req.path)) return; // 409 TableAlreadyExists as each process starts
@@ -165,6 +202,7 @@ async function main(): Promise<void> {
           onStart(i);
           runs++;
           const log = await a.invoke(at, pastDue);
+          logs.push(log);
           if (log.error !== undefined) failedRuns++;
         };
         if (kind === 'dual') {
@@ -174,6 +212,8 @@ async function main(): Promise<void> {
             const logs = await Promise.all([a.invoke(slot + 20_000), b.invoke(slot + 21_000)]);
             failedRuns += logs.filter((l) => l.error !== undefined).length;
           }
+        } else if (kind === 'hostile') {
+          for (const [i, slot] of slots.entries()) await invoke(slot + 20_000, i);
         } else {
           // Clock: a six-hour outage then a past-due run; one slot fires before the previous one; repeats.
           const outage = 4 + Math.floor(rand() * 8);
@@ -196,6 +236,7 @@ async function main(): Promise<void> {
           runs++;
           return a.invoke(at);
         });
+        logs.push(...drained);
         failedRuns += drained.filter((l) => l.error !== undefined).length;
       }
       world.ingestion.setDown(false);
@@ -209,6 +250,13 @@ async function main(): Promise<void> {
       }
       const outcome = await world.outcome(prefix);
       const cmp = compareOutcomes(reference, outcome);
+      const hostile = kind === 'hostile' ? checkHostile(world, reference.alertIds, logs) : undefined;
+      if (hostile !== undefined) {
+        // The attackers' alerts are not the clean run's; the state holds the hostile history: compare the rest.
+        cmp.missing = hostile.lost;
+        cmp.extra = hostile.extra;
+        cmp.stateDiffs = [];
+      }
       const result: RoundResult = {
         round: r,
         kind,
@@ -217,13 +265,15 @@ async function main(): Promise<void> {
         failedRuns,
         kills: roundKills,
         expected: reference.alertIds.length,
-        delivered: outcome.alertIds.length - cmp.extra.length,
+        // The hostile round: the other callers' alerts (the attackers' are not the clean run's).
+        delivered: hostile?.others ?? outcome.alertIds.length - cmp.extra.length,
         duplicates: outcome.duplicates,
         lost: cmp.missing.length,
         extra: cmp.extra.length,
         stateDiffs: cmp.stateDiffs,
         conflicts,
         seconds: Math.round((Date.now() - t0) / 1000),
+        ...(hostile === undefined ? {} : { hostile }),
       };
       rounds.push(result);
       say(
@@ -233,6 +283,20 @@ async function main(): Promise<void> {
           `${conflicts} conflicts, ${result.seconds} s`,
       );
       for (const d of cmp.stateDiffs.slice(0, 5)) say(`    ${d}`);
+      if (hostile !== undefined) {
+        say(
+          `    hostile values: ${hostile.others} other alerts (${hostile.lost.length} lost, ${hostile.extra.length} extra), ` +
+            `${hostile.hostileAlerts} alerts of ${hostile.hostileCallersAlerted.length} hostile caller(s), largest row ` +
+            `${hostile.maxRowBytes} bytes, ${hostile.duplicates} duplicates, ${hostile.rowsRejected} rows rejected, ` +
+            `${hostile.hostileFailures.length} runs stopped by a value`,
+        );
+        for (const e of hostile.errors) say(`    failed run: ${e}`);
+        say(`    hostile callers alerted: ${JSON.stringify(hostile.hostileCallersAlerted)}`);
+        for (const e of hostile.extraRows) say(`    extra: ${e}`);
+        const ours = new Set(outcome.episodes);
+        for (const e of reference.episodes)
+          if (!ours.has(e)) say(`    episode of the clean run missing: ${e}`);
+      }
     }
   } finally {
     await world.close();
@@ -274,7 +338,8 @@ async function main(): Promise<void> {
   process.stdout.write(markdown);
   if (WRITE) await writeDocs(markdown);
   const ok = report.totals.lost === 0 && report.totals.extra === 0 && report.totals.stateMismatches === 0;
-  const passed = ok && fuzz.crashes === 0;
+  const hostileRoundsOk = rounds.every((r) => r.hostile === undefined || hostileOk(r.hostile));
+  const passed = ok && hostileRoundsOk && fuzz.crashes === 0;
   say(passed ? 'soak: OK' : 'soak: FAILED');
   process.exitCode = passed ? 0 : 1;
 }
@@ -476,11 +541,31 @@ function renderMarkdown(report: {
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     ...report.rounds.map(
       (r) =>
-        `| ${r.round} | ${r.kind} | ${r.tz} | ${r.runs} | ${r.kills} | ${r.delivered} / ${r.expected} | ${r.duplicates} | ${r.lost} | ${r.extra} | ${r.stateDiffs.length === 0 ? 'identical' : `${r.stateDiffs.length} differences`} |`,
+        `| ${r.round} | ${r.kind} | ${r.tz} | ${r.runs} | ${r.kills} | ${r.delivered} / ${r.expected} | ${r.duplicates} | ${r.lost} | ${r.extra} | ${r.hostile ? 'not compared (hostile history)' : r.stateDiffs.length === 0 ? 'identical' : `${r.stateDiffs.length} differences`} |`,
     ),
     '',
+    ...hostileTable(report.rounds),
   ];
   return lines.join('\n');
+}
+
+/** The hostile rounds' own figures (test/hostile/values.ts), when there were any. */
+function hostileTable(rounds: readonly RoundResult[]): string[] {
+  const hostile = rounds.filter((r) => r.hostile !== undefined);
+  if (hostile.length === 0) return [];
+  return [
+    '| Hostile round | Other callers: alerts / clean run | Lost | Extra | Hostile callers alerted | Largest alert row | Delivered twice | Rows rejected | Runs failed (injected faults) | Runs stopped by a value |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    ...hostile.map((r) => {
+      const h = r.hostile!;
+      return (
+        `| ${r.round} | ${h.others} / ${r.expected} | ${h.lost.length} | ${h.extra.length} | ` +
+        `${h.hostileCallersAlerted.length} (${h.hostileAlerts} alerts) | ${h.maxRowBytes} bytes | ${h.duplicates} | ` +
+        `${h.rowsRejected} | ${r.failedRuns} | ${h.hostileFailures.length} |`
+      );
+    }),
+    '',
+  ];
 }
 
 /** Replaces the figures between the soak markers of docs/reliability.md (formatted as the repository's Prettier). */

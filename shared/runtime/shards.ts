@@ -44,6 +44,7 @@ import type { Alert } from '../alerts/alert.js';
 import type { AlertSink } from '../alerts/sinks.js';
 import type { BaselineStore, Entity } from '../baseline/store.js';
 import { type Settings, SettingsError } from '../config/settings.js';
+import type { Geolocator } from '../geo/types.js';
 import { baselineGate } from '../ops/bootstrap.js';
 import { fnv1a } from '../pipeline/callers.js';
 import { shardOf } from '../pipeline/shard.js';
@@ -390,21 +391,76 @@ export interface ShardOutcome {
   /** This shard completed its tick and delivered the tick's alerts. */
   finalized: boolean;
   raised: Alert[];
+  /** What the shard sent to telemetry as its `UnusualCityRun` (with `shard`); absent when already done. */
+  report?: RunReport;
+}
+
+/** A shard's counts as a run report: the workbook sums them with the timer's (which detects nothing here). */
+function shardReport(
+  m: ShardMessage,
+  invocationId: string,
+  outcome: ShardOutcome,
+  geo: { source: string; buildDate: Date; ageDays: number },
+): RunReport {
+  const report = newRunReport({ invocationId, isPastDue: false }, m.tickMs, outcome.raised);
+  const stats = outcome.stats;
+  report.shard = `${m.shard}/${m.shards}`;
+  report.ticks = [m.tickMs];
+  report.rowsFetched = outcome.groups;
+  report.queries = 1;
+  report.geoIpSource = geo.source;
+  report.geoIpBuildDate = geo.buildDate.toISOString().slice(0, 10);
+  report.geoIpAgeDays = geo.ageDays;
+  if (stats === undefined) return report;
+  report.groups = stats.groups;
+  report.events = stats.events;
+  report.internalEvents = stats.internalEvents;
+  report.noCityEvents = stats.noCityEvents;
+  report.notFoundEvents = stats.notFoundEvents;
+  report.observations = stats.scored;
+  report.alerts = stats.alerts;
+  report.suppressedByCooldown = stats.suppressedByCooldown;
+  report.suppressedByCap = stats.suppressedByCap;
+  report.allowlisted = stats.allowlisted;
+  report.rowsRejected = stats.rowsRejected;
+  return report;
 }
 
 /**
- * One shard: read the window, keep the shard's operations, run the pipeline, record completion. Throws when the
- * window cannot be read completely (the platform retries the message). The shard that completes a tick last
- * (elected by a conditional write) delivers the outbox and moves the checkpoint.
+ * One shard: read the window, keep the shard's operations, run the pipeline, record completion, and send its
+ * `UnusualCityRun` (counts, `rowsRejected`, `shard`). Throws when the window cannot be read completely (the
+ * platform retries the message; the exception goes to telemetry, scrubbed). The shard that completes a tick
+ * last (elected by a conditional write) delivers the outbox and moves the checkpoint.
  */
 export async function runShard(
   deps: Omit<DetectorDeps, 'log'> & { log: LogFn },
   raw: unknown,
   invocation: { invocationId: string; dequeueCount?: number },
 ): Promise<ShardOutcome> {
-  const s = deps.settings;
   const m = parseShardMessage(raw);
+  try {
+    return await processShardMessage(deps, m, invocation);
+  } catch (error) {
+    deps.telemetry.exception(error instanceof Error ? error : new Error(String(error)), {
+      stage: 'shard',
+      shard: `${m.shard}/${m.shards}`,
+      tick: new Date(m.tickMs).toISOString(),
+    });
+    throw error;
+  } finally {
+    await deps.telemetry.flush().catch(() => undefined);
+  }
+}
+
+type ShardDeps = Omit<DetectorDeps, 'log'> & { log: LogFn };
+
+async function processShardMessage(
+  deps: ShardDeps,
+  m: ShardMessage,
+  invocation: { invocationId: string; dequeueCount?: number },
+): Promise<ShardOutcome> {
   const clock = deps.clock ?? Date.now;
+  const started = clock();
   const outcome: ShardOutcome = {
     message: m,
     alreadyDone: false,
@@ -413,15 +469,40 @@ export async function runShard(
     finalized: false,
     raised: [],
   };
-  const partition = shardsPartition(m.tickMs);
-  const before = readTick(await deps.store.readPartition('state', partition));
+  const before = readTick(await deps.store.readPartition('state', shardsPartition(m.tickMs)));
   if (before?.done.has(m.shard)) {
     outcome.alreadyDone = true;
     deps.log('info', `Shard ${m.shard}/${m.shards} of ${new Date(m.tickMs).toISOString()} is already done`);
     return outcome;
   }
-  const budget = new RunBudget(s.UC_RUN_BUDGET, clock);
+  const budget = new RunBudget(deps.settings.UC_RUN_BUDGET, clock);
   const geo = await deps.geo.current();
+  const stats = await detectShard(deps, m, outcome, budget, geo.geo);
+  await markShardDone(deps.store, m, invocation, stats, outcome.shardGroups, clock);
+  const report = shardReport(m, invocation.invocationId, outcome, geo);
+  report.durationsMs.detect = clock() - started;
+  await finalizeIfLast(deps, m, outcome, report, budget, clock);
+  report.durationsMs.total = clock() - started;
+  outcome.report = report;
+  deps.telemetry.run(report);
+  deps.log(
+    'info',
+    `Shard ${m.shard}/${m.shards} of ${new Date(m.tickMs).toISOString()}: ${outcome.shardGroups} groups (of ${outcome.groups} rows read), ` +
+      `${stats.scored} observations, ${stats.alerts} alert(s)` +
+      (stats.rowsRejected > 0 ? `, ${stats.rowsRejected} row(s) rejected` : '') +
+      (outcome.finalized ? '; tick complete' : ''),
+  );
+  return outcome;
+}
+
+/** Reads the window, keeps the shard's operations and runs the pipeline over them (outcome collects). */
+async function detectShard(
+  deps: ShardDeps,
+  m: ShardMessage,
+  outcome: ShardOutcome,
+  budget: RunBudget,
+  geo: Geolocator,
+): Promise<TickStats> {
   const share = { index: m.shard, count: m.shards };
   const mineOnly = (operationKey: string) =>
     (m.v === 1 ? legacyShardOf : shardOf)(operationKey, m.shards) === m.shard;
@@ -438,54 +519,70 @@ export async function runShard(
       outcome.raised.push(...alerts);
     },
   };
-  outcome.stats = await runTick(runPipeline(deps, geo.geo, sink, allow), m.tickMs, mine);
-  // Done: only now can the checkpoint count on this shard.
-  await deps.store.updateRows(
+  outcome.stats = await runTick(runPipeline(deps, geo, sink, allow), m.tickMs, mine);
+  return outcome.stats;
+}
+
+/** The shard's completion row: only now can the checkpoint count on this shard. */
+async function markShardDone(
+  store: BaselineStore,
+  m: ShardMessage,
+  invocation: { invocationId: string; dequeueCount?: number },
+  stats: TickStats,
+  groups: number,
+  clock: () => number,
+): Promise<void> {
+  const row: Entity = {
+    doneAtMs: clock(),
+    invocationId: invocation.invocationId,
+    dequeueCount: invocation.dequeueCount ?? 0,
+    groups,
+    observations: stats.scored,
+    alerts: stats.alerts,
+  };
+  await store.updateRows(
     'state',
-    partition,
+    shardsPartition(m.tickMs),
     [shardRow(m.shard)],
-    () =>
-      new Map([
-        [
-          shardRow(m.shard),
-          {
-            doneAtMs: clock(),
-            invocationId: invocation.invocationId,
-            dequeueCount: invocation.dequeueCount ?? 0,
-            groups: mine.length,
-            observations: outcome.stats?.scored ?? 0,
-            alerts: outcome.stats?.alerts ?? 0,
-          },
-        ],
-      ]),
+    () => new Map([[shardRow(m.shard), row]]),
   );
-  // The last shard to finish finalizes the tick: one winner, by a conditional write of the tick row.
+}
+
+/**
+ * The last shard to finish finalizes the tick — one winner, by a conditional write of the tick row: it moves
+ * the checkpoint and delivers the outbox (its report carries the delivery counts).
+ */
+async function finalizeIfLast(
+  deps: ShardDeps,
+  m: ShardMessage,
+  outcome: ShardOutcome,
+  report: RunReport,
+  budget: RunBudget,
+  clock: () => number,
+): Promise<void> {
+  const partition = shardsPartition(m.tickMs);
   const after = readTick(await deps.store.readPartition('state', partition));
-  if (complete(after) && after!.finalizedAtMs === 0) {
-    let won = false;
-    const now = clock();
-    await deps.store.updateRows('state', partition, [TICK_ROW], (cur) => {
-      const row = cur.get(TICK_ROW);
-      won = row !== undefined && row.finalizedAtMs === 0;
-      return won ? new Map([[TICK_ROW, { ...row, finalizedAtMs: now }]]) : new Map<string, Entity | null>();
-    });
-    if (won) {
-      outcome.finalized = true;
-      await advanceShardCheckpoint(deps.store, s, now);
-      try {
-        await deps.deliver(budget);
-      } catch (error) {
-        deps.log(
-          'warn',
-          `Alert delivery after shard ${m.shard} failed (the next timer run retries): ${error instanceof Error ? error.message : String(error)}`,
-        );
-      }
-    }
+  if (!complete(after) || after!.finalizedAtMs !== 0) return;
+  let won = false;
+  const now = clock();
+  await deps.store.updateRows('state', partition, [TICK_ROW], (cur) => {
+    const row = cur.get(TICK_ROW);
+    won = row !== undefined && row.finalizedAtMs === 0;
+    return won ? new Map([[TICK_ROW, { ...row, finalizedAtMs: now }]]) : new Map<string, Entity | null>();
+  });
+  if (!won) return;
+  outcome.finalized = true;
+  await advanceShardCheckpoint(deps.store, deps.settings, now);
+  try {
+    const d = await deps.deliver(budget);
+    report.delivered = d.delivered;
+    report.deliveryFailed = d.failed;
+    report.pendingOutbox = d.pending;
+  } catch (error) {
+    deps.log(
+      'warn',
+      `Alert delivery after shard ${m.shard} failed (the next timer run retries): ${error instanceof Error ? error.message : String(error)}`,
+    );
   }
-  deps.log(
-    'info',
-    `Shard ${m.shard}/${m.shards} of ${new Date(m.tickMs).toISOString()}: ${mine.length} groups (of ${outcome.groups} rows read), ` +
-      `${outcome.stats.scored} observations, ${outcome.stats.alerts} alert(s)${outcome.finalized ? '; tick complete' : ''}`,
-  );
-  return outcome;
+  report.durationsMs.deliver = clock() - now;
 }

@@ -39,6 +39,8 @@ export interface RunReport {
   rowsRejected?: number;
   /** Hours the oldest pending alert has waited in the outbox (0: none); over 24 is a warning. */
   oldestPendingHours?: number;
+  /** Queue mode: the shard this report is of (`index/count`); absent for a timer run. */
+  shard?: string;
 }
 
 /** The subset of applicationinsights' TelemetryClient we use (so tests can observe it). */
@@ -111,6 +113,7 @@ export function makeTelemetry(client: TelemetryClientLike, includeIdentities: bo
           geoIpBuildDate: r.geoIpBuildDate,
           geoIpSource: r.geoIpSource,
           baseline: r.baseline ?? 'ready',
+          shard: r.shard ?? '',
         },
         measurements,
       });
