@@ -12,22 +12,18 @@ import { AlertOutbox } from '../delivery/outbox.js';
 import { GeoDatabaseProvider } from '../geo/provider.js';
 import { readBootstrap } from '../ops/bootstrap.js';
 import { CHECKPOINT_PARTITION, CHECKPOINT_ROW } from '../pipeline/state.js';
+import { ArmReader, armScope } from './arm.js';
+import { type Check, why } from './check.js';
 import {
   blobServiceFromSettings,
   createCredential,
   openTableStore,
   requireRuntimeSettings,
 } from './clients.js';
+import { armChecks } from './doctorArm.js';
 import { sdkClientOptions } from './sources.js';
 
-export interface Check {
-  name: string;
-  ok: boolean;
-  /** What was found. */
-  detail: string;
-  /** What to do, for a failed check. */
-  fix?: string;
-}
+export type { Check } from './check.js';
 
 export interface DoctorOptions {
   env: Readonly<Record<string, string | undefined>>;
@@ -59,7 +55,6 @@ export const minutes = (ms: number): string =>
     : ms < 7_200_000
       ? `${Math.round(ms / 60_000)} min`
       : `${(ms / 3_600_000).toFixed(1)} h`;
-const why = (e: unknown): string => (e instanceof Error ? e.message.split('\n')[0]! : String(e));
 
 /** Every check, in order; a failed settings check stops there (nothing else can be reached without them). */
 export async function runDoctor(o: DoctorOptions): Promise<Check[]> {
@@ -84,19 +79,22 @@ export async function runDoctor(o: DoctorOptions): Promise<Check[]> {
   checks.push(await activityCheck(settings, logs, now()));
   checks.push(...(await stateChecks(settings, credential, now())));
   checks.push(await geoCheck(settings, o));
+  checks.push(...(await resourceManagerChecks(settings, credential, o)));
   checks.push(await lastRunCheck(settings, logs, now()));
   return checks;
 }
 
 async function tokenChecks(s: Settings, credential: TokenCredential): Promise<Check[]> {
-  const services = Object.keys(TOKEN_SCOPES).filter(
-    (k) => k !== 'Table Storage' || s.UC_TABLE_ENDPOINT !== '',
-  );
+  const scopes: Record<string, string> = {
+    ...TOKEN_SCOPES,
+    ...(s.UC_ARM_ENDPOINT !== '' ? { 'Azure Resource Manager': armScope(s.UC_ARM_ENDPOINT) } : {}),
+  };
+  const services = Object.keys(scopes).filter((k) => k !== 'Table Storage' || s.UC_TABLE_ENDPOINT !== '');
   return Promise.all(
     services.map(async (service): Promise<Check> => {
       const name = `token for ${service}`;
       try {
-        const token = await credential.getToken(TOKEN_SCOPES[service]!);
+        const token = await credential.getToken(scopes[service]!);
         if (token === null) throw new Error('no token');
         return { name, ok: true, detail: `expires ${new Date(token.expiresOnTimestamp).toISOString()}` };
       } catch (e) {
@@ -254,6 +252,25 @@ function geoProvider(s: Settings, o: DoctorOptions): GeoDatabaseProvider {
   if (s.UC_GEOIP_BLOB === '') return GeoDatabaseProvider.fromSettings(s, { log: () => undefined });
   const blobService = blobServiceFromSettings(s, o.env, createCredential(o.env));
   return GeoDatabaseProvider.fromSettings(s, { blobService, log: () => undefined });
+}
+
+/** The checks read through Azure Resource Manager (shared/runtime/doctorArm.ts). */
+async function resourceManagerChecks(
+  s: Settings,
+  credential: TokenCredential,
+  o: DoctorOptions,
+): Promise<Check[]> {
+  if (s.UC_ARM_ENDPOINT === '')
+    return [
+      {
+        name: 'Azure Resource Manager',
+        ok: false,
+        detail:
+          'UC_ARM_ENDPOINT is empty: roles, the alerts table, the DCR and the analytics rule not checked',
+        fix: 'set UC_ARM_ENDPOINT (https://management.azure.com in the public cloud)',
+      },
+    ];
+  return armChecks(s, new ArmReader(s.UC_ARM_ENDPOINT, credential, o));
 }
 
 async function lastRunCheck(s: Settings, logs: LogsQueryClient, nowMs: number): Promise<Check> {
