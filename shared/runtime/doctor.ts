@@ -20,7 +20,7 @@ import {
   openTableStore,
   requireRuntimeSettings,
 } from './clients.js';
-import { armChecks } from './doctorArm.js';
+import { armChecks, telemetryWorkspaceId } from './doctorArm.js';
 import { sdkClientOptions } from './sources.js';
 
 export type { Check } from './check.js';
@@ -79,8 +79,10 @@ export async function runDoctor(o: DoctorOptions): Promise<Check[]> {
   checks.push(await activityCheck(settings, logs, now()));
   checks.push(...(await stateChecks(settings, credential, now())));
   checks.push(await geoCheck(settings, o));
-  checks.push(...(await resourceManagerChecks(settings, credential, o)));
-  checks.push(await lastRunCheck(settings, logs, now()));
+  const arm =
+    settings.UC_ARM_ENDPOINT !== '' ? new ArmReader(settings.UC_ARM_ENDPOINT, credential, o) : undefined;
+  checks.push(...(await resourceManagerChecks(settings, arm)));
+  checks.push(await lastRunCheck(settings, logs, now(), arm));
   return checks;
 }
 
@@ -255,12 +257,8 @@ function geoProvider(s: Settings, o: DoctorOptions): GeoDatabaseProvider {
 }
 
 /** The checks read through Azure Resource Manager (shared/runtime/doctorArm.ts). */
-async function resourceManagerChecks(
-  s: Settings,
-  credential: TokenCredential,
-  o: DoctorOptions,
-): Promise<Check[]> {
-  if (s.UC_ARM_ENDPOINT === '')
+async function resourceManagerChecks(s: Settings, arm: ArmReader | undefined): Promise<Check[]> {
+  if (arm === undefined)
     return [
       {
         name: 'Azure Resource Manager',
@@ -270,22 +268,46 @@ async function resourceManagerChecks(
         fix: 'set UC_ARM_ENDPOINT (https://management.azure.com in the public cloud)',
       },
     ];
-  return armChecks(s, new ArmReader(s.UC_ARM_ENDPOINT, credential, o));
+  return armChecks(s, arm);
 }
 
-async function lastRunCheck(s: Settings, logs: LogsQueryClient, nowMs: number): Promise<Check> {
+/**
+ * The last UnusualCityRun, in the workspace Application Insights writes to (found through ARM from
+ * UC_APPINSIGHTS_RESOURCE_ID); without that setting or ARM, in UC_WORKSPACE_ID.
+ */
+async function lastRunCheck(
+  s: Settings,
+  logs: LogsQueryClient,
+  nowMs: number,
+  arm: ArmReader | undefined,
+): Promise<Check> {
   const name = 'last run in Application Insights';
   const fix =
     'check APPLICATIONINSIGHTS_CONNECTION_STRING on the Function App and that the timer runs (its log stream)';
+  let workspace = s.UC_WORKSPACE_ID;
+  if (arm !== undefined && s.UC_APPINSIGHTS_RESOURCE_ID !== '') {
+    try {
+      workspace = await telemetryWorkspaceId(s, arm);
+    } catch (e) {
+      const readFix =
+        'check UC_APPINSIGHTS_RESOURCE_ID, and that your identity may read it and its workspace (Reader or Monitoring Reader)';
+      return { name, ok: false, detail: `telemetry workspace not found: ${why(e)}`, fix: readFix };
+    }
+  }
   try {
-    const r = await logs.queryWorkspace(s.UC_WORKSPACE_ID, LAST_RUN_QUERY, { duration: 'P1D' });
+    const r = await logs.queryWorkspace(workspace, LAST_RUN_QUERY, { duration: 'P1D' });
     if (r.status !== LogsQueryResultStatus.Success) throw new Error(r.partialError.message);
     const row = r.tables[0]?.rows[0];
     const runs = Number(row?.[0] ?? 0);
     if (row === undefined || runs === 0)
-      return { name, ok: false, detail: 'no UnusualCityRun event in the last day', fix };
+      return {
+        name,
+        ok: false,
+        detail: `no UnusualCityRun event in the last day (workspace ${workspace})`,
+        fix,
+      };
     const ageMs = nowMs - new Date(row[1] as string | Date).getTime();
-    const detail = `last UnusualCityRun ${minutes(ageMs)} ago (${runs} in the last day)`;
+    const detail = `last UnusualCityRun ${minutes(ageMs)} ago (${runs} in the last day, workspace ${workspace})`;
     return ageMs <= 3 * s.UC_TICK_INTERVAL ? { name, ok: true, detail } : { name, ok: false, detail, fix };
   } catch (e) {
     return { name, ok: false, detail: why(e), fix };

@@ -13,6 +13,8 @@ export const ARM_API = {
   dataCollectionRules: '2023-03-11',
   tables: '2022-10-01',
   alertRules: '2025-09-01',
+  components: '2020-02-02',
+  workspaces: '2022-10-01',
 } as const;
 
 /** The built-in roles the template assigns to the detector's identity (infra/modules/roles.bicep). */
@@ -229,4 +231,28 @@ async function ruleCheck(s: Settings, arm: ArmReader): Promise<Check> {
       'azd provision with deploySentinelContent=true creates it (Sentinel must be onboarded on the workspace), or set UC_ANALYTICS_RULE_ID';
     return { name, ok: false, detail: why(e), fix: armFix(e, 'UC_ANALYTICS_RULE_ID', missing) };
   }
+}
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** A workspace resource id as ARM returns it, safe to put in a URL path. */
+const WORKSPACE_ID =
+  /^\/subscriptions\/[0-9a-f-]{36}\/resourceGroups\/[A-Za-z0-9._()-]+\/providers\/Microsoft\.OperationalInsights\/workspaces\/[A-Za-z0-9-]+$/i;
+
+/**
+ * The id (GUID) of the workspace Application Insights writes the detector's telemetry to: the component's
+ * WorkspaceResourceId, then that workspace's customerId. By default the template gives telemetry its own workspace,
+ * so `UnusualCityRun` events are not in UC_WORKSPACE_ID.
+ */
+export async function telemetryWorkspaceId(s: Settings, arm: ArmReader): Promise<string> {
+  const component = await arm.get<{ properties?: { WorkspaceResourceId?: string } }>(
+    s.UC_APPINSIGHTS_RESOURCE_ID,
+    ARM_API.components,
+  );
+  const ws = component.properties?.WorkspaceResourceId ?? '';
+  if (!WORKSPACE_ID.test(ws))
+    throw new Error(`Application Insights names no workspace (WorkspaceResourceId ${JSON.stringify(ws)})`);
+  const workspace = await arm.get<{ properties?: { customerId?: string } }>(ws, ARM_API.workspaces);
+  const id = workspace.properties?.customerId ?? '';
+  if (!GUID.test(id)) throw new Error(`workspace ${ws} has no customerId`);
+  return id;
 }

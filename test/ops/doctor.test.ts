@@ -46,6 +46,9 @@ const VAULT_ID = `${RG}/providers/Microsoft.KeyVault/vaults/kv-uc`;
 const APPINSIGHTS_ID = `${RG}/providers/Microsoft.Insights/components/appi-uc`;
 const RULE_ID = `${WORKSPACE_ID}/providers/Microsoft.SecurityInsights/alertRules/4b2c3d4e-5f60-4718-8a9b-0c1d2e3f4a5b`;
 const TABLE_ID = `${WORKSPACE_ID}/tables/${columns.table}`;
+/** Application Insights writes to its own workspace (the template's default): the run events are there. */
+const TELEMETRY_WS = `${RG}/providers/Microsoft.OperationalInsights/workspaces/log-uc-telemetry`;
+const TELEMETRY_WS_GUID = '7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0d';
 const PRINCIPAL = '5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b';
 const DCR_IMMUTABLE_ID = 'dcr-00000000000000000000000000000000';
 
@@ -55,7 +58,8 @@ function deployedResources(arm: FakeResourceManager): void {
     [WORKSPACE_ID, { id: WORKSPACE_ID, properties: {} }],
     [STORAGE_ID, { id: STORAGE_ID, properties: {} }],
     [VAULT_ID, { id: VAULT_ID, properties: {} }],
-    [APPINSIGHTS_ID, { id: APPINSIGHTS_ID, properties: {} }],
+    [APPINSIGHTS_ID, { id: APPINSIGHTS_ID, kind: 'web', properties: { WorkspaceResourceId: TELEMETRY_WS } }],
+    [TELEMETRY_WS, { id: TELEMETRY_WS, properties: { customerId: TELEMETRY_WS_GUID } }],
     [
       TABLE_ID,
       {
@@ -102,7 +106,11 @@ function deployedResources(arm: FakeResourceManager): void {
 let appEvents: { TimeGenerated: string; Name: string }[] = [];
 
 /** What the doctor's two queries compute in Log Analytics, computed over the fake's rows. */
-function doctorQueries(query: string, rows: readonly AzureActivityRow[]): OtherQueryResult | undefined {
+function doctorQueries(
+  query: string,
+  rows: readonly AzureActivityRow[],
+  workspace: string,
+): OtherQueryResult | undefined {
   const since = Date.now() - DAY;
   if (query === ACTIVITY_HEALTH_QUERY) {
     const bySub = new Map<string, { n: number; newest: number }>();
@@ -123,7 +131,8 @@ function doctorQueries(query: string, rows: readonly AzureActivityRow[]): OtherQ
     };
   }
   if (query === LAST_RUN_QUERY) {
-    const runs = appEvents.filter((e) => e.Name === 'UnusualCityRun' && Date.parse(e.TimeGenerated) > since);
+    const events = workspace === TELEMETRY_WS_GUID ? appEvents : [];
+    const runs = events.filter((e) => e.Name === 'UnusualCityRun' && Date.parse(e.TimeGenerated) > since);
     const last = Math.max(...runs.map((e) => Date.parse(e.TimeGenerated)));
     return {
       columns: [
@@ -286,6 +295,8 @@ describe('unusual-city doctor against the local fakes', () => {
       `✓ data collection rule: exists, ${DCR_IMMUTABLE_ID}, writes Custom-${columns.table}`,
     );
     expect(stdout).toContain('✓ Sentinel analytics rule: "Unusual city" exists and is enabled');
+    // The run events are read in Application Insights' own workspace, found through ARM.
+    expect(stdout).toContain(`(1 in the last day, workspace ${TELEMETRY_WS_GUID})`);
     // The real protocol: the principal filter, OData-quoted, at each resource; the API versions doctor uses.
     expect(arm.requests).toContain(
       `${DCR_ID}/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01&%24filter=principalId+eq+%27${PRINCIPAL}%27`,
@@ -441,6 +452,12 @@ describe('unusual-city doctor against the local fakes', () => {
         (w) => ({ ...w.env, UC_IDENTITY_PRINCIPAL_ID: '', UC_DCR_RESOURCE_ID: '' }),
         ["the detector identity's roles", 'data collection rule'],
         /azd env get-value UC_(IDENTITY_PRINCIPAL_ID|DCR_RESOURCE_ID)/,
+      ],
+      [
+        'telemetry workspace unreadable (403)',
+        (w) => (arm.fail(TELEMETRY_WS, 403), w.env),
+        ['last run in Application Insights'],
+        /UC_APPINSIGHTS_RESOURCE_ID, and that your identity may read it/,
       ],
       [
         'no Table Storage',

@@ -6,7 +6,8 @@ import { testCertificate } from './tls.js';
 
 /**
  * A local Azure Resource Manager over https, for what doctor reads: GET of a resource by id (data collection rules,
- * Log Analytics tables, Sentinel alert rules, each at the API version doctor uses) and the role-assignment list
+ * Log Analytics workspaces and tables, Application Insights components, Sentinel alert rules, each at the API
+ * version doctor uses) and the role-assignment list
  * `{scope}/providers/Microsoft.Authorization/roleAssignments?$filter=principalId eq '…'` with ARM's semantics (the
  * principal's assignments at, above and below the scope; 404 under a scope that does not exist), paged with
  * nextLink. Tokens must be the fake identity's for the endpoint's audience. Errors have ARM's shape.
@@ -39,6 +40,8 @@ const API_VERSIONS: [RegExp, string][] = [
   [/\/providers\/Microsoft\.SecurityInsights\/alertRules\/[^/]+$/i, '2025-09-01'],
   [/\/providers\/Microsoft\.Insights\/dataCollectionRules\/[^/]+$/i, '2023-03-11'],
   [/\/providers\/Microsoft\.OperationalInsights\/workspaces\/[^/]+\/tables\/[^/]+$/i, '2022-10-01'],
+  [/\/providers\/Microsoft\.OperationalInsights\/workspaces\/[^/]+$/i, '2022-10-01'],
+  [/\/providers\/Microsoft\.Insights\/components\/[^/]+$/i, '2020-02-02'],
 ];
 const PAGE = 2;
 
