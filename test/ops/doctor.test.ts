@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import columns from '../../shared/alerts/columns.json' with { type: 'json' };
 import { TableStorageStore } from '../../shared/baseline/tableStorage.js';
 import { runDoctorCommand } from '../../shared/cli/doctor.js';
+import { loadSettings } from '../../shared/config/settings.js';
 import { AlertOutbox } from '../../shared/delivery/outbox.js';
 import { BOOTSTRAP_PARTITION, BOOTSTRAP_ROW } from '../../shared/ops/bootstrap.js';
 import { CHECKPOINT_PARTITION, CHECKPOINT_ROW } from '../../shared/pipeline/state.js';
@@ -513,6 +514,25 @@ describe('unusual-city doctor against the local fakes', () => {
       expect(checks.find((c) => c.name === 'Table Storage')?.ok).toBe(true); // Azurite: a key, no token
     } finally {
       await world.store.close();
+    }
+  });
+
+  test('resource ids are refused at start-up unless they are ids of their type, safe in a URL path', () => {
+    expect(
+      loadSettings({ UC_DCR_RESOURCE_ID: DCR_ID, UC_ANALYTICS_RULE_ID: RULE_ID }).UC_DCR_RESOURCE_ID,
+    ).toBe(DCR_ID);
+    for (const [name, value] of [
+      ['UC_DCR_RESOURCE_ID', STORAGE_ID], // another type
+      ['UC_DCR_RESOURCE_ID', `${DCR_ID}?api-version=1`],
+      ['UC_DCR_RESOURCE_ID', `${RG}/providers/Microsoft.Insights/dataCollectionRules/..`],
+      ['UC_WORKSPACE_RESOURCE_ID', `${RG}/../../providers/Microsoft.OperationalInsights/workspaces/x`],
+      ['UC_ANALYTICS_RULE_ID', `${RULE_ID}/../x`],
+      ['UC_IDENTITY_PRINCIPAL_ID', "x' or principalId ne '"],
+      ['UC_ARM_ENDPOINT', 'http://management.azure.com'],
+    ]) {
+      expect(() => loadSettings({ [name!]: value! }), `${name}=${value}`).toThrow(
+        new RegExp(`${name}="${value!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"`),
+      );
     }
   });
 
