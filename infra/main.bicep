@@ -526,6 +526,15 @@ var wiredSettings = {
   UC_SERVICE_TAGS_BLOB: '${storage.outputs.geoIpContainerName}/ServiceTags.json'
   UC_SERVICE_TAGS_SUBSCRIPTION_ID: grantServiceTagsRead ? subscription().subscriptionId : ''
   UC_SERVICE_TAGS_LOCATION: location
+  // What doctor reads through Azure Resource Manager (the detector itself never does).
+  UC_ARM_ENDPOINT: environment().resourceManager
+  UC_IDENTITY_PRINCIPAL_ID: identity.outputs.principalId
+  UC_WORKSPACE_RESOURCE_ID: workspaceResourceId
+  UC_STORAGE_RESOURCE_ID: storage.outputs.resourceId
+  UC_DCR_RESOURCE_ID: dataCollectionRule.outputs.resourceId
+  UC_KEY_VAULT_RESOURCE_ID: keyVault.outputs.resourceId
+  UC_APPINSIGHTS_RESOURCE_ID: appInsights.outputs.resourceId
+  UC_ANALYTICS_RULE_ID: sentinel.outputs.analyticsRuleId
   // Local development only (Azurite); in Azure the code must use the endpoints above with the identity.
   UC_STORAGE_CONNECTION_STRING: ''
   // Key Vault references, resolved by the platform with the app's identity. Versionless, so a rotated secret is
@@ -662,6 +671,29 @@ output UC_SERVICE_TAGS_SUBSCRIPTION_ID string = wiredSettings.UC_SERVICE_TAGS_SU
 
 @description('UC_SERVICE_TAGS_LOCATION, as the app has it (the deployment\'s location).')
 output UC_SERVICE_TAGS_LOCATION string = wiredSettings.UC_SERVICE_TAGS_LOCATION
+@description('UC_ARM_ENDPOINT, as the app has it (wired from the deployed resources).')
+output UC_ARM_ENDPOINT string = wiredSettings.UC_ARM_ENDPOINT
+
+@description('UC_IDENTITY_PRINCIPAL_ID, as the app has it (wired from the deployed resources).')
+output UC_IDENTITY_PRINCIPAL_ID string = wiredSettings.UC_IDENTITY_PRINCIPAL_ID
+
+@description('UC_WORKSPACE_RESOURCE_ID, as the app has it (wired from the deployed resources).')
+output UC_WORKSPACE_RESOURCE_ID string = wiredSettings.UC_WORKSPACE_RESOURCE_ID
+
+@description('UC_STORAGE_RESOURCE_ID, as the app has it (wired from the deployed resources).')
+output UC_STORAGE_RESOURCE_ID string = wiredSettings.UC_STORAGE_RESOURCE_ID
+
+@description('UC_DCR_RESOURCE_ID, as the app has it (wired from the deployed resources).')
+output UC_DCR_RESOURCE_ID string = wiredSettings.UC_DCR_RESOURCE_ID
+
+@description('UC_KEY_VAULT_RESOURCE_ID, as the app has it (wired from the deployed resources).')
+output UC_KEY_VAULT_RESOURCE_ID string = wiredSettings.UC_KEY_VAULT_RESOURCE_ID
+
+@description('UC_APPINSIGHTS_RESOURCE_ID, as the app has it (wired from the deployed resources).')
+output UC_APPINSIGHTS_RESOURCE_ID string = wiredSettings.UC_APPINSIGHTS_RESOURCE_ID
+
+@description('UC_ANALYTICS_RULE_ID, as the app has it (wired from the deployed resources).')
+output UC_ANALYTICS_RULE_ID string = wiredSettings.UC_ANALYTICS_RULE_ID
 
 @description('UC_SCHEDULE, as the app has it (a parameter of this template).')
 output UC_SCHEDULE string = tunedSettings.UC_SCHEDULE

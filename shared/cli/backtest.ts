@@ -1,5 +1,6 @@
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { constants } from 'node:fs';
+import { access, mkdir, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { getHeapStatistics } from 'node:v8';
 
@@ -14,12 +15,12 @@ import { openAzureHistory } from '../ops/clients.js';
 import type { ReplayProgress } from '../pipeline/replay.js';
 import type { LogFn } from '../pipeline/tick.js';
 import type { EventSource } from '../pipeline/types.js';
-import { type CliIo, parseSets, processIo, UsageError } from './args.js';
+import { CliError, type CliIo, EXIT, parseSets, processIo, UsageError } from './args.js';
 
 export const BACKTEST_USAGE = `Usage:
   unusual-city backtest <file>... | --days N  [--labels labels.json] [--thresholds 30,40,50,60,70]
                         [--vary NAME=v1,v2,...]... [--set NAME=VALUE]... [--report report.html]
-                        [--json results.json] [--alerts DIR] [--top N] [--quiet]
+                        [--json results.json] [--alerts alerts.jsonl] [--alerts-dir DIR] [--top N] [--quiet]
 
   Replays the period ONCE with the production pipeline, recording every rare finding, then decides the
   alerts again for each threshold (the configured UC_ALERT_THRESHOLD is always included) and reports alerts
@@ -46,9 +47,18 @@ export const BACKTEST_USAGE = `Usage:
   --labels FILE       labelled attacks (the file evaluate and demo use) for detection numbers.
   --report FILE       a self-contained HTML report (charts, map, tables; opens offline).
   --json FILE         every number as JSON.
-  --alerts DIR        DIR/alerts-<threshold>.jsonl: the alerts at each threshold (current settings),
+  --alerts FILE       the alerts at UC_ALERT_THRESHOLD (current settings) in FILE, a .jsonl file: what
+                      replay --out writes and evaluate --alerts reads. (Given a folder or a name that does
+                      not end in .jsonl, --alerts means --alerts-dir, as it did before --alerts-dir existed.)
+  --alerts-dir DIR    DIR/alerts-<threshold>.jsonl: the alerts at each threshold (current settings),
                       line for line what replay --set UC_ALERT_THRESHOLD=<threshold> writes.
   --top N             noisy pairs listed per threshold (default 10).
+  --quiet             no progress lines; warnings (a stale GeoIP database, memory) are still printed.
+
+Examples:
+  unusual-city backtest export.jsonl.gz --labels labels.json --report report.html
+  unusual-city backtest export.jsonl.gz --alerts alerts.jsonl && unusual-city evaluate --labels labels.json --alerts alerts.jsonl
+  unusual-city backtest --days 30 --thresholds 40,50,60 --alerts-dir alerts/ --quiet
 `;
 
 const options = {
@@ -60,6 +70,7 @@ const options = {
   report: { type: 'string' },
   json: { type: 'string' },
   alerts: { type: 'string' },
+  'alerts-dir': { type: 'string' },
   top: { type: 'string' },
   quiet: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -160,7 +171,7 @@ async function fromLogAnalytics(
   const settings = variants[0]!.settings;
   const slotMs = historySlotMs(variants.map((v) => v.settings));
   const log: LogFn = (level, message) => {
-    if (level !== 'info' && !quiet) io.stderr(`${level}: ${message}\n`);
+    if (level !== 'info') io.stderr(`${level}: ${message}\n`); // --quiet hides progress, never a warning
   };
   const tls = io.tlsCa !== undefined ? { tlsCa: io.tlsCa } : {};
   const { source, geo } = openAzureHistory(settings, io.env, log, { ...tls, slotMs });
@@ -237,6 +248,39 @@ async function fromLogAnalytics(
   };
 }
 
+/**
+ * Where the alerts go: `--alerts FILE.jsonl` (the current threshold's, as replay writes and evaluate reads them)
+ * and `--alerts-dir DIR` (one file per threshold). `--alerts` given a folder, or a name not ending in .jsonl,
+ * keeps its first meaning (the folder), with a note.
+ */
+async function alertsTargets(
+  alerts: string | undefined,
+  dir: string | undefined,
+  inputs: readonly string[],
+  io: BacktestIo,
+): Promise<{ file?: string; dir?: string }> {
+  if (alerts === undefined) return dir !== undefined ? { dir } : {};
+  const isFolder = (await stat(alerts).catch(() => undefined))?.isDirectory() === true;
+  if (isFolder || !/\.jsonl$/i.test(alerts)) {
+    if (dir !== undefined)
+      throw new UsageError('give the folder once: --alerts-dir DIR (--alerts takes a .jsonl file)');
+    io.stderr(
+      `note: --alerts ${alerts} is a folder: the alerts of each threshold go to ${join(alerts, 'alerts-<threshold>.jsonl')} ` +
+        `(write --alerts-dir ${alerts}; --alerts FILE.jsonl writes the alerts at UC_ALERT_THRESHOLD)\n`,
+    );
+    return { dir: alerts };
+  }
+  if (inputs.some((i) => resolve(i) === resolve(alerts)))
+    throw new UsageError(`--alerts ${alerts} is an input file: the export would be overwritten`);
+  await access(dirname(resolve(alerts)), constants.W_OK).catch(() => {
+    throw new CliError(
+      `--alerts ${alerts}: cannot write there (missing folder or no permission)`,
+      EXIT.cantCreate,
+    );
+  });
+  return { file: alerts, ...(dir !== undefined ? { dir } : {}) };
+}
+
 /** `unusual-city backtest`: see BACKTEST_USAGE. */
 export async function runBacktestCommand(args: string[], io: BacktestIo): Promise<number> {
   const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
@@ -266,6 +310,7 @@ export async function runBacktestCommand(args: string[], io: BacktestIo): Promis
     if (!Number.isInteger(top) || top < 1 || top > 1000)
       throw new UsageError(`--top expects an integer from 1 to 1000, got ${JSON.stringify(values.top)}`);
   }
+  const targets = await alertsTargets(values.alerts, values['alerts-dir'], positionals, io);
   const labels = values.labels !== undefined ? await readLabels(values.labels) : undefined;
   const quiet = values.quiet === true;
   const input = days !== undefined ? await fromLogAnalytics(days, set, vary, io, quiet) : {};
@@ -281,9 +326,7 @@ export async function runBacktestCommand(args: string[], io: BacktestIo): Promis
     env: io.env,
     top,
     onProgress: progress(quiet, io),
-    warn: (m) => {
-      if (!quiet) io.stderr(`warning: ${m}\n`);
-    },
+    warn: (m) => io.stderr(`warning: ${m}\n`), // --quiet hides progress, never a warning (a stale GeoIP database)
   });
 
   const written: string[] = [];
@@ -302,13 +345,18 @@ export async function runBacktestCommand(args: string[], io: BacktestIo): Promis
     await writeFile(values.report, renderReport(results, currentAlerts, attackOf));
     written.push(`report: ${values.report}`);
   }
-  if (values.alerts !== undefined) {
-    await mkdir(values.alerts, { recursive: true });
-    for (const d of decisions) {
-      const path = join(values.alerts, `alerts-${d.threshold}.jsonl`);
-      await writeFile(path, d.alerts.map((a) => JSON.stringify(toRow(a.alert)) + '\n').join(''));
-    }
-    written.push(`alerts: ${join(values.alerts, 'alerts-<threshold>.jsonl')}`);
+  const rows = (alerts: readonly { alert: Alert }[]) =>
+    alerts.map((a) => JSON.stringify(toRow(a.alert)) + '\n').join('');
+  if (targets.file !== undefined) {
+    const index = results.variants[0]!.results.findIndex((r) => r.current);
+    await writeFile(targets.file, rows(decisions[Math.max(0, index)]?.alerts ?? []));
+    written.push(`alerts at UC_ALERT_THRESHOLD: ${targets.file}`);
+  }
+  if (targets.dir !== undefined) {
+    await mkdir(targets.dir, { recursive: true });
+    for (const d of decisions)
+      await writeFile(join(targets.dir, `alerts-${d.threshold}.jsonl`), rows(d.alerts));
+    written.push(`alerts: ${join(targets.dir, 'alerts-<threshold>.jsonl')}`);
   }
   io.stdout(formatBacktest(results));
   if (written.length > 0) io.stdout(`\nwrote ${written.join(', ')}\n`);

@@ -29,7 +29,8 @@ export const EVALUATE_HELP = `Usage: unusual-city evaluate <file>... --labels la
        unusual-city evaluate --labels labels.json --alerts alerts.jsonl
        unusual-city evaluate --suite [--seeds 1,2,3] [--days 28] [--set NAME=VALUE]... [--json] [--out DIR]
 
-Replays a labelled data set (or reads the alerts file of an earlier replay with --alerts FILE) and prints the
+Replays a labelled data set (or reads the alerts file of an earlier replay --out or backtest --alerts with
+--alerts FILE; --alerts always names a .jsonl file of alerts, as in backtest) and prints the
 attacks detected, false alerts per day and time to detect. labels.json:
 {"start","end","attacks":[{"id","caller","ips","start","end"}]} (demo --out writes one). With classes in the
 labels (\`class\` on attacks, a \`benign\` array), also the per-class table.

@@ -124,6 +124,28 @@ function isLoopback(host: string): boolean {
   return host === '127.0.0.1' || host === 'localhost' || host === '[::1]';
 }
 
+/** A name segment of a resource id: what Azure allows in group and resource names (no / ? # % space, not . or ..). */
+const ID_SEGMENT = String.raw`(?!\.{1,2}(?:/|$))[A-Za-z0-9._()-]{1,260}`;
+
+/**
+ * An ARM resource id of one type (`/subscriptions/<guid>/resourceGroups/<rg>/providers/<type>/<name>`; `<…>` in
+ * the type stands for a parent's name), or empty. Strict, so the id can be put in a URL path as it is.
+ */
+const resourceId = (type: string) => {
+  const typePattern = type
+    .split(/(<[a-z]+>)/)
+    .map((part) => (part.startsWith('<') ? ID_SEGMENT : part.replace(/\./g, '\\.')))
+    .join('');
+  const pattern = new RegExp(
+    String.raw`^$|^/subscriptions/[0-9a-f-]{36}/resourceGroups/${ID_SEGMENT}/providers/${typePattern}/${ID_SEGMENT}$`,
+    'i',
+  );
+  return text(
+    pattern,
+    `a resource id /subscriptions/<id>/resourceGroups/<group>/providers/${type}/<name>, or empty`,
+  );
+};
+
 const bool = z.string().transform((value, ctx) => {
   const v = value.trim().toLowerCase();
   if (v === 'true' || v === '1') return true;
@@ -286,7 +308,6 @@ const schema = z.object({
   ),
   UC_SERVICE_TAGS_LOCATION: text(/^[a-z0-9]{1,40}$/, 'an Azure location name such as westeurope'),
   UC_SERVICE_TAGS_REFRESH_SCHEDULE: ncrontab,
-  UC_ARM_ENDPOINT: optionalUrl('Azure Resource Manager (https)'),
   UC_GEOIP_REFRESH_SCHEDULE: ncrontab,
   UC_GEOIP_MAX_AGE_DAYS: number(1, 3650),
   UC_MAXMIND_ACCOUNT_ID: secret(/^$|^\d{1,12}$/, 'a MaxMind account id (digits), or empty'),
@@ -299,6 +320,19 @@ const schema = z.object({
   UC_DCR_IMMUTABLE_ID: text(
     /^$|^dcr-[0-9a-f]{32}$/i,
     'a DCR immutable id (dcr- followed by 32 hex digits), or empty',
+  ),
+  UC_ARM_ENDPOINT: optionalUrl('Azure Resource Manager'),
+  UC_IDENTITY_PRINCIPAL_ID: text(
+    /^$|^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
+    'a principal (object) id (GUID), or empty',
+  ),
+  UC_WORKSPACE_RESOURCE_ID: resourceId('Microsoft.OperationalInsights/workspaces'),
+  UC_STORAGE_RESOURCE_ID: resourceId('Microsoft.Storage/storageAccounts'),
+  UC_DCR_RESOURCE_ID: resourceId('Microsoft.Insights/dataCollectionRules'),
+  UC_KEY_VAULT_RESOURCE_ID: resourceId('Microsoft.KeyVault/vaults'),
+  UC_APPINSIGHTS_RESOURCE_ID: resourceId('Microsoft.Insights/components'),
+  UC_ANALYTICS_RULE_ID: resourceId(
+    'Microsoft.OperationalInsights/workspaces/<workspace>/providers/Microsoft.SecurityInsights/alertRules',
   ),
   UC_TELEMETRY_INCLUDE_IDENTITIES: bool,
   UC_ALLOW_RANGES: z.string().superRefine((text, ctx) => {

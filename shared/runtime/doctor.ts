@@ -12,22 +12,18 @@ import { AlertOutbox } from '../delivery/outbox.js';
 import { GeoDatabaseProvider } from '../geo/provider.js';
 import { readBootstrap } from '../ops/bootstrap.js';
 import { CHECKPOINT_PARTITION, CHECKPOINT_ROW } from '../pipeline/state.js';
+import { ArmReader, armScope } from './arm.js';
+import { type Check, why } from './check.js';
 import {
   blobServiceFromSettings,
   createCredential,
   openTableStore,
   requireRuntimeSettings,
 } from './clients.js';
+import { armChecks, telemetryWorkspaceId } from './doctorArm.js';
 import { sdkClientOptions } from './sources.js';
 
-export interface Check {
-  name: string;
-  ok: boolean;
-  /** What was found. */
-  detail: string;
-  /** What to do, for a failed check. */
-  fix?: string;
-}
+export type { Check } from './check.js';
 
 export interface DoctorOptions {
   env: Readonly<Record<string, string | undefined>>;
@@ -59,7 +55,6 @@ export const minutes = (ms: number): string =>
     : ms < 7_200_000
       ? `${Math.round(ms / 60_000)} min`
       : `${(ms / 3_600_000).toFixed(1)} h`;
-const why = (e: unknown): string => (e instanceof Error ? e.message.split('\n')[0]! : String(e));
 
 /** Every check, in order; a failed settings check stops there (nothing else can be reached without them). */
 export async function runDoctor(o: DoctorOptions): Promise<Check[]> {
@@ -84,19 +79,24 @@ export async function runDoctor(o: DoctorOptions): Promise<Check[]> {
   checks.push(await activityCheck(settings, logs, now()));
   checks.push(...(await stateChecks(settings, credential, now())));
   checks.push(await geoCheck(settings, o));
-  checks.push(await lastRunCheck(settings, logs, now()));
+  const arm =
+    settings.UC_ARM_ENDPOINT !== '' ? new ArmReader(settings.UC_ARM_ENDPOINT, credential, o) : undefined;
+  checks.push(...(await resourceManagerChecks(settings, arm)));
+  checks.push(await lastRunCheck(settings, logs, now(), arm));
   return checks;
 }
 
 async function tokenChecks(s: Settings, credential: TokenCredential): Promise<Check[]> {
-  const services = Object.keys(TOKEN_SCOPES).filter(
-    (k) => k !== 'Table Storage' || s.UC_TABLE_ENDPOINT !== '',
-  );
+  const scopes: Record<string, string> = {
+    ...TOKEN_SCOPES,
+    ...(s.UC_ARM_ENDPOINT !== '' ? { 'Azure Resource Manager': armScope(s.UC_ARM_ENDPOINT) } : {}),
+  };
+  const services = Object.keys(scopes).filter((k) => k !== 'Table Storage' || s.UC_TABLE_ENDPOINT !== '');
   return Promise.all(
     services.map(async (service): Promise<Check> => {
       const name = `token for ${service}`;
       try {
-        const token = await credential.getToken(TOKEN_SCOPES[service]!);
+        const token = await credential.getToken(scopes[service]!);
         if (token === null) throw new Error('no token');
         return { name, ok: true, detail: `expires ${new Date(token.expiresOnTimestamp).toISOString()}` };
       } catch (e) {
@@ -256,19 +256,58 @@ function geoProvider(s: Settings, o: DoctorOptions): GeoDatabaseProvider {
   return GeoDatabaseProvider.fromSettings(s, { blobService, log: () => undefined });
 }
 
-async function lastRunCheck(s: Settings, logs: LogsQueryClient, nowMs: number): Promise<Check> {
+/** The checks read through Azure Resource Manager (shared/runtime/doctorArm.ts). */
+async function resourceManagerChecks(s: Settings, arm: ArmReader | undefined): Promise<Check[]> {
+  if (arm === undefined)
+    return [
+      {
+        name: 'Azure Resource Manager',
+        ok: false,
+        detail:
+          'UC_ARM_ENDPOINT is empty: roles, the alerts table, the DCR and the analytics rule not checked',
+        fix: 'set UC_ARM_ENDPOINT (https://management.azure.com in the public cloud)',
+      },
+    ];
+  return armChecks(s, arm);
+}
+
+/**
+ * The last UnusualCityRun, in the workspace Application Insights writes to (found through ARM from
+ * UC_APPINSIGHTS_RESOURCE_ID); without that setting or ARM, in UC_WORKSPACE_ID.
+ */
+async function lastRunCheck(
+  s: Settings,
+  logs: LogsQueryClient,
+  nowMs: number,
+  arm: ArmReader | undefined,
+): Promise<Check> {
   const name = 'last run in Application Insights';
   const fix =
     'check APPLICATIONINSIGHTS_CONNECTION_STRING on the Function App and that the timer runs (its log stream)';
+  let workspace = s.UC_WORKSPACE_ID;
+  if (arm !== undefined && s.UC_APPINSIGHTS_RESOURCE_ID !== '') {
+    try {
+      workspace = await telemetryWorkspaceId(s, arm);
+    } catch (e) {
+      const readFix =
+        'check UC_APPINSIGHTS_RESOURCE_ID, and that your identity may read it and its workspace (Reader or Monitoring Reader)';
+      return { name, ok: false, detail: `telemetry workspace not found: ${why(e)}`, fix: readFix };
+    }
+  }
   try {
-    const r = await logs.queryWorkspace(s.UC_WORKSPACE_ID, LAST_RUN_QUERY, { duration: 'P1D' });
+    const r = await logs.queryWorkspace(workspace, LAST_RUN_QUERY, { duration: 'P1D' });
     if (r.status !== LogsQueryResultStatus.Success) throw new Error(r.partialError.message);
     const row = r.tables[0]?.rows[0];
     const runs = Number(row?.[0] ?? 0);
     if (row === undefined || runs === 0)
-      return { name, ok: false, detail: 'no UnusualCityRun event in the last day', fix };
+      return {
+        name,
+        ok: false,
+        detail: `no UnusualCityRun event in the last day (workspace ${workspace})`,
+        fix,
+      };
     const ageMs = nowMs - new Date(row[1] as string | Date).getTime();
-    const detail = `last UnusualCityRun ${minutes(ageMs)} ago (${runs} in the last day)`;
+    const detail = `last UnusualCityRun ${minutes(ageMs)} ago (${runs} in the last day, workspace ${workspace})`;
     return ageMs <= 3 * s.UC_TICK_INTERVAL ? { name, ok: true, detail } : { name, ok: false, detail, fix };
   } catch (e) {
     return { name, ok: false, detail: why(e), fix };

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 import { writeJsonLines } from '../../shared/activity/formats.js';
+import { labelsToJson } from '../../shared/demo/evaluate.js';
 import { DEMO_START, generateTenant } from '../../shared/demo/tenant.js';
 import { type CliResult, killRunningClis, spawnCli } from '../support/builtCli.js';
 
@@ -226,6 +227,63 @@ describe.concurrent('unusual-city as a new user meets it (compiled CLI)', () => 
     expect(r.stderr).not.toContain('alerts file:');
     expect(existsSync(out)).toBe(false);
     expect(r.stderr).toMatch(/^warning: Using the embedded GeoLite2-City database/m);
+  }, 300_000);
+
+  test('backtest --alerts FILE writes the alerts evaluate --alerts reads; --alerts DIR (the old form) and --alerts-dir one file per threshold; --quiet keeps the GeoIP warning', async () => {
+    const dir = path.join(tmp, 'backtest-alerts');
+    await mkdir(dir);
+    const file = path.join(dir, 'alerts.jsonl');
+    const [both, old] = await Promise.all([
+      run([
+        ...['backtest', input, '--thresholds', '40,50', '--quiet'],
+        ...['--alerts', file, '--alerts-dir', path.join(dir, 'per')],
+      ]),
+      run(['backtest', input, '--thresholds', '50', '--alerts', path.join(dir, 'old'), '--quiet']),
+    ]);
+    for (const r of [old, both]) {
+      expect(r.code, r.stderr).toBe(0);
+      // Before: --quiet dropped every warning of the backtest, the stale (embedded 2019) GeoIP database's too.
+      expect(r.stderr).toMatch(/^warning: Using the embedded GeoLite2-City database .* days old/m);
+    }
+    const current = await readFile(file, 'utf8'); // UC_ALERT_THRESHOLD's (50) alerts, one row a line
+    expect(current.split('\n').filter((l) => l !== '').length).toBeGreaterThan(0);
+    expect(await readFile(path.join(dir, 'per', 'alerts-50.jsonl'), 'utf8')).toBe(current);
+    expect(existsSync(path.join(dir, 'per', 'alerts-40.jsonl'))).toBe(true);
+    expect(await readFile(path.join(dir, 'old', 'alerts-50.jsonl'), 'utf8')).toBe(current);
+    expect(old.stderr).toContain(`note: --alerts ${path.join(dir, 'old')} is a folder`);
+    expect(both.stdout).toContain(`alerts at UC_ALERT_THRESHOLD: ${file}`);
+
+    const labels = path.join(dir, 'labels.json');
+    await writeFile(labels, JSON.stringify(labelsToJson(generateTenant(14).labels)));
+    const evaluated = await run(['evaluate', '--labels', labels, '--alerts', file]);
+    expect(evaluated.code, evaluated.stderr).toBe(0);
+    expect(evaluated.stdout).toMatch(
+      new RegExp(`alerts in all: +${current.split('\n').filter((l) => l !== '').length}\n`),
+    );
+  }, 300_000);
+
+  test("replay prints what the docs say (alerts in --out, the summary on stderr, no table on stdout); baseline show lists the operations and decays to the state's checkpoint", async () => {
+    const docs = await readFile(new URL('../../docs/operations.md', import.meta.url), 'utf8');
+    expect(docs).toContain('writes alerts as\nJSON Lines');
+    expect(docs).toContain('a summary goes to stderr');
+    const state = path.join(tmp, 'show-state');
+    const out = path.join(tmp, 'show.jsonl');
+    const replayed = await run(['replay', input, '--out', out, '--state', state, '--quiet']);
+    expect(replayed.code, replayed.stderr).toBe(0);
+    expect(replayed.stdout).toBe('');
+    expect(replayed.stderr).toMatch(/^alerts file: +.*show\.jsonl \(\d+ new, \d+ in all\)$/m);
+
+    const listed = await run(['baseline', 'show', '--state', state]);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout).toMatch(/^operation\s+active hours\s+last seen\n/);
+    const operation = /^(microsoft\.\S+)/im.exec(listed.stdout)?.[1];
+    expect(operation, listed.stdout).toBeDefined();
+    const shown = await run(['baseline', 'show', operation!, '--json', '--state', state]);
+    expect(shown.code, shown.stderr).toBe(0);
+    // The data ends 14 days after DEMO_START (September 2026): hours are decayed to then, not to today.
+    const asOf = Date.parse((JSON.parse(shown.stdout) as { asOf: string }).asOf);
+    expect(asOf).toBeGreaterThan(DEMO_START + 13 * DAY_MS);
+    expect(asOf).toBeLessThanOrEqual(DEMO_START + 15 * DAY_MS);
   }, 300_000);
 
   test('Ctrl-C during a --state replay says how to resume, and resuming finishes the run', async () => {

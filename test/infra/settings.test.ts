@@ -59,6 +59,14 @@ const WIRED: Readonly<Record<string, string>> = {
   UC_SERVICE_TAGS_BLOB: "'${storage.outputs.geoIpContainerName}/ServiceTags.json'",
   UC_SERVICE_TAGS_SUBSCRIPTION_ID: "grantServiceTagsRead ? subscription().subscriptionId : ''",
   UC_SERVICE_TAGS_LOCATION: 'location',
+  UC_ARM_ENDPOINT: 'environment().resourceManager',
+  UC_IDENTITY_PRINCIPAL_ID: 'identity.outputs.principalId',
+  UC_WORKSPACE_RESOURCE_ID: 'workspaceResourceId',
+  UC_STORAGE_RESOURCE_ID: 'storage.outputs.resourceId',
+  UC_DCR_RESOURCE_ID: 'dataCollectionRule.outputs.resourceId',
+  UC_KEY_VAULT_RESOURCE_ID: 'keyVault.outputs.resourceId',
+  UC_APPINSIGHTS_RESOURCE_ID: 'appInsights.outputs.resourceId',
+  UC_ANALYTICS_RULE_ID: 'sentinel.outputs.analyticsRuleId',
   UC_STORAGE_CONNECTION_STRING: "''",
   UC_MAXMIND_ACCOUNT_ID:
     "'@Microsoft.KeyVault(SecretUri=${keyVault.outputs.uri}secrets/${maxMindAccountIdSecretName}/)'",
@@ -78,6 +86,12 @@ const OUTPUT_SOURCES: Readonly<Record<string, string>> = {
   'storage.outputs.shardQueueName': 'shardQueue.name',
   'storage.outputs.geoIpContainerName': 'geoIpContainer.name',
   'keyVault.outputs.uri': 'vault.properties.vaultUri',
+  'identity.outputs.principalId': 'identity.properties.principalId',
+  'storage.outputs.resourceId': 'account.id',
+  'dataCollectionRule.outputs.resourceId': 'rule.id',
+  'keyVault.outputs.resourceId': 'vault.id',
+  'appInsights.outputs.resourceId': 'component.id',
+  'sentinel.outputs.analyticsRuleId': "deployAnalyticsRule ? analyticsRule.id : ''",
 };
 
 let main: Declarations;
@@ -231,6 +245,7 @@ describe('main.bicep app settings and the settings catalogue (shared/config/sett
   it("with every parameter at its default, the app settings pass the code's own validation", () => {
     // What Azure would give the app: the catalogue, the tuned defaults, the wiring with sample resource values
     // (Key Vault references already resolved by the platform, as the app sees them).
+    const RG = '/subscriptions/0f1e2d3c-4b5a-4697-8877-665544332211/resourceGroups/rg-unusual-city';
     const env: Record<string, string> = Object.fromEntries(catalogue.map((s) => [s.name, s.default]));
     for (const [name, expression] of objectProperties(variable(main, 'tunedSettings'))) {
       env[name] = tunedDefaultText(expression);
@@ -252,6 +267,14 @@ describe('main.bicep app settings and the settings catalogue (shared/config/sett
       UC_SERVICE_TAGS_SUBSCRIPTION_ID: '6f1d2c3b-4a59-4e68-9d7c-0b1a2c3d4e5f',
       UC_SERVICE_TAGS_LOCATION: 'westeurope',
       UC_STORAGE_CONNECTION_STRING: '',
+      UC_ARM_ENDPOINT: 'https://management.azure.com/',
+      UC_IDENTITY_PRINCIPAL_ID: '7d3c1a2b-4e5f-4a6b-8c7d-9e0f1a2b3c4d',
+      UC_WORKSPACE_RESOURCE_ID: `${RG}/providers/Microsoft.OperationalInsights/workspaces/log-uc-abc`,
+      UC_STORAGE_RESOURCE_ID: `${RG}/providers/Microsoft.Storage/storageAccounts/stucabc`,
+      UC_DCR_RESOURCE_ID: `${RG}/providers/Microsoft.Insights/dataCollectionRules/dcr-uc-abc`,
+      UC_KEY_VAULT_RESOURCE_ID: `${RG}/providers/Microsoft.KeyVault/vaults/kv-uc-abc`,
+      UC_APPINSIGHTS_RESOURCE_ID: `${RG}/providers/microsoft.insights/components/appi-uc-abc`,
+      UC_ANALYTICS_RULE_ID: `${RG}/providers/Microsoft.OperationalInsights/workspaces/log-uc-abc/providers/Microsoft.SecurityInsights/alertRules/3f2e1d0c-4b5a-4697-8877-665544332211`,
       UC_MAXMIND_ACCOUNT_ID: '123456',
       UC_MAXMIND_LICENSE_KEY: 'abcDEF_123456_ghi',
     });

@@ -366,9 +366,13 @@ export async function startFakeLogAnalytics(opts: {
   answer?: (header: QueryHeader) => unknown[][];
   /**
    * Other queries the fake knows (e.g. `unusual-city doctor`'s): the result table for the query text, computed
-   * over the fake's rows, or undefined for a query it does not know (answered 400 as before).
+   * over the fake's rows (and the workspace queried), or undefined for a query it does not know (answered 400).
    */
-  other?: (query: string, rows: readonly AzureActivityRow[]) => OtherQueryResult | undefined;
+  other?: (
+    query: string,
+    rows: readonly AzureActivityRow[],
+    workspace: string,
+  ) => OtherQueryResult | undefined;
 }): Promise<FakeLogAnalytics> {
   const { cert, key } = await testCertificate();
   const template = readFileSync(TEMPLATE_PATH, 'utf8');
@@ -443,7 +447,7 @@ export async function startFakeLogAnalytics(opts: {
         );
         return;
       }
-      const other = opts.other?.(record.query, state.rows);
+      const other = opts.other?.(record.query, state.rows, record.workspace);
       if (other !== undefined) {
         const columns = other.columns.map(([name, type]) => ({ name, type }));
         send(200, JSON.stringify({ tables: [{ name: 'PrimaryResult', columns, rows: other.rows }] }));
