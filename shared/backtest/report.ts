@@ -625,7 +625,7 @@ ${unlabelled}${unplaced}
 </section>
 <section id="noisy">
 <h2>Noisy (operation, place) pairs</h2>
-<p class="note">${labels ? 'Pairs ranked by false alerts (alerts not part of a labelled attack).' : 'Pairs ranked by alerts.'} "Silence with" is the one setting change that would stop the pair alerting at that threshold; "why" says what else it changes.</p>
+<p class="note">${labels ? 'Pairs ranked by false alerts (alerts not part of a labelled attack).' : 'Pairs ranked by alerts.'} "Silence with" is the narrowest change that would stop the pair alerting at that threshold: an allow rule for one caller in the city (or on their one network) when one caller raises its alerts, for the operation in the city when several do, a setting otherwise, and the whole city only when many callers of many operations alert from it; "why" says what else it changes.</p>
 ${pairs}
 </section>
 <section id="alerts">
