@@ -84,13 +84,14 @@ function pairsText(r: ThresholdResult): string {
     .split('\n')
     .map((l) => (l === '' ? l : `  ${l}`))
     .join('\n');
-  // Allow rules: the whole command line of each, to copy (the table has room for the rule only).
-  const commands = r.topPairs
-    .map((p, i) =>
-      p.silence?.rule !== undefined ? `  ${i + 1}. ${terminalSafe(p.silence.assignment)}\n` : '',
-    )
-    .join('');
-  return commands === '' ? table : `${table}  Allow rules, by row:\n${commands}`;
+  // Allow rules: the whole command line of each, once (the table has room for the rule only).
+  const rowsOf = new Map<string, number[]>();
+  r.topPairs.forEach((p, i) => {
+    if (p.silence?.rule !== undefined)
+      rowsOf.set(p.silence.assignment, [...(rowsOf.get(p.silence.assignment) ?? []), i + 1]);
+  });
+  const commands = [...rowsOf].map(([command, rows]) => `  ${rows.join(', ')}. ${terminalSafe(command)}\n`);
+  return commands.length === 0 ? table : `${table}  Allow rules, by row:\n${commands.join('')}`;
 }
 
 /** The "silence with" cell: NAME=VALUE of a setting, or `allow <kind> <value>` of an allow rule. */

@@ -119,7 +119,7 @@ export function allowRulesFor(
         'caller+city',
         [caller, cityKey],
         `${caller} alone raised the ${n(pair.length, 'alert')} of ${op} from ${place}: allowing that caller there keeps every other caller (an attacker too) from ${place} alerting.`,
-        `backtest: ${caller} works from ${place}`,
+        `backtest: ${caller} from ${place}`,
       ),
     );
   }

@@ -314,7 +314,7 @@ describe('the narrowest change that silences a noisy pair', () => {
       setting: 'baseline allow caller+city',
       value: 'ann@contoso.com g:2988507',
       rule: { kind: 'caller+city', value: 'ann@contoso.com g:2988507' },
-      assignment: `unusual-city baseline allow caller+city ann@contoso.com 2988507 --for 30d --by "$USER" --reason 'backtest: ann@contoso.com works from Paris, FR'`,
+      assignment: `unusual-city baseline allow caller+city ann@contoso.com 2988507 --for 30d --by "$USER" --reason 'backtest: ann@contoso.com from Paris, FR'`,
       at: { alerts: 1 },
     });
     expect(pair.silence!.why).toMatch(
@@ -428,7 +428,7 @@ describe('the narrowest change that silences a noisy pair', () => {
       evil.toLowerCase(),
       '2988507',
     ]);
-    expect(words.at(-1)).toBe(`backtest: ${evil.toLowerCase()} works from Paris, FR`);
+    expect(words.at(-1)).toBe(`backtest: ${evil.toLowerCase()} from Paris, FR`);
   });
 
   test('callers familiar with the city: UC_FAMILIAR_SCORE_CAP when no allow rule can name the pair', () => {
@@ -485,7 +485,7 @@ describe('the narrowest change that silences a noisy pair', () => {
     const known = resultAt(30, [finding({ caller: 'a', place: VPN, hour: 1, score: 40 })]);
     expect(known.topPairs[0]!.silence).toMatchObject({
       value: 'a e:CorpVPN',
-      assignment: `unusual-city baseline allow caller+city a e:CorpVPN --for 30d --by "$USER" --reason 'backtest: a works from CorpVPN'`,
+      assignment: `unusual-city baseline allow caller+city a e:CorpVPN --for 30d --by "$USER" --reason 'backtest: a from CorpVPN'`,
     });
   });
 
