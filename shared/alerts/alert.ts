@@ -64,6 +64,11 @@ function placeText(city: City): string {
   return [city.name, city.region, city.countryName || city.country].filter((p) => p !== '').join(', ');
 }
 
+/** The geoname id of a city place (key `g:<id>`); '' for an egress range or a country (`e:`, `c:` keys). */
+export function geonameIdOf(city: City): string {
+  return city.key.startsWith('g:') ? city.key.slice(2) : '';
+}
+
 /**
  * Builds the alert for one (caller, city) episode from its rare findings (at least one), within the alert budgets
  * (shared/alerts/fit.ts): a few KB whatever the findings.
@@ -140,5 +145,6 @@ export function buildAlert(findings: readonly RareFinding[], tickMs: number, def
     },
     DetectorVersion: defaults.detectorVersion,
     ParentAlertId: '',
+    SrcGeoCityId: geonameIdOf(city),
   });
 }

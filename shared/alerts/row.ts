@@ -53,4 +53,6 @@ export interface Alert {
   DetectorVersion: string;
   /** An update alert of an open episode: the AlertId of the episode's first alert. Empty for a first alert. */
   ParentAlertId: string;
+  /** MaxMind geoname id of the city (what allow rules take); empty for an egress range or a country-level place. */
+  SrcGeoCityId: string;
 }

@@ -77,13 +77,28 @@ function pairsText(r: ThresholdResult): string {
     fmt.score(p.maxScore),
     clip(terminalSafe(p.operation), 56),
     clip(terminalSafe(p.country !== '' ? `${p.city}, ${p.country}` : p.city), 28),
-    clip(terminalSafe(p.silence?.assignment ?? '(no single setting)'), 60),
+    clip(terminalSafe(silenceText(p)), 60),
   ]);
   const textCols = labels ? [3, 4, 5] : [2, 3, 4];
-  return textTable(header, rows, textCols)
+  const table = textTable(header, rows, textCols)
     .split('\n')
     .map((l) => (l === '' ? l : `  ${l}`))
     .join('\n');
+  // Allow rules: the whole command line of each, once (the table has room for the rule only).
+  const rowsOf = new Map<string, number[]>();
+  r.topPairs.forEach((p, i) => {
+    if (p.silence?.rule !== undefined)
+      rowsOf.set(p.silence.assignment, [...(rowsOf.get(p.silence.assignment) ?? []), i + 1]);
+  });
+  const commands = [...rowsOf].map(([command, rows]) => `  ${rows.join(', ')}. ${terminalSafe(command)}\n`);
+  return commands.length === 0 ? table : `${table}  Allow rules, by row:\n${commands.join('')}`;
+}
+
+/** The "silence with" cell: NAME=VALUE of a setting, or `allow <kind> <value>` of an allow rule. */
+function silenceText(p: ThresholdResult['topPairs'][number]): string {
+  if (p.silence === undefined) return '(no single setting)';
+  const r = p.silence.rule;
+  return r !== undefined ? `allow ${r.kind} ${r.value}` : p.silence.assignment;
 }
 
 function variantRows(v: VariantResult): string[][] {
@@ -120,7 +135,7 @@ export function formatBacktest(b: BacktestResults): string {
     );
   out.push(
     `Noisy (operation, place) pairs at UC_ALERT_THRESHOLD=${cur.threshold}` +
-      `${cur.evaluation !== undefined ? ' (false alerts only)' : ''}, with the one setting that would silence each:`,
+      `${cur.evaluation !== undefined ? ' (false alerts only)' : ''}, with the narrowest change that would silence each:`,
   );
   out.push(pairsText(cur));
   if (b.variants.length > 1) {

@@ -5,6 +5,7 @@ import type { Settings } from '../config/settings.js';
 import { evaluateAlerts, type Labels } from '../demo/evaluate.js';
 import { parseEgressRanges } from '../geo/egress.js';
 import type { DecidedAlert, ThresholdDecision } from './decide.js';
+import { allowRulesFor, PROPOSED_FOR, type ProposedRule } from './narrowest.js';
 import type { RecordedTick } from './record.js';
 import type {
   AlertCity,
@@ -88,156 +89,218 @@ interface Candidate {
   lost: number;
 }
 
-/**
- * The one setting change that silences a noisy (operation, city) at `threshold`, from the most specific to the
- * broadest: a score cap that already applies to it (egress range, familiar city), a shared egress point (many
- * callers, few IPs) as an egress range, a higher threshold (only if it loses no detected attack), an allowed
- * city. With labels, a change that would lose a detected attack is only proposed when nothing else silences
- * the pair, and `why` says what it costs.
- */
-function silenceFor(
-  threshold: number,
-  pair: readonly DecidedAlert[],
-  pairFindings: readonly RareFinding[],
-  decision: ThresholdDecision,
-  attackIdsByAlert: ReadonlyMap<string, string[]>,
-  detectedAtThreshold: readonly string[],
-  ctx: MetricsContext,
-): Silence | undefined {
-  const s = ctx.settings;
-  /** Labelled attacks detected at the threshold all of whose alerts the change would silence. */
-  const lostBy = (silenced: (a: DecidedAlert) => boolean): string[] => {
-    const counts = new Map<string, { silenced: number; all: number }>();
-    for (const a of decision.alerts) {
-      for (const id of attackIdsByAlert.get(a.alert.AlertId) ?? []) {
-        const c = counts.get(id) ?? { silenced: 0, all: 0 };
-        c.all += 1;
-        if (silenced(a)) c.silenced += 1;
-        counts.set(id, c);
-      }
-    }
-    return [...counts].filter(([, c]) => c.silenced === c.all).map(([id]) => id);
-  };
-  const costNote = (ids: readonly string[]) =>
-    ids.length > 0 ? ` Loses labelled attack(s) ${ids.join(', ')}.` : '';
-  const top = pair[0]!.top;
-  const city = top.observation.city;
-  const place = placeOf(top);
-  const atT = pairFindings.filter((f) => f.rarity.score >= threshold);
-  const candidates: Candidate[] = [];
-  const cap = below(threshold);
+/** What every candidate of one pair needs. */
+interface PairContext {
+  threshold: number;
+  pair: readonly DecidedAlert[];
+  /** The pair's alerts to silence: with labels the false ones, else all. */
+  noisy: readonly DecidedAlert[];
+  /** The pair's findings at or above the threshold. */
+  atT: readonly RareFinding[];
+  /** The pair's highest score at any threshold. */
+  maxAll: number;
+  /** Every finding at or above the threshold from the pair's city. */
+  cityFindings: readonly RareFinding[];
+  decision: ThresholdDecision;
+  attackIdsByAlert: ReadonlyMap<string, string[]>;
+  detectedAtThreshold: readonly string[];
+  ctx: MetricsContext;
+  /** The pair's place as people name it. */
+  place: string;
+}
 
-  if (city.egress !== undefined && cap !== undefined) {
-    const lost = lostBy((a) => a.top.observation.city.egress !== undefined);
-    candidates.push({
+const costNote = (ids: readonly string[]) =>
+  ids.length > 0 ? ` Loses labelled attack(s) ${ids.join(', ')}.` : '';
+
+/** Labelled attacks detected at the threshold all of whose alerts the change would silence. */
+function lostBy(p: PairContext, silenced: (a: DecidedAlert) => boolean): string[] {
+  const counts = new Map<string, { silenced: number; all: number }>();
+  for (const a of p.decision.alerts) {
+    for (const id of p.attackIdsByAlert.get(a.alert.AlertId) ?? []) {
+      const c = counts.get(id) ?? { silenced: 0, all: 0 };
+      c.all += 1;
+      if (silenced(a)) c.silenced += 1;
+      counts.set(id, c);
+    }
+  }
+  return [...counts].filter(([, c]) => c.silenced === c.all).map(([id]) => id);
+}
+
+/** What the whole tenant gets with a change: alerts, and with labels the attacks still detected. */
+function effectOf(p: PairContext, d: ThresholdDecision, label: string) {
+  const e = evaluate(
+    d.alerts.map((a) => a.alert),
+    p.ctx,
+  );
+  const still = new Set(e?.attacks.filter((a) => a.detected).map((a) => a.attack.id) ?? []);
+  const lost = e !== undefined ? p.detectedAtThreshold.filter((id) => !still.has(id)) : [];
+  const at: NonNullable<Silence['at']> = {
+    alerts: d.alerts.length,
+    alertsPerDay: d.alerts.length / p.ctx.period.days,
+  };
+  if (e !== undefined) {
+    at.detected = e.detected;
+    at.attacks = e.attacks.length;
+  }
+  const text =
+    `${label}: ${d.alerts.length} alert(s) in all (${at.alertsPerDay.toFixed(2)}/day)` +
+    (e !== undefined ? `, ${e.detected}/${e.attacks.length} attacks detected.` : '.');
+  return { at, lost, text };
+}
+
+/** Score caps that already apply to the pair: its egress range, or every caller's familiar city. */
+function capCandidates(p: PairContext): { egress?: Candidate; familiar?: Candidate } {
+  const s = p.ctx.settings;
+  const cap = below(p.threshold);
+  if (cap === undefined) return {};
+  const out: { egress?: Candidate; familiar?: Candidate } = {};
+  if (p.pair[0]!.top.observation.city.egress !== undefined) {
+    const lost = lostBy(p, (a) => a.top.observation.city.egress !== undefined);
+    out.egress = {
       lost: lost.length,
       silence: {
         setting: 'UC_EGRESS_SCORE_CAP',
         value: String(cap),
         assignment: `UC_EGRESS_SCORE_CAP=${cap}`,
-        why: `${place} is a listed egress range: its scores are capped at UC_EGRESS_SCORE_CAP (now ${s.UC_EGRESS_SCORE_CAP}); a cap below the threshold never alerts (every egress range).${costNote(lost)}`,
+        why: `${p.place} is a listed egress range: its scores are capped at UC_EGRESS_SCORE_CAP (now ${s.UC_EGRESS_SCORE_CAP}); a cap below the threshold never alerts (every egress range).${costNote(lost)}`,
       },
-    });
+    };
   }
-  if (cap !== undefined && atT.length > 0 && atT.every((f) => f.rarity.familiarToCaller)) {
-    const lost = lostBy((a) => a.top.rarity.familiarToCaller);
-    candidates.push({
+  if (p.atT.length > 0 && p.atT.every((f) => f.rarity.familiarToCaller)) {
+    const lost = lostBy(p, (a) => a.top.rarity.familiarToCaller);
+    out.familiar = {
       lost: lost.length,
       silence: {
         setting: 'UC_FAMILIAR_SCORE_CAP',
         value: String(cap),
         assignment: `UC_FAMILIAR_SCORE_CAP=${cap}`,
-        why: `every alerting caller has worked from ${place} on ${s.UC_ESTABLISH_DAYS}+ days: familiar cities are capped at UC_FAMILIAR_SCORE_CAP (now ${s.UC_FAMILIAR_SCORE_CAP}); below the threshold they never alert (for every caller).${costNote(lost)}`,
+        why: `every alerting caller has worked from ${p.place} on ${s.UC_ESTABLISH_DAYS}+ days: familiar cities are capped at UC_FAMILIAR_SCORE_CAP (now ${s.UC_FAMILIAR_SCORE_CAP}); below the threshold they never alert (for every caller).${costNote(lost)}`,
       },
-    });
-  }
-  const callers = new Set(atT.map((f) => f.activity.caller).filter((c) => c !== ''));
-  const ips = [...new Set(atT.flatMap((f) => f.activity.ips))].filter((ip) => isIP(ip) !== 0).sort();
-  if (
-    city.egress === undefined &&
-    callers.size >= SHARED_EGRESS_CALLERS &&
-    ips.length > 0 &&
-    ips.length <= SHARED_EGRESS_MAX_IPS &&
-    s.UC_EGRESS_SCORE_CAP < threshold
-  ) {
-    const label = `Egress-${place}`.replace(/[^A-Za-z0-9_.-]+/g, '-').slice(0, 64);
-    const entry = `${label}=${ips.map((ip) => `${ip}/${isIP(ip) === 6 ? 128 : 32}`).join(' ')}`;
-    const value = s.UC_EGRESS_RANGES.trim() === '' ? entry : `${s.UC_EGRESS_RANGES.trim()};${entry}`;
-    let valid = true;
-    try {
-      parseEgressRanges(value);
-    } catch {
-      valid = false;
-    }
-    if (valid) {
-      const listed = new Set(ips);
-      const lost = lostBy((a) => a.alert.SrcIpAddrs.every((ip) => listed.has(ip)));
-      candidates.push({
-        lost: lost.length,
-        silence: {
-          setting: 'UC_EGRESS_RANGES',
-          value,
-          assignment: `UC_EGRESS_RANGES=${value}`,
-          why: `${callers.size} callers from ${ips.length} IP(s) in ${place}: a shared egress point (VPN, proxy, CI). Listed, it is keyed as ${label} and capped at UC_EGRESS_SCORE_CAP=${s.UC_EGRESS_SCORE_CAP}, below the threshold. Widen the /32s to the real range.${costNote(lost)}`,
-        },
-      });
-    }
-  }
-  /** What the whole tenant gets with a change: alerts, and with labels the attacks still detected. */
-  const effectOf = (d: ThresholdDecision, label: string) => {
-    const e = evaluate(
-      d.alerts.map((a) => a.alert),
-      ctx,
-    );
-    const still = new Set(e?.attacks.filter((a) => a.detected).map((a) => a.attack.id) ?? []);
-    const lost = e !== undefined ? detectedAtThreshold.filter((id) => !still.has(id)) : [];
-    const at: NonNullable<Silence['at']> = {
-      alerts: d.alerts.length,
-      alertsPerDay: d.alerts.length / ctx.period.days,
     };
-    if (e !== undefined) {
-      at.detected = e.detected;
-      at.attacks = e.attacks.length;
-    }
-    const text =
-      `${label}: ${d.alerts.length} alert(s) in all (${at.alertsPerDay.toFixed(2)}/day)` +
-      (e !== undefined ? `, ${e.detected}/${e.attacks.length} attacks detected.` : '.');
-    return { at, lost, text };
+  }
+  return out;
+}
+
+/** A shared egress point (many callers, few IPs) listed as an egress range. */
+function sharedEgressCandidate(p: PairContext): Candidate | undefined {
+  const s = p.ctx.settings;
+  const callers = new Set(p.atT.map((f) => f.activity.caller).filter((c) => c !== ''));
+  const ips = [...new Set(p.atT.flatMap((f) => f.activity.ips))].filter((ip) => isIP(ip) !== 0).sort();
+  if (
+    p.pair[0]!.top.observation.city.egress !== undefined ||
+    callers.size < SHARED_EGRESS_CALLERS ||
+    ips.length === 0 ||
+    ips.length > SHARED_EGRESS_MAX_IPS ||
+    s.UC_EGRESS_SCORE_CAP >= p.threshold
+  )
+    return undefined;
+  const label = `Egress-${p.place}`.replace(/[^A-Za-z0-9_.-]+/g, '-').slice(0, 64);
+  const entry = `${label}=${ips.map((ip) => `${ip}/${isIP(ip) === 6 ? 128 : 32}`).join(' ')}`;
+  const value = s.UC_EGRESS_RANGES.trim() === '' ? entry : `${s.UC_EGRESS_RANGES.trim()};${entry}`;
+  try {
+    parseEgressRanges(value);
+  } catch {
+    return undefined;
+  }
+  const listed = new Set(ips);
+  const lost = lostBy(p, (a) => a.alert.SrcIpAddrs.every((ip) => listed.has(ip)));
+  return {
+    lost: lost.length,
+    silence: {
+      setting: 'UC_EGRESS_RANGES',
+      value,
+      assignment: `UC_EGRESS_RANGES=${value}`,
+      why: `${callers.size} callers from ${ips.length} IP(s) in ${p.place}: a shared egress point (VPN, proxy, CI). Listed, it is keyed as ${label} and capped at UC_EGRESS_SCORE_CAP=${s.UC_EGRESS_SCORE_CAP}, below the threshold. Widen the /32s to the real range.${costNote(lost)}`,
+    },
   };
-  const maxAll = Math.max(...pairFindings.map((f) => f.rarity.score));
-  if (maxAll < 100) {
-    const v = round1(maxAll + 0.1);
-    const { at, lost, text } = effectOf(ctx.decide(v), `At ${v}`);
-    candidates.push({
-      lost: lost.length,
-      silence: {
-        setting: 'UC_ALERT_THRESHOLD',
-        value: String(v),
-        assignment: `UC_ALERT_THRESHOLD=${v}`,
-        why: `its highest score is ${maxAll}: the smallest threshold above it silences it (and every weaker alert of any pair). ${text}${costNote(lost)}`,
-        at,
-      },
-    });
-  }
-  if (city.geonameId !== undefined && city.egress === undefined) {
-    const id = String(city.geonameId);
-    const current = s.UC_ALLOW_CITIES;
-    const value = current.includes(id) ? current.join(',') : [...current, id].join(',');
-    const { at, lost, text } = effectOf(
-      ctx.decideAllowing(threshold, (f) => f.observation.city.key === city.key),
-      'Allowed',
-    );
-    candidates.push({
-      lost: lost.length,
-      silence: {
-        setting: 'UC_ALLOW_CITIES',
-        value,
-        assignment: `UC_ALLOW_CITIES=${value}`,
-        why: `allow ${place} (geoname ${id}): no alert from it for any operation or caller; baselines still learn it. ${text}${costNote(lost)}`,
-        at,
-      },
-    });
-  }
+}
+
+/** The smallest threshold above the pair's highest score. */
+function thresholdCandidate(p: PairContext): Candidate | undefined {
+  if (p.maxAll >= 100) return undefined;
+  const v = round1(p.maxAll + 0.1);
+  const { at, lost, text } = effectOf(p, p.ctx.decide(v), `At ${v}`);
+  return {
+    lost: lost.length,
+    silence: {
+      setting: 'UC_ALERT_THRESHOLD',
+      value: String(v),
+      assignment: `UC_ALERT_THRESHOLD=${v}`,
+      why: `its highest score is ${p.maxAll}: the smallest threshold above it silences it (and every weaker alert of any pair). ${text}${costNote(lost)}`,
+      at,
+    },
+  };
+}
+
+/** The whole city allowed (UC_ALLOW_CITIES): only proposed when many callers of many operations alert from it. */
+function cityCandidate(p: PairContext): Candidate | undefined {
+  const city = p.pair[0]!.top.observation.city;
+  if (city.geonameId === undefined || city.egress !== undefined) return undefined;
+  const id = String(city.geonameId);
+  const current = p.ctx.settings.UC_ALLOW_CITIES;
+  const value = current.includes(id) ? current.join(',') : [...current, id].join(',');
+  const { at, lost, text } = effectOf(
+    p,
+    p.ctx.decideAllowing(p.threshold, (f) => f.observation.city.key === city.key),
+    'Allowed',
+  );
+  return {
+    lost: lost.length,
+    silence: {
+      setting: 'UC_ALLOW_CITIES',
+      value,
+      assignment: `UC_ALLOW_CITIES=${value}`,
+      why: `${new Set(p.cityFindings.map((f) => f.activity.caller)).size} callers of ${new Set(p.cityFindings.map((f) => f.observation.operationKey)).size} operations alert from ${p.place}: allow the whole city (geoname ${id}; or \`baseline allow city ${id} --for ${PROPOSED_FOR}\`), no alert from it for any operation or caller; baselines still learn it. ${text}${costNote(lost)}`,
+      at,
+    },
+  };
+}
+
+/**
+ * An allow-table rule, when it does silence the pair's noisy callers there (decided again with it, matched by the
+ * allow table's code).
+ */
+function ruleCandidate(p: PairContext, r: ProposedRule): Candidate | undefined {
+  const d = p.ctx.decideAllowing(p.threshold, r.allows);
+  const key = pairKey(p.pair[0]!.top);
+  const callers = new Set(p.noisy.map((a) => a.alert.Caller));
+  if (d.alerts.some((a) => pairKey(a.top) === key && callers.has(a.alert.Caller))) return undefined;
+  const { at, lost, text } = effectOf(p, d, 'Allowed');
+  return {
+    lost: lost.length,
+    silence: {
+      setting: `baseline allow ${r.kind}`,
+      value: r.value,
+      assignment: r.command,
+      why: `${r.scope} ${text}${costNote(lost)}`,
+      at,
+      rule: { kind: r.kind, value: r.value },
+    },
+  };
+}
+
+/**
+ * The narrowest change that silences a noisy (operation, city) at `threshold`. By the shape of its alerts: one
+ * caller → an allow rule for that caller in that city (or on their one network, when their alerts span cities
+ * through it); several callers of the operation → a shared egress range when they come from a few IPs, else the
+ * operation in that city; then score caps that already apply (egress range, familiar city) and a higher threshold;
+ * the whole city only when many callers of many operations alert from it (then first, after a shared egress
+ * range). With labels, a change that would lose a detected attack is only proposed when nothing else silences
+ * the pair, and `why` says what it costs.
+ */
+function silenceFor(p: PairContext): Silence | undefined {
+  const { rules, cityWide } = allowRulesFor(p.noisy, p.decision, p.cityFindings);
+  const ruled = (kinds: readonly string[]) =>
+    rules.filter((r) => kinds.includes(r.kind)).map((r) => ruleCandidate(p, r));
+  const byCaller = ruled(['caller+network', 'caller+city']);
+  const byOperation = ruled(['operation+city']);
+  const caps = capCandidates(p);
+  const shared = sharedEgressCandidate(p);
+  const rest = [caps.egress, caps.familiar, thresholdCandidate(p)];
+  const ordered = cityWide
+    ? [shared, cityCandidate(p), ...byCaller, ...byOperation, ...rest]
+    : [...byCaller, shared, ...byOperation, ...rest];
+  const candidates = ordered.filter((c): c is Candidate => c !== undefined);
   if (candidates.length === 0) return undefined;
   const best = Math.min(...candidates.map((c) => c.lost));
   return candidates.find((c) => c.lost === best)!.silence;
@@ -276,8 +339,13 @@ export function thresholdResult(
     pairs.set(k, [...(pairs.get(k) ?? []), a]);
   }
   const findingsByPair = new Map<string, RareFinding[]>();
+  const findingsByCity = new Map<string, RareFinding[]>(
+    decision.alerts.map((a) => [a.top.observation.city.key, []]),
+  );
   for (const t of ctx.ticks) {
     for (const f of t.findings) {
+      const byCity = findingsByCity.get(f.observation.city.key);
+      if (byCity !== undefined && f.rarity.score >= decision.threshold) byCity.push(f);
       const k = pairKey(f);
       if (!pairs.has(k)) continue;
       const list = findingsByPair.get(k);
@@ -312,15 +380,20 @@ export function thresholdResult(
       maxScore: max,
     };
     if (ctx.labels !== undefined) p.falseAlerts = list.filter((a) => isFalse(a.alert)).length;
-    const silence = silenceFor(
-      decision.threshold,
-      list,
-      findingsByPair.get(key) ?? [],
+    const findings = findingsByPair.get(key) ?? [];
+    const silence = silenceFor({
+      threshold: decision.threshold,
+      pair: list,
+      noisy: list.filter((a) => ctx.labels === undefined || isFalse(a.alert)),
+      atT: findings.filter((x) => x.rarity.score >= decision.threshold),
+      maxAll: Math.max(...findings.map((x) => x.rarity.score)),
+      cityFindings: findingsByCity.get(f.observation.city.key) ?? [],
       decision,
       attackIdsByAlert,
-      ev?.attacks.filter((a) => a.detected).map((a) => a.attack.id) ?? [],
+      detectedAtThreshold: ev?.attacks.filter((a) => a.detected).map((a) => a.attack.id) ?? [],
       ctx,
-    );
+      place: placeOf(f),
+    });
     if (silence !== undefined) p.silence = silence;
     return p;
   });

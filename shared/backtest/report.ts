@@ -527,8 +527,8 @@ table{border-collapse:collapse;margin:8px 0;font-size:13px}th,td{border:1px soli
 th{background:#f6f8fa}td[data-k]{font-variant-numeric:tabular-nums}tr.current td{background:#fff8c5;font-weight:600}
 #summary-table td:not(:first-child),#variants-table td:nth-child(n+3){text-align:right}
 code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;background:#f6f8fa;padding:1px 4px;border-radius:4px;overflow-wrap:anywhere}
-.why{min-width:260px;max-width:420px;color:#424a53}.false{color:#cf222e}.caller{overflow-wrap:anywhere}
-.pairs td[data-k=silence]{min-width:15em}.pairs td[data-k=callers]{min-width:11em}.pairs td[data-k=operation]{min-width:14em;max-width:26em}
+.why{min-width:260px;max-width:420px;color:#424a53;overflow-wrap:anywhere}.false{color:#cf222e}.caller{overflow-wrap:anywhere}
+.pairs td[data-k=silence]{min-width:15em;max-width:15em}.pairs td[data-k=callers]{min-width:11em}.pairs td[data-k=operation]{min-width:14em;max-width:26em}
 .chart{display:block;max-width:100%;height:auto;border:1px solid #d0d7de;border-radius:6px;background:#fff}
 .grid{stroke:#d8dee4;stroke-width:1;fill:none}.axis{stroke:#57606a;stroke-width:1}.meridian{stroke:#8c959f;stroke-width:1.2;fill:none}
 .tick{font-size:11px;fill:#57606a}.label{font-size:12px;fill:#424a53}.legend{font-size:12px;fill:#24292f}
@@ -625,7 +625,7 @@ ${unlabelled}${unplaced}
 </section>
 <section id="noisy">
 <h2>Noisy (operation, place) pairs</h2>
-<p class="note">${labels ? 'Pairs ranked by false alerts (alerts not part of a labelled attack).' : 'Pairs ranked by alerts.'} "Silence with" is the one setting change that would stop the pair alerting at that threshold; "why" says what else it changes.</p>
+<p class="note">${labels ? 'Pairs ranked by false alerts (alerts not part of a labelled attack).' : 'Pairs ranked by alerts.'} "Silence with" is the narrowest change that would stop the pair alerting at that threshold: an allow rule for one caller in the city (or on their one network) when one caller raises its alerts, for the operation in the city when several do, a setting otherwise, and the whole city only when many callers of many operations alert from it; "why" says what else it changes.</p>
 ${pairs}
 </section>
 <section id="alerts">

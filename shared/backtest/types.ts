@@ -144,18 +144,25 @@ export interface NoisyPair {
   silence?: Silence;
 }
 
-/** The one setting change that would silence a pair, why, and what it costs. */
+/** The one change (a setting, or an allow rule) that would silence a pair, why, and what it costs. */
 export interface Silence {
+  /** The setting, or `baseline allow <kind>` for an allow rule. */
   setting: string;
+  /** The setting's new value, or the rule's canonical value (`ann@contoso.com g:2988507`). */
   value: string;
-  /** NAME=VALUE, ready for --set, app settings or settingsOverrides. */
+  /**
+   * NAME=VALUE, ready for --set, app settings or settingsOverrides; for an allow rule, the command line that adds
+   * it (`unusual-city baseline allow caller+city ann@contoso.com 2988507 --for 30d --by … --reason …`).
+   */
   assignment: string;
   why: string;
   /**
-   * For a new UC_ALERT_THRESHOLD or an allowed city: what the whole tenant gets after the change (computed by
+   * For a new UC_ALERT_THRESHOLD, an allowed city or an allow rule: what the whole tenant gets after the change (computed by
    * deciding the recorded findings again, not estimated).
    */
   at?: { alerts: number; alertsPerDay: number; detected?: number; attacks?: number };
+  /** For an allow rule (shared/ops/allowlist.ts): its kind and canonical value. */
+  rule?: { kind: string; value: string };
 }
 
 export interface AlertCity {

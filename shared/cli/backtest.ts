@@ -25,7 +25,9 @@ export const BACKTEST_USAGE = `Usage:
   Replays the period ONCE with the production pipeline, recording every rare finding, then decides the
   alerts again for each threshold (the configured UC_ALERT_THRESHOLD is always included) and reports alerts
   per day, distinct callers, operations and places alerted, the noisiest (operation, place) pairs with the
-  one setting that would silence each, and with --labels detected attacks and false alerts per day.
+  narrowest change that would silence each (an allow rule for one caller or one operation in the city, a
+  setting, the whole city only when many callers of many operations alert from it), and with --labels
+  detected attacks and false alerts per day.
 
   <file>...           exported Activity Logs (the formats replay reads).
   --days N            instead of files: the last N days (1-730) of AzureActivity in the Log Analytics

@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 
 import type { BaselineStore } from '../baseline/store.js';
+import { formatDuration, parseDuration } from '../config/duration.js';
 import { loadSettings } from '../config/settings.js';
 import { displaySafe } from '../display.js';
 import {
@@ -15,17 +16,21 @@ import {
   AllowValueError,
   describeRule,
   parseAllowValue,
+  parseCityKey,
   readAllowTable,
   removeAllowRule,
 } from '../ops/allowlist.js';
 import { checkWhoAndWhy, readAudit } from '../ops/audit.js';
 import {
   checkpointOf,
+  CityNameError,
   forgetCity,
   ForgetError,
   formatOperation,
   formatOperations,
+  knownCities,
   listOperations,
+  resolveCityName,
   showOperation,
 } from '../ops/baseline.js';
 import { openStateStore } from '../ops/clients.js';
@@ -38,11 +43,18 @@ export const BASELINE_USAGE = `  unusual-city baseline show [<operation>] [--jso
       Removes the (operation, city) so the city is new again (e.g. after a confirmed compromise); <city> is a
       geoname id, a city key (g:<id>, c:<CC>, e:<label>) or a name; --caller also forgets it from that caller's
       history, --tenant from the tenant's city counts.
-  unusual-city baseline allow <kind> <value>... --by WHO --reason TEXT
+  unusual-city baseline allow <kind> <value>... --by WHO --reason TEXT [--for 30d | --expires DATE]
   unusual-city baseline disallow <kind> <value>... --by WHO --reason TEXT
-      Adds / removes an allow rule (kinds: range <cidr>, city <geoname id|key>, caller <upn|id>,
-      operation <name>, operation+city <operation> <city>); honoured from the next run.
-  unusual-city baseline allows [--json]       allow rules from settings and from the allow table
+      Adds / removes an allow rule; honoured from the next run. Kinds, narrowest first:
+        caller+city <caller> <city>        one caller from one city (a commuter, a trip)
+        caller+network <caller> AS<n>      one caller through one network (their VPN, their carrier)
+        operation+city <operation> <city>  one operation from one city, whoever calls it
+        caller <upn|id>, operation <name>, city <city>, range <cidr>
+      <city> is a geoname id (2988507), a city key (g:<id>, c:<CC>, e:<label>) or a name the tenant's
+      baseline knows (Paris; Paris, FR when several cities share it). --for (e.g. 12h, 30d) or --expires
+      (2027-01-31, 00:00 UTC; or an ISO time with Z or an offset) ends the rule: later hours alert again.
+  unusual-city baseline allows [--json]       allow rules from settings and from the allow table (expired
+      rules marked)
   unusual-city baseline audit [--json] [--limit N]   who changed what, when and why
       All take [--state DIR] (local state) or Azure settings (UC_TABLE_ENDPOINT / UC_STORAGE_CONNECTION_STRING)
       and [--set NAME=VALUE]...
@@ -55,6 +67,8 @@ const options = {
   json: { type: 'boolean' },
   by: { type: 'string' },
   reason: { type: 'string' },
+  for: { type: 'string' },
+  expires: { type: 'string' },
   caller: { type: 'string', multiple: true },
   tenant: { type: 'boolean' },
   limit: { type: 'string' },
@@ -64,6 +78,70 @@ const options = {
 } as const;
 
 const iso = (ms: number | undefined): string => (ms ? new Date(ms).toISOString() : '');
+
+/** Where a kind's city is among its values. */
+const CITY_AT: Readonly<Record<string, number>> = { city: 0, 'caller+city': 1, 'operation+city': 1 };
+
+/** An allow rule as the command line gives it; a city given by name is looked up in the store later. */
+interface RequestedRule {
+  kind: AllowRule['kind'];
+  /** The values, the city (if any) last and whole (`New York` may come as two words). */
+  values: string[];
+  /** The city's name, when it is not a geoname id or a key. */
+  cityName?: string;
+}
+
+/** Checks the kind and values before any store is opened (a city name stands in as a valid key). */
+function requestRule(sub: string, kindText: string, given: readonly string[]): RequestedRule {
+  const at = CITY_AT[kindText];
+  let values = [...given];
+  let cityName: string | undefined;
+  if (at !== undefined && given.length > at) {
+    const city = given.slice(at).join(' ');
+    values = [...given.slice(0, at), city];
+    if (parseCityKey(city) === undefined) cityName = city;
+  }
+  try {
+    const checked = parseAllowValue(
+      kindText,
+      cityName === undefined ? values : [...values.slice(0, -1), 'g:0'],
+    );
+    return { kind: checked.kind, values, ...(cityName !== undefined ? { cityName } : {}) };
+  } catch (error) {
+    if (error instanceof AllowValueError) throw new UsageError(`baseline ${sub}: ${error.message}`);
+    throw error;
+  }
+}
+
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,3})?)?(?:Z|[+-]\d{2}:\d{2}))?$/;
+
+/** The instant `--for` or `--expires` ends a rule at; undefined: no expiry. */
+export function expiryOf(opts: { for?: string; expires?: string }, nowMs: number): number | undefined {
+  if (opts.for !== undefined && opts.expires !== undefined)
+    throw new UsageError('baseline allow: give --for or --expires, not both');
+  if (opts.for !== undefined) {
+    const ms = parseDuration(opts.for);
+    if (ms === undefined || ms <= 0)
+      throw new UsageError(
+        `baseline allow: --for expects a duration such as 12h, 30d or 1d12h, got ${JSON.stringify(opts.for)}`,
+      );
+    return nowMs + ms;
+  }
+  if (opts.expires === undefined) return undefined;
+  const text = opts.expires.trim();
+  const ms = ISO_TIME.test(text) ? Date.parse(text) : NaN;
+  // Date.parse takes 2027-02-30 as March 2: the day must survive the round trip.
+  const date = text.length === 10 && Number.isFinite(ms) ? new Date(ms).toISOString().slice(0, 10) : text;
+  if (!Number.isFinite(ms) || date !== text)
+    throw new UsageError(
+      `baseline allow: --expires expects a date (2027-01-31, 00:00 UTC) or an ISO time with Z or an offset (2027-01-31T18:00Z), got ${JSON.stringify(opts.expires)}`,
+    );
+  if (ms <= nowMs)
+    throw new UsageError(
+      `baseline allow: --expires ${text} is not in the future (now ${new Date(nowMs).toISOString()})`,
+    );
+  return ms;
+}
 
 export async function runBaselineCommand(args: string[], io: BaselineIo): Promise<number> {
   const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
@@ -92,16 +170,16 @@ export async function runBaselineCommand(args: string[], io: BaselineIo): Promis
     arity(2, 2, '<operation|*> <city> --by WHO --reason TEXT');
     change();
   }
-  let rule: { kind: AllowRule['kind']; value: string } | undefined;
+  let requested: RequestedRule | undefined;
+  const startedMs = clock();
+  let expiresMs: number | undefined;
+  if (sub !== 'allow' && (values.for !== undefined || values.expires !== undefined))
+    throw new UsageError(`--for and --expires are options of baseline allow, not of baseline ${sub}`);
   if (sub === 'allow' || sub === 'disallow') {
     if (rest.length < 2)
       throw new UsageError(`usage: unusual-city baseline ${sub} <kind> <value>... --by WHO --reason TEXT`);
-    try {
-      rule = parseAllowValue(rest[0]!, rest.slice(1));
-    } catch (error) {
-      if (error instanceof AllowValueError) throw new UsageError(`baseline ${sub}: ${error.message}`);
-      throw error;
-    }
+    requested = requestRule(sub, rest[0]!, rest.slice(1));
+    expiresMs = expiryOf(values, startedMs);
     change();
   }
   if (sub === 'allows' || sub === 'audit') arity(0, 0, '[--json]');
@@ -164,23 +242,40 @@ export async function runBaselineCommand(args: string[], io: BaselineIo): Promis
           throw error;
         }
       }
-      case 'allow': {
-        const created = await addAllowRule(store, rule!, change());
+      case 'allow':
+      case 'disallow': {
+        const resolved = await resolveRule(store, requested!);
+        if (typeof resolved === 'string') {
+          io.stderr(`baseline ${sub}: ${resolved}\n`);
+          return 1;
+        }
+        const { rule, place } = resolved;
+        if (sub === 'disallow') {
+          const removed = await removeAllowRule(store, rule, change());
+          if (!removed) {
+            io.stderr(`no allow rule ${rule.kind} ${rule.value} in the allow table\n`);
+            return 1;
+          }
+          io.stdout(`removed: ${describeRule(removed)}\n`);
+          return 0;
+        }
+        const created = await addAllowRule(
+          store,
+          { ...rule, ...(expiresMs !== undefined ? { expiresMs } : {}) },
+          change(),
+        );
+        const until =
+          expiresMs !== undefined
+            ? ` until ${iso(expiresMs)}${values.for !== undefined ? ` (${formatDuration(expiresMs - startedMs)})` : ''}`
+            : '';
         io.stdout(
-          `${created ? 'allowed' : 'already allowed (who and why updated)'}: ${rule!.kind} ${rule!.value}; honoured from the next run\n`,
+          `${created ? 'allowed' : 'already allowed (who, why and expiry updated)'}: ${rule.kind} ${displaySafe(rule.value)}` +
+            `${place !== undefined ? ` (${displaySafe(place)})` : ''}${until}; honoured from the next run\n`,
         );
         return 0;
       }
-      case 'disallow': {
-        const removed = await removeAllowRule(store, rule!, change());
-        if (!removed) {
-          io.stderr(`no allow rule ${rule!.kind} ${rule!.value} in the allow table\n`);
-          return 1;
-        }
-        io.stdout(`removed: ${describeRule(removed)}\n`);
-        return 0;
-      }
       case 'allows': {
+        const expired = (r: AllowRule) => r.expiresMs !== undefined && r.expiresMs <= clock();
         const fromSettings = await allowRulesFromSettings(settings);
         const table = await readAllowTable(store);
         if (values.json === true) {
@@ -199,6 +294,8 @@ export async function runBaselineCommand(args: string[], io: BaselineIo): Promis
                   by: r.by,
                   reason: r.reason,
                   added: iso(r.addedMs),
+                  expires: r.expiresMs !== undefined ? iso(r.expiresMs) : null,
+                  expired: expired(r),
                 })),
               },
               null,
@@ -217,7 +314,8 @@ export async function runBaselineCommand(args: string[], io: BaselineIo): Promis
         io.stdout(`from settings (${fromSettings.length}):\n`);
         for (const [line, n] of lines) io.stdout(`  ${line}${n > 1 ? `: ${n} prefixes` : ''}\n`);
         io.stdout(`allow table (${table.length}):\n`);
-        for (const r of table) io.stdout(`  ${describeRule(r)}\n`);
+        for (const r of table)
+          io.stdout(`  ${expired(r) ? '[expired] ' : ''}${displaySafe(describeRule(r))}\n`);
         return 0;
       }
       case 'audit': {
@@ -244,6 +342,32 @@ export async function runBaselineCommand(args: string[], io: BaselineIo): Promis
   } finally {
     await store.close();
   }
+}
+
+/**
+ * The rule with its city resolved (a name looked up among the tenant's cities) and the place it names, for the
+ * confirmation; a string says why a city name does not resolve.
+ */
+async function resolveRule(
+  store: BaselineStore,
+  r: RequestedRule,
+): Promise<{ rule: { kind: AllowRule['kind']; value: string }; place?: string } | string> {
+  if (CITY_AT[r.kind] === undefined) return { rule: parseAllowValue(r.kind, r.values) };
+  const cities = await knownCities(store);
+  let values = r.values;
+  if (r.cityName !== undefined) {
+    try {
+      values = [...r.values.slice(0, -1), resolveCityName(cities, r.cityName)];
+    } catch (error) {
+      if (error instanceof CityNameError) return error.message;
+      throw error;
+    }
+  }
+  const rule = parseAllowValue(r.kind, values);
+  const key = rule.value.slice(rule.value.lastIndexOf(' ') + 1);
+  const known = cities.find((c) => c.key === key);
+  const place = known && [known.name, known.country].filter((x) => x !== '').join(', ');
+  return { rule, ...(place ? { place } : {}) };
 }
 
 /** The command as main.ts registers it. */

@@ -14,6 +14,7 @@ import {
   OPERATION_SUMMARY_ROW,
   operationFromRows,
   TENANT_PARTITION,
+  tenantFromRows,
 } from '../pipeline/state.js';
 import { decayed } from '../scoring/decay.js';
 import { parseCityKey } from './allowlist.js';
@@ -281,4 +282,72 @@ export function formatOperations(ops: readonly OperationListItem[]): string {
   if (ops.length === 0) return 'no operation has a baseline yet\n';
   const rows = ops.map((o) => [o.operation, String(o.activeHours), short(o.lastSeen)]);
   return `${table(['operation', 'active hours', 'last seen'], rows, new Set([1]))}\n`;
+}
+
+/** A place the tenant's baseline knows (the tenant's cities), as `baseline allow` resolves a city name. */
+export interface KnownCity {
+  key: string;
+  name: string;
+  country: string;
+}
+
+/** The places of the tenant's baseline, by key. */
+export async function knownCities(store: BaselineStore): Promise<KnownCity[]> {
+  const tenant = tenantFromRows(await store.readPartition('tenant', TENANT_PARTITION));
+  return [...tenant.cities.values()]
+    .map((c) => ({ key: c.cityKey, name: c.name, country: c.country }))
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
+/** A city name that names no known city, or several; the message lists the candidates. */
+export class CityNameError extends Error {
+  override name = 'CityNameError';
+}
+
+/** Compared without case, accents or repeated spaces: `zurich` finds Zürich. */
+const fold = (text: string): string =>
+  text.normalize('NFKD').replace(/\p{M}/gu, '').toLowerCase().replace(/\s+/g, ' ').trim();
+
+/** `Paris, FR (2988507)`: how a candidate is listed. */
+export const describeKnownCity = (c: KnownCity): string =>
+  `${[c.name || c.key, c.country].filter((x) => x !== '').join(', ')} (${c.key.startsWith('g:') ? c.key.slice(2) : c.key})`;
+
+/**
+ * The key of the city a person names: `Paris` when exactly one known city has that name, `Paris, FR` or
+ * `Paris,US` to choose by country (ISO code). Unknown or ambiguous names throw a {@link CityNameError} listing
+ * the candidates with their geoname ids.
+ */
+export function resolveCityName(cities: readonly KnownCity[], text: string): string {
+  const comma = text.lastIndexOf(',');
+  const country = comma >= 0 ? text.slice(comma + 1).trim() : '';
+  const name = fold(comma >= 0 && /^[A-Za-z]{2}$/.test(country) ? text.slice(0, comma) : text);
+  const byCountry = comma >= 0 && /^[A-Za-z]{2}$/.test(country) ? country.toUpperCase() : undefined;
+  const named = cities.filter((c) => fold(c.name) === name);
+  const matches = named.filter((c) => byCountry === undefined || c.country.toUpperCase() === byCountry);
+  if (matches.length === 1) return matches[0]!.key;
+  const list = (cs: readonly KnownCity[]) => cs.slice(0, 12).map(describeKnownCity).join('; ');
+  if (matches.length > 1) {
+    const countries = new Set(matches.map((c) => c.country));
+    const hint =
+      countries.size > 1 && byCountry === undefined
+        ? ` or add the country (${JSON.stringify(`${matches[0]!.name}, ${matches[0]!.country}`)})`
+        : '';
+    throw new CityNameError(
+      `${JSON.stringify(text)} is ambiguous: ${list(matches)} — give the geoname id${hint}`,
+    );
+  }
+  const similar =
+    named.length > 0
+      ? named
+      : name === ''
+        ? []
+        : cities.filter(
+            (c) => fold(c.name).includes(name) || (name.length >= 4 && name.includes(fold(c.name))),
+          );
+  throw new CityNameError(
+    `no city named ${JSON.stringify(text)} among the ${cities.length} cities this baseline knows` +
+      (similar.length > 0
+        ? `; did you mean ${list(similar)}?`
+        : ': give its MaxMind geoname id (e.g. 2988507 for Paris, FR)'),
+  );
 }

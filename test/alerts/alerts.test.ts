@@ -96,12 +96,23 @@ describe('alert columns: one file for code, tests and infra', () => {
 
   it('the required columns are all there (names fixed, ASIM-aligned)', () => {
     const required =
-      'TimeGenerated AlertId AlertName Severity RiskScore AnomalyScore Description Tactics Techniques Operation Operations Caller CallerType SrcIpAddr SrcIpAddrs SrcGeoCity SrcGeoRegion SrcGeoCountry SrcGeoLatitude SrcGeoLongitude SubscriptionId ResourceGroup ResourceIds CorrelationIds EventCount FirstEventTime LastEventTime BaselineCities Explanation DetectorVersion ParentAlertId'.split(
+      'TimeGenerated AlertId AlertName Severity RiskScore AnomalyScore Description Tactics Techniques Operation Operations Caller CallerType SrcIpAddr SrcIpAddrs SrcGeoCity SrcGeoRegion SrcGeoCountry SrcGeoLatitude SrcGeoLongitude SubscriptionId ResourceGroup ResourceIds CorrelationIds EventCount FirstEventTime LastEventTime BaselineCities Explanation DetectorVersion ParentAlertId SrcGeoCityId'.split(
         ' ',
       );
     expect(columnsFile.columns.map((c) => c.name)).toEqual(required);
     expect(columnsFile.table).toBe('UnusualCityAlerts_CL');
     expect(columnsFile.stream).toBe('Custom-UnusualCityAlerts_CL');
+  });
+
+  it("SrcGeoCityId is the city's geoname id (what an allow rule takes), empty for an egress range or a country", () => {
+    const at = (city: RareFinding['observation']['city']) =>
+      buildAlert([finding('ann@contoso.com', 'listkeys/action', hour(31, 3), city)], hour(31, 4), defaults)
+        .SrcGeoCityId;
+    expect(at(CITIES.lagos)).toBe('2332459');
+    expect(at(CITIES.newYork)).toBe('5128581');
+    // An egress range keeps the lookup's geoname id on the city, but its place is the range, not the city.
+    expect(at({ ...CITIES.london, key: 'e:CorpVPN', egress: 'CorpVPN', geonameId: 2643743 })).toBe('');
+    expect(at({ ...CITIES.lagos, key: 'c:NG', name: '', geonameId: undefined })).toBe('');
   });
 
   it('defaults follow the rule it replaces', () => {

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 import { writeJsonLines } from '../../shared/activity/formats.js';
 import { newReadStats, readActivityFiles } from '../../shared/activity/read.js';
+import type { Alert } from '../../shared/alerts/alert.js';
 import { MemoryAlertSink } from '../../shared/alerts/sinks.js';
 import type { ThresholdDecision } from '../../shared/backtest/decide.js';
 import { type Backtest, runBacktest, variantsOf } from '../../shared/backtest/run.js';
@@ -18,7 +19,7 @@ import { SqliteStore } from '../../shared/baseline/sqlite.js';
 import { alertDefaults, openGeo } from '../../shared/cli/runtime.js';
 import { loadSettings, SettingsError } from '../../shared/config/settings.js';
 import { generateTenant } from '../../shared/demo/tenant.js';
-import { AllowlistProvider } from '../../shared/ops/allowlist.js';
+import { addAllowRule, type AllowKind, AllowlistProvider } from '../../shared/ops/allowlist.js';
 import { replay } from '../../shared/pipeline/replay.js';
 
 /** Paris (MaxMind geoname id): a commuter's city in the demo tenant. */
@@ -29,14 +30,19 @@ let file = '';
 let labels: ReturnType<typeof generateTenant>['labels'];
 let bt: Backtest;
 
-/** The production replay with these settings: the alert ids a sink would hold. */
-async function replayIds(set: Record<string, string>): Promise<string[]> {
+/** The production replay with these settings: the alerts a sink would hold. */
+async function replayAlerts(
+  set: Record<string, string>,
+  rules: readonly { kind: AllowKind; value: string }[] = [],
+): Promise<Alert[]> {
   const settings = loadSettings({}, set);
   const { geo } = await openGeo(settings);
   const store = SqliteStore.open(':memory:');
   const sink = new MemoryAlertSink();
   const stats = newReadStats();
   try {
+    // Allow rules as `baseline allow` stores them before the run.
+    for (const r of rules) await addAllowRule(store, r, { by: 'test', reason: 'proposed', atMs: 0 });
     // Allowlists as the replay command applies them (shared/cli/main.ts).
     const allowlist = await (await AllowlistProvider.fromSettings(settings)).forRun(store);
     await replay({
@@ -52,8 +58,11 @@ async function replayIds(set: Record<string, string>): Promise<string[]> {
   } finally {
     await store.close();
   }
-  return sink.alerts.map((a) => a.AlertId);
+  return sink.alerts;
 }
+
+const replayIds = async (set: Record<string, string>): Promise<string[]> =>
+  (await replayAlerts(set)).map((a) => a.AlertId);
 
 const at = (b: Backtest, variant: string, threshold: number) =>
   b.results.variants.find((v) => v.name === variant)!.results.find((r) => r.threshold === threshold)!;
@@ -112,15 +121,60 @@ describe('backtest variants', () => {
     expect(ids).not.toEqual(at(bt, 'current settings', threshold).alertIds);
   });
 
+  test("the Paris commuter's pair: allow that caller in Paris, never the whole city", () => {
+    for (const t of [30, 50]) {
+      const paris = at(bt, 'current settings', t).topPairs.filter((p) => p.cityKey === `g:${PARIS}`);
+      expect(paris.length, `threshold ${t}`).toBeGreaterThan(0);
+      for (const p of paris) {
+        expect(p.callerCount).toBe(1);
+        expect(p.silence).toMatchObject({
+          setting: 'baseline allow caller+city',
+          value: `${p.callers[0]!.toLowerCase()} g:${PARIS}`,
+        });
+        expect(p.silence!.assignment).toMatch(
+          new RegExp(
+            `^unusual-city baseline allow caller\\+city \\S+ ${PARIS} --for 30d --by "\\$USER" --reason '`,
+          ),
+        );
+      }
+    }
+  });
+
   test('the proposed settings silence their pair when applied, and "at" is what the tenant then gets', async () => {
     const T = 30;
     const pairs = at(bt, 'current settings', T).topPairs;
-    const proposals = pairs.filter((p) => p.silence !== undefined);
-    const kinds = new Set(proposals.map((p) => p.silence!.setting));
-    // Which pairs are noisy depends on the model; every proposal is one of these, and there is more than one kind.
-    const known = new Set(['UC_FAMILIAR_SCORE_CAP', 'UC_ALERT_THRESHOLD', 'UC_ALLOW_CITIES']);
+    const all = pairs.filter((p) => p.silence !== undefined);
+    const kinds = new Set(all.map((p) => p.silence!.setting));
+    // Which pairs are noisy depends on the model; every proposal is one of these.
+    const known = new Set([
+      'baseline allow caller+city',
+      'baseline allow caller+network',
+      'baseline allow operation+city',
+      'UC_EGRESS_RANGES',
+      'UC_FAMILIAR_SCORE_CAP',
+      'UC_ALERT_THRESHOLD',
+      'UC_ALLOW_CITIES',
+    ]);
     expect([...kinds].filter((k) => !known.has(k))).toEqual([]);
-    expect(kinds.size).toBeGreaterThanOrEqual(2);
+    // Allow rules: stored with the allow table's code, a production replay raises no alert of their pairs.
+    const ruled = all.filter((p) => p.silence!.rule !== undefined);
+    expect(ruled.length).toBeGreaterThan(0);
+    const rules = ruled.map((p) => p.silence!.rule! as { kind: AllowKind; value: string });
+    const allowed = await replayAlerts({ UC_ALERT_THRESHOLD: String(T) }, rules);
+    for (const p of ruled) {
+      const [caller] = p.silence!.rule!.kind.startsWith('caller') ? p.silence!.rule!.value.split(' ') : [];
+      const still = allowed.filter(
+        (a) =>
+          a.Operation === p.operation &&
+          (p.cityKey.startsWith('g:') ? `g:${a.SrcGeoCityId}` === p.cityKey : a.SrcGeoCity === p.city) &&
+          (caller === undefined || a.Caller.toLowerCase() === caller),
+      );
+      expect(still, `${p.operation} from ${p.city} after ${p.silence!.assignment}`).toEqual([]);
+      expect(p.silence!.at!.alerts).toBeLessThan(at(bt, 'current settings', T).alerts);
+    }
+    // ... while the other callers and cities still alert.
+    expect(allowed.length).toBeGreaterThan(0);
+    const proposals = all.filter((p) => p.silence!.rule === undefined);
     const thresholds = proposals
       .filter((p) => p.silence!.setting === 'UC_ALERT_THRESHOLD')
       .map((p) => Number(p.silence!.value));
@@ -145,7 +199,9 @@ describe('backtest variants', () => {
       env: {},
       keepAllDecisions: true,
     });
-    expect(check.results.replays).toBe(1 + (vary.get('UC_FAMILIAR_SCORE_CAP')?.length ?? 0));
+    expect(check.results.replays).toBe(
+      1 + (vary.get('UC_FAMILIAR_SCORE_CAP')?.length ?? 0) + (vary.get('UC_EGRESS_RANGES')?.length ?? 0),
+    );
     for (const p of proposals) {
       const s = p.silence!;
       const variant = s.setting === 'UC_ALERT_THRESHOLD' ? 'current settings' : s.assignment;

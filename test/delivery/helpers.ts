@@ -76,6 +76,7 @@ export function makeAlert(i: number, shape: AlertShape = {}): Alert {
     Explanation: { summary, operations: [operation] },
     DetectorVersion: 'unusual-city 0.1.0 m1',
     ParentAlertId: '',
+    SrcGeoCityId: '2332459',
   };
 }
 
