@@ -29,6 +29,7 @@ import {
   openGeolocator,
   openGeolocatorFromBuffer,
 } from './geolocator.js';
+import { CachedNetworkLocator } from './networkCache.js';
 import type { Geolocator, NetworkLocator } from './types.js';
 
 export type { LogFn };
@@ -43,7 +44,10 @@ export interface GeoDatabase {
   ageDays: number;
   /** Built more than UC_GEOIP_MAX_AGE_DAYS ago. */
   stale: boolean;
-  /** The network (ASN) of an address; undefined when no network database is available (see `networkData`). */
+  /**
+   * The network (ASN) of an address, each distinct address looked up once (an LRU of 100 000); undefined when no
+   * network database is available (see `networkData`).
+   */
   networks?: NetworkLocator;
   /** Where `networks` comes from and how old it is. */
   networkData?: NetworkData;
@@ -260,7 +264,7 @@ function networkSourceFromSettings(
       {
         what: 'ASN database',
         setting: 'UC_ASN_BLOB',
-        open: (buffer, from) => openNetworkLocatorFromBuffer(buffer, from),
+        open: (buffer, from) => new CachedNetworkLocator(openNetworkLocatorFromBuffer(buffer, from)),
         howToFill:
           `Run the refreshGeoIpDatabase function (UC_ASN_EDITION=${settings.UC_ASN_EDITION}) or upload a MaxMind ` +
           'GeoLite2-ASN/GeoIP2-ISP .mmdb to that blob.',
@@ -270,7 +274,7 @@ function networkSourceFromSettings(
   }
   if (settings.UC_ASN_DB_PATH !== '') {
     const path = settings.UC_ASN_DB_PATH;
-    return new FileSource(path, false, async () => openNetworkLocator(path));
+    return new FileSource(path, false, async () => new CachedNetworkLocator(await openNetworkLocator(path)));
   }
   return embeddedAsnPackage() === undefined ? undefined : new EmbeddedNetworkSource();
 }
@@ -278,11 +282,17 @@ function networkSourceFromSettings(
 /** The @ip-location-db/asn tables, parsed once per process; no network database when not installed. */
 class EmbeddedNetworkSource implements Source<NetworkLocator> {
   readonly staleAdvice = undefined;
+  private loaded: Loaded<NetworkLocator> | undefined;
 
   async load(): Promise<Loaded<NetworkLocator>> {
+    if (this.loaded !== undefined) return this.loaded;
     const table = await openEmbeddedAsnTable();
     if (table === undefined) throw new Error('the @ip-location-db/asn package disappeared');
-    return { geo: table, source: `embedded ${table.databaseType} (npm @ip-location-db/asn, demo data)` };
+    this.loaded = {
+      geo: new CachedNetworkLocator(table),
+      source: `embedded ${table.databaseType} (npm @ip-location-db/asn, demo data)`,
+    };
+    return this.loaded;
   }
 }
 
