@@ -1,16 +1,24 @@
 /**
  * refreshGeoIpDatabase: a timer (UC_GEOIP_REFRESH_SCHEDULE, default Mondays 04:00 UTC) that downloads the
- * current MaxMind City database into UC_GEOIP_BLOB, where the detector picks it up by its ETag.
+ * current MaxMind City database into UC_GEOIP_BLOB and the current network database (UC_ASN_EDITION, unless
+ * off) into UC_ASN_BLOB, where the detector picks them up by their ETags.
  *
  * Thin on purpose: settings and the Blob client are built once per process, the work is
- * shared/geo/maxmind.ts. A failed refresh is logged as an error and fails the invocation (so it shows as
- * failed in the portal and in alerting on function failures); the blob is never left worse than it was.
+ * shared/geo/maxmind.ts. The editions are refreshed one after the other, each reported; one failing does not
+ * stop the other. A failed refresh is logged as an error and fails the invocation (after both ran, so it shows
+ * as failed in the portal and in alerting on function failures); a blob is never left worse than it was.
  */
 import { app, type InvocationContext, type Timer } from '@azure/functions';
 import type { BlobServiceClient } from '@azure/storage-blob';
 
 import { loadSettings, type Settings } from '../shared/config/settings.js';
-import { refreshGeoIpDatabase, type RefreshOptions } from '../shared/geo/maxmind.js';
+import {
+  type EditionKind,
+  editionSettings,
+  refreshGeoIpDatabase,
+  type RefreshOptions,
+  type RefreshResult,
+} from '../shared/geo/maxmind.js';
 import type { LogFn } from '../shared/pipeline/tick.js';
 import { RunBudget } from '../shared/runtime/budget.js';
 import { blobServiceFromSettings } from '../shared/runtime/clients.js';
@@ -69,31 +77,36 @@ export function makeRefreshHandler(deps: RefreshDeps = {}): TimerHandler {
       else if (level === 'warn') context.warn(message);
       else context.log(message);
     };
-    const result = await refresh({
-      settings,
-      blobService,
-      log,
-      budget: new RunBudget(settings.UC_RUN_BUDGET, clock),
-      ...deps.download,
-    });
-    const built =
-      result.buildDate === undefined ? '' : `, built ${result.buildDate.toISOString().slice(0, 10)}`;
-    switch (result.status) {
-      case 'updated':
-        context.log(
-          `refreshGeoIpDatabase: updated ${settings.UC_GEOIP_BLOB}${built}, SHA-256 ${result.sha256 ?? '?'}.`,
-        );
-        return;
-      case 'unchanged':
-        context.log(`refreshGeoIpDatabase: unchanged${built} (${result.reason ?? 'same database'}).`);
-        return;
-      case 'failed': {
-        const message = `refreshGeoIpDatabase failed, ${settings.UC_GEOIP_BLOB} left as it was: ${result.reason ?? 'unknown reason'}`;
-        context.error(message);
-        throw new Error(message);
-      }
+    const budget = new RunBudget(settings.UC_RUN_BUDGET, clock);
+    const kinds: EditionKind[] =
+      settings.UC_ASN_EDITION !== '' && settings.UC_ASN_BLOB !== '' ? ['city', 'asn'] : ['city'];
+    const failures: string[] = [];
+    for (const edition of kinds) {
+      const result = await refresh({ settings, blobService, log, budget, edition, ...deps.download });
+      const failure = report(context, editionSettings(settings, edition).blob, result);
+      if (failure !== undefined) failures.push(failure);
     }
+    if (failures.length > 0) throw new Error(failures.join('\n'));
   };
+}
+
+/** Logs one edition's result; returns the error message when it failed (already logged as an error). */
+function report(context: InvocationContext, blob: string, result: RefreshResult): string | undefined {
+  const built =
+    result.buildDate === undefined ? '' : `, built ${result.buildDate.toISOString().slice(0, 10)}`;
+  switch (result.status) {
+    case 'updated':
+      context.log(`refreshGeoIpDatabase: updated ${blob}${built}, SHA-256 ${result.sha256 ?? '?'}.`);
+      return undefined;
+    case 'unchanged':
+      context.log(`refreshGeoIpDatabase: ${blob} unchanged${built} (${result.reason ?? 'same database'}).`);
+      return undefined;
+    case 'failed': {
+      const message = `refreshGeoIpDatabase failed, ${blob} left as it was: ${result.reason ?? 'unknown reason'}`;
+      context.error(message);
+      return message;
+    }
+  }
 }
 
 const handler = makeRefreshHandler();

@@ -279,20 +279,10 @@ const schema = z.object({
     'container/blob (e.g. geoip/GeoLite2-City.mmdb), or empty',
   ),
   UC_GEOIP_EDITION: oneOf(['GeoLite2-City', 'GeoIP2-City'] as const),
-  UC_ASN_EDITION: z.string().transform((text, ctx) => {
-    if (text.trim() === '') return '' as const;
-    const found = (['GeoLite2-ASN', 'GeoIP2-ISP'] as const).find(
-      (v) => v.toLowerCase() === text.trim().toLowerCase(),
-    );
-    if (found === undefined) {
-      ctx.addIssue({
-        code: 'custom',
-        message: 'GeoLite2-ASN, GeoIP2-ISP, or empty (no network database download)',
-      });
-      return z.NEVER;
-    }
-    return found;
-  }),
+  /** `off` becomes '' (an empty app setting means the default, so "off" needs a word). */
+  UC_ASN_EDITION: oneOf(['GeoLite2-ASN', 'GeoIP2-ISP', 'off'] as const).transform((v) =>
+    v === 'off' ? ('' as const) : v,
+  ),
   UC_ASN_BLOB: text(
     /^$|^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])\/[^\s]+$/,
     'container/blob (e.g. geoip/GeoLite2-ASN.mmdb), or empty',

@@ -1,7 +1,10 @@
 import type { Settings } from '../config/settings.js';
+import { openNetworkLocator } from './asnDatabase.js';
+import { openEmbeddedAsnTable } from './asnTable.js';
 import { parseEgressRanges } from './egress.js';
 import { embeddedDatabasePath, openGeolocator } from './geolocator.js';
-import type { Geolocator } from './types.js';
+import { CachedNetworkLocator } from './networkCache.js';
+import type { Geolocator, NetworkLocator } from './types.js';
 
 /** Database age beyond which we warn: MaxMind asks for monthly updates, and cities move between ISPs. */
 const STALE_DAYS = 45;
@@ -39,4 +42,27 @@ export async function openGeo(
     warning = `GeoIP database ${path} was built ${built} (${ageDays} days old); MaxMind publishes updates weekly.`;
   }
   return warning === undefined ? { geo, path } : { geo, warning, path };
+}
+
+/**
+ * The network (ASN) database for the CLI (demo, replay, backtest), as {@link openGeo} opens the City one:
+ * UC_ASN_DB_PATH (a MaxMind GeoLite2-ASN / GeoIP2-ISP .mmdb), else the offline tables of the
+ * @ip-location-db/asn dev package (parsed once per process). undefined when neither is there: networks are
+ * then not looked up. Each distinct address is looked up once (LRU).
+ */
+export async function openNetworks(
+  s: Settings,
+): Promise<{ networks: NetworkLocator; source: string } | undefined> {
+  if (s.UC_ASN_DB_PATH !== '') {
+    return {
+      networks: new CachedNetworkLocator(await openNetworkLocator(s.UC_ASN_DB_PATH)),
+      source: s.UC_ASN_DB_PATH,
+    };
+  }
+  const table = await openEmbeddedAsnTable();
+  if (table === undefined) return undefined;
+  return {
+    networks: new CachedNetworkLocator(table),
+    source: `embedded ${table.databaseType} (npm @ip-location-db/asn, demo data)`,
+  };
 }

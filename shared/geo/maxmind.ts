@@ -1,7 +1,8 @@
 /**
- * Keeps the GeoIP City database in Blob Storage current: downloads MaxMind's latest edition, checks it
- * thoroughly, and replaces the blob only with a database known to work. The detector picks the new blob up
- * by its ETag (see provider.ts).
+ * Keeps the GeoIP databases in Blob Storage current – the City edition (UC_GEOIP_EDITION → UC_GEOIP_BLOB) and
+ * the network edition (UC_ASN_EDITION → UC_ASN_BLOB), each the same way: downloads MaxMind's latest release,
+ * checks it thoroughly, and replaces the blob only with a database known to work. The detector picks the new
+ * blob up by its ETag (see provider.ts).
  *
  * Nothing here ever leaves the blob worse than it was: any failure – credentials rejected, rate limit,
  * checksum mismatch, corrupt or unexpected archive, wrong kind of database, spent budget, a concurrent
@@ -17,6 +18,7 @@ import type { BlobServiceClient, BlockBlobClient, ContainerClient } from '@azure
 import type { Settings } from '../config/settings.js';
 import type { RunBudget } from '../run/budget.js';
 import type { LogFn } from '../run/log.js';
+import { openNetworkLocatorFromBuffer } from './asnDatabase.js';
 import { openGeolocatorFromBuffer } from './geolocator.js';
 import { readMmdbMetadata } from './mmdb-metadata.js';
 import { describeStorageError, parseBlobLocation, storageStatus } from './provider.js';
@@ -38,7 +40,11 @@ export interface RefreshOptions {
   clock?: () => number;
   /** Bounds on what is accepted from the network (defaults: {@link GEOIP_LIMITS}). */
   limits?: { maxArchiveBytes?: number; maxDatabaseBytes?: number };
+  /** Which database: the City edition (default) or the network (ASN / ISP) edition. */
+  edition?: EditionKind;
 }
+
+export type EditionKind = 'city' | 'asn';
 
 export interface RefreshResult {
   status: 'updated' | 'unchanged' | 'failed';
@@ -50,7 +56,10 @@ export interface RefreshResult {
   sha256?: string;
 }
 
-/** An address any City edition places in a country; a database that cannot is not worth deploying. */
+/**
+ * An address any City edition places in a country and any ASN / ISP edition in an autonomous system (Google's
+ * public resolver, AS15169); a database that cannot answer it is not worth deploying.
+ */
 const PROBE_IP = '8.8.8.8';
 const MAX_REDIRECTS = 3;
 const MAX_CHECKSUM_BYTES = 4096;
@@ -82,9 +91,51 @@ interface BlobState {
   edition?: string;
 }
 
+/** What differs between the two editions: where they come from, where they go, how a database is probed. */
+interface Edition {
+  /** `GeoIP` or `ASN`, starting log lines. */
+  label: string;
+  edition: string;
+  editionSetting: 'UC_GEOIP_EDITION' | 'UC_ASN_EDITION';
+  blob: string;
+  blobSetting: 'UC_GEOIP_BLOB' | 'UC_ASN_BLOB';
+  /** Throws (any error) when the database does not answer the probe as this edition must. */
+  probe(mmdb: Buffer, file: string): void;
+}
+
+/** The settings of one edition. */
+export function editionSettings(s: Settings, kind: EditionKind): { edition: string; blob: string } {
+  return kind === 'city'
+    ? { edition: s.UC_GEOIP_EDITION, blob: s.UC_GEOIP_BLOB }
+    : { edition: s.UC_ASN_EDITION, blob: s.UC_ASN_BLOB };
+}
+
+function editionOf(s: Settings, kind: EditionKind): Edition {
+  const { edition, blob } = editionSettings(s, kind);
+  if (kind === 'city') {
+    return {
+      label: 'GeoIP',
+      edition,
+      editionSetting: 'UC_GEOIP_EDITION',
+      blob,
+      blobSetting: 'UC_GEOIP_BLOB',
+      probe: probeCity,
+    };
+  }
+  return {
+    label: 'ASN',
+    edition,
+    editionSetting: 'UC_ASN_EDITION',
+    blob,
+    blobSetting: 'UC_ASN_BLOB',
+    probe: probeAsn,
+  };
+}
+
 /**
- * Downloads `{UC_MAXMIND_DOWNLOAD_URL}/{UC_GEOIP_EDITION}/download?suffix=tar.gz` (and its .sha256) with the
- * MaxMind account id and licence key, verifies and validates the database, and writes it to UC_GEOIP_BLOB
+ * Downloads `{UC_MAXMIND_DOWNLOAD_URL}/{edition}/download?suffix=tar.gz` (and its .sha256) with the MaxMind
+ * account id and licence key, verifies and validates the database, and writes it to the edition's blob
+ * (UC_GEOIP_BLOB for the City edition UC_GEOIP_EDITION, UC_ASN_BLOB for the network edition UC_ASN_EDITION)
  * with metadata sha256 / archivesha256 / buildepoch / edition – unless the blob already holds it.
  * Never throws for a refresh problem: returns status 'failed' and a reason (not logged here; progress is
  * logged through `log`).
@@ -114,15 +165,17 @@ async function refresh(opts: RefreshOptions, log: LogFn, authorization: string):
   const s = opts.settings;
   const { budget } = opts;
   const clock = opts.clock ?? Date.now;
-  const edition = s.UC_GEOIP_EDITION;
+  const target = editionOf(s, opts.edition ?? 'city');
+  const { edition, label } = target;
   const missing = [
-    s.UC_GEOIP_BLOB === '' ? 'UC_GEOIP_BLOB' : '',
+    edition === '' ? target.editionSetting : '',
+    target.blob === '' ? target.blobSetting : '',
     s.UC_MAXMIND_ACCOUNT_ID === '' ? 'UC_MAXMIND_ACCOUNT_ID' : '',
     s.UC_MAXMIND_LICENSE_KEY === '' ? 'UC_MAXMIND_LICENSE_KEY' : '',
     s.UC_MAXMIND_DOWNLOAD_URL === '' ? 'UC_MAXMIND_DOWNLOAD_URL' : '',
   ].filter((n) => n !== '');
   if (missing.length > 0) throw new RefreshFailure(`not configured: set ${missing.join(', ')}`);
-  const location = parseBlobLocation(s.UC_GEOIP_BLOB);
+  const location = parseBlobLocation(target.blob, target.blobSetting);
   const container = opts.blobService.getContainerClient(location.container);
   const blob = container.getBlockBlobClient(location.blob);
   const blobName = `${location.container}/${location.blob}`;
@@ -132,12 +185,12 @@ async function refresh(opts: RefreshOptions, log: LogFn, authorization: string):
   log(
     'info',
     before.etag === undefined
-      ? `GeoIP refresh: blob ${blobName} does not exist yet; downloading ${edition}.`
-      : `GeoIP refresh: blob ${blobName} holds ${before.edition ?? 'an unknown edition'} built ` +
+      ? `${label} refresh: blob ${blobName} does not exist yet; downloading ${edition}.`
+      : `${label} refresh: blob ${blobName} holds ${before.edition ?? 'an unknown edition'} built ` +
           `${before.buildEpoch === undefined ? '(unknown)' : isoDate(before.buildEpoch)}; checking MaxMind for ${edition}.`,
   );
 
-  const download = downloader(opts, authorization);
+  const download = downloader(opts, authorization, target.editionSetting);
   const base = `${s.UC_MAXMIND_DOWNLOAD_URL}/${encodeURIComponent(edition)}/download`;
   const checksumText = (await download(`${base}?suffix=tar.gz.sha256`, 'checksum file', MAX_CHECKSUM_BYTES))
     .toString('utf8')
@@ -148,7 +201,7 @@ async function refresh(opts: RefreshOptions, log: LogFn, authorization: string):
 
   // The cheap answer for the usual run: MaxMind still serves the archive this blob was made from.
   if (before.archiveSha256 === expected && before.edition === edition) {
-    log('info', `GeoIP refresh: ${edition} unchanged (archive SHA-256 ${expected}); nothing to do.`);
+    log('info', `${label} refresh: ${edition} unchanged (archive SHA-256 ${expected}); nothing to do.`);
     return unchanged('MaxMind still serves the archive the blob was made from', before);
   }
 
@@ -172,12 +225,12 @@ async function refresh(opts: RefreshOptions, log: LogFn, authorization: string):
   });
   if (mmdb === undefined) throw new RefreshFailure(`the archive holds no ${file}`);
 
-  const built = validateDatabase(mmdb, edition, clock());
+  const built = validateDatabase(mmdb, target, clock());
   const digest = sha256(mmdb);
   const buildEpoch = Math.round(built.getTime() / 1000);
   log(
     'info',
-    `GeoIP refresh: downloaded ${edition} built ${isoDate(buildEpoch)} (${mmdb.length} bytes, SHA-256 ${digest}); ` +
+    `${label} refresh: downloaded ${edition} built ${isoDate(buildEpoch)} (${mmdb.length} bytes, SHA-256 ${digest}); ` +
       'checksum verified, database opens and answers lookups.',
   );
 
@@ -225,7 +278,7 @@ async function refresh(opts: RefreshOptions, log: LogFn, authorization: string):
     }
     throw storageFailure(`uploading to blob ${blobName}`, error);
   }
-  log('info', `GeoIP refresh: blob ${blobName} now holds ${edition} built ${isoDate(buildEpoch)}.`);
+  log('info', `${label} refresh: blob ${blobName} now holds ${edition} built ${isoDate(buildEpoch)}.`);
   return { status: 'updated', buildDate: built, sha256: digest };
 }
 
@@ -276,8 +329,12 @@ function storageFailure(what: string, error: unknown): RefreshFailure {
   return new RefreshFailure(`${what} failed: ${describeStorageError(error)}`);
 }
 
-/** The database must be the configured edition, recent-looking, and answer a lookup with a country. */
-function validateDatabase(mmdb: Buffer, edition: string, now: number): Date {
+/**
+ * The database must be the configured edition, recent-looking, and answer a lookup: with a country (City), with
+ * an autonomous system (ASN / ISP).
+ */
+function validateDatabase(mmdb: Buffer, target: Edition, now: number): Date {
+  const { edition } = target;
   let databaseType: string;
   let buildDate: Date;
   try {
@@ -292,20 +349,27 @@ function validateDatabase(mmdb: Buffer, edition: string, now: number): Date {
     throw new RefreshFailure(`${edition}.mmdb claims to be built in the future (${buildDate.toISOString()})`);
   }
   try {
-    const geo = openGeolocatorFromBuffer(mmdb, {
-      noCityMode: 'country',
-      cacheSize: 0,
-      source: `${edition}.mmdb`,
-    });
-    const probe = geo.locate(PROBE_IP);
-    if (probe.kind !== 'city' || probe.city.country === '') {
-      throw new RefreshFailure(`${edition}.mmdb places ${PROBE_IP} in no country (${probe.kind})`);
-    }
+    target.probe(mmdb, `${edition}.mmdb`);
   } catch (error) {
     if (error instanceof RefreshFailure) throw error;
     throw new RefreshFailure(`${edition}.mmdb does not open or answer lookups: ${(error as Error).message}`);
   }
   return buildDate;
+}
+
+function probeCity(mmdb: Buffer, file: string): void {
+  const geo = openGeolocatorFromBuffer(mmdb, { noCityMode: 'country', cacheSize: 0, source: file });
+  const probe = geo.locate(PROBE_IP);
+  if (probe.kind !== 'city' || probe.city.country === '') {
+    throw new RefreshFailure(`${file} places ${PROBE_IP} in no country (${probe.kind})`);
+  }
+}
+
+function probeAsn(mmdb: Buffer, file: string): void {
+  const network = openNetworkLocatorFromBuffer(mmdb, file).network(PROBE_IP);
+  if (network === undefined || network.asn <= 0) {
+    throw new RefreshFailure(`${file} places ${PROBE_IP} in no autonomous system`);
+  }
 }
 
 function checkBudget(budget: RunBudget, what: string): void {
@@ -362,6 +426,7 @@ function shown(url: URL): string {
 function downloader(
   opts: RefreshOptions,
   authorization: string,
+  editionSetting: string,
 ): (url: string, what: string, maxBytes: number) => Promise<Buffer> {
   const get: Get = opts.fetchImpl === undefined ? nodeGet(opts.tls) : fetchGet(opts.fetchImpl);
   return async (first, what, maxBytes) => {
@@ -411,7 +476,7 @@ function downloader(
       }
       if (status === 404) {
         throw new RefreshFailure(
-          `MaxMind has no ${what} at ${shown(url)} (HTTP 404): check UC_GEOIP_EDITION`,
+          `MaxMind has no ${what} at ${shown(url)} (HTTP 404): check ${editionSetting}`,
         );
       }
       if (status !== 200 || response.body === undefined) {

@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { Reader } from '@maxmind/geoip2-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { loadSettings, SettingsError } from '../../shared/config/settings.js';
 import { openNetworkLocator, openNetworkLocatorFromBuffer } from '../../shared/geo/asnDatabase.js';
+import { openNetworks } from '../../shared/geo/localDatabase.js';
 import { readMmdbMetadata } from '../../shared/geo/mmdb-metadata.js';
 import { ASN_BUILD_EPOCH, asnDatabase, ispDatabase } from '../support/asnFixture.js';
 import { cityDatabase, withBuildEpoch } from '../support/fakeMaxMind.js';
@@ -76,6 +78,32 @@ describe('the MaxMind ASN / ISP network locator', () => {
     expect((await openNetworkLocator(path)).network('8.8.8.8')?.asn).toBe(15169);
     await expect(openNetworkLocator(join(dir, 'missing.mmdb'))).rejects.toThrow(
       /^ASN database ".*missing\.mmdb" \(UC_ASN_DB_PATH\) not found\./,
+    );
+  });
+
+  it('openNetworks (the CLI): UC_ASN_DB_PATH, else the embedded tables', async () => {
+    const path = join(dir, 'GeoIP2-ISP.mmdb');
+    await writeFile(path, ispDatabase());
+    const file = await openNetworks(loadSettings({ UC_ASN_DB_PATH: path }));
+    expect(file?.source).toBe(path);
+    expect(file?.networks.databaseType).toBe('GeoIP2-ISP');
+    expect(file?.networks.network('1.128.0.1')?.asn).toBe(1221);
+    const embedded = await openNetworks(loadSettings({}));
+    expect(embedded?.source).toMatch(/^embedded ip-location-db asn 2\.3\.2026061719/);
+    expect(embedded?.networks.network('8.8.8.8')?.asn).toBe(15169);
+  });
+
+  it('the settings: UC_ASN_EDITION is GeoLite2-ASN (default), GeoIP2-ISP or off; anything else stops start-up', () => {
+    expect(loadSettings({}).UC_ASN_EDITION).toBe('GeoLite2-ASN');
+    expect(loadSettings({ UC_ASN_EDITION: 'geoip2-isp' }).UC_ASN_EDITION).toBe('GeoIP2-ISP');
+    expect(loadSettings({ UC_ASN_EDITION: 'off' }).UC_ASN_EDITION).toBe('');
+    expect(loadSettings({}).UC_ASN_BLOB).toBe('geoip/GeoLite2-ASN.mmdb');
+    expect(() => loadSettings({ UC_ASN_EDITION: 'GeoLite2-City' })).toThrow(SettingsError);
+    expect(() => loadSettings({ UC_ASN_EDITION: 'GeoLite2-City' })).toThrow(
+      /UC_ASN_EDITION="GeoLite2-City".*one of GeoLite2-ASN, GeoIP2-ISP, off/,
+    );
+    expect(() => loadSettings({ UC_ASN_BLOB: 'no-slash' })).toThrow(
+      /UC_ASN_BLOB="no-slash".*container\/blob/,
     );
   });
 });

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -9,6 +10,7 @@ import { loadSettings } from '../../shared/config/settings.js';
 import { openGeolocator, openGeolocatorFromBuffer } from '../../shared/geo/geolocator.js';
 import { GeoDatabaseProvider, type LogFn, parseBlobLocation } from '../../shared/geo/provider.js';
 import { blobServiceFromSettings } from '../../shared/runtime/clients.js';
+import { ASN_BUILD_EPOCH, asnDatabase, ispDatabase } from '../support/asnFixture.js';
 import { type AzuriteBlob, startAzuriteBlob } from '../support/azuriteBlob.js';
 import {
   CITY_BUILD_EPOCH,
@@ -38,7 +40,8 @@ describe('GeoDatabaseProvider from a blob (Azurite)', () => {
   let azurite: AzuriteBlob;
   let service: BlobServiceClient;
   let container: ContainerClient;
-  const settings = loadSettings({ UC_GEOIP_BLOB: BLOB });
+  /** The City database alone (the network database beside it has its own tests below). */
+  const settings = loadSettings({ UC_GEOIP_BLOB: BLOB, UC_ASN_EDITION: 'off' });
 
   const upload = async (data: Buffer) => {
     await container.getBlockBlobClient('GeoLite2-City.mmdb').uploadData(data);
@@ -202,7 +205,7 @@ describe('GeoDatabaseProvider from a blob (Azurite)', () => {
     await upload(cityDatabase());
     const { log, lines } = recorder();
     const provider = GeoDatabaseProvider.fromSettings(
-      loadSettings({ UC_GEOIP_BLOB: BLOB, UC_GEOIP_MAX_AGE_DAYS: '10' }),
+      loadSettings({ UC_GEOIP_BLOB: BLOB, UC_GEOIP_MAX_AGE_DAYS: '10', UC_ASN_EDITION: 'off' }),
       {
         blobService: service,
         log,
@@ -248,6 +251,189 @@ describe('GeoDatabaseProvider from a blob (Azurite)', () => {
     expect(azure?.url).toMatch(/^https:\/\/acct\.blob\.core\.windows\.net\/?$/);
     expect(azure?.credential.constructor.name).toBe('DefaultAzureCredential');
     expect(blobServiceFromSettings(loadSettings({}), {})).toBeUndefined();
+  });
+});
+
+describe('GeoDatabaseProvider: the network (ASN) database beside the City one', () => {
+  let azurite: AzuriteBlob;
+  let service: BlobServiceClient;
+  let container: ContainerClient;
+  let dir: string;
+  const settings = loadSettings({ UC_GEOIP_BLOB: BLOB });
+  const ASN_BLOB_PATH = '/devstoreaccount1/geoip/GeoLite2-ASN.mmdb';
+  /** A week after the fixture was built; the City database is made as fresh. */
+  const clock = () => (ASN_BUILD_EPOCH + WEEK) * 1000;
+  const freshCity = withBuildEpoch(cityDatabase(), ASN_BUILD_EPOCH);
+  const uploadAsn = (data: Buffer) => container.getBlockBlobClient('GeoLite2-ASN.mmdb').uploadData(data);
+  const asnRequests = (from: number) => {
+    const mine = azurite.requests.slice(from).filter((r) => r.url.split('?')[0] === ASN_BLOB_PATH);
+    return {
+      head: mine.filter((r) => r.method === 'HEAD').length,
+      get: mine.filter((r) => r.method === 'GET').length,
+    };
+  };
+
+  beforeAll(async () => {
+    azurite = await startAzuriteBlob();
+    service = new BlobServiceClient(azurite.endpoint, azurite.credential);
+    container = service.getContainerClient('geoip');
+    await container.create();
+    await container.getBlockBlobClient('GeoLite2-City.mmdb').uploadData(freshCity);
+    dir = await mkdtemp(join(tmpdir(), 'uc-provider-asn-'));
+  });
+  afterAll(async () => {
+    await azurite?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+  beforeEach(async () => {
+    await container.getBlobClient('GeoLite2-ASN.mmdb').deleteIfExists();
+  });
+
+  it('UC_ASN_BLOB: loaded once, then only its ETag is checked; a new blob is reloaded; a corrupt one keeps the previous', async () => {
+    await uploadAsn(asnDatabase());
+    const { log, lines } = recorder();
+    const provider = GeoDatabaseProvider.fromSettings(settings, { blobService: service, log, clock });
+    let from = azurite.requests.length;
+    const first = await provider.current();
+    expect(asnRequests(from)).toEqual({ head: 1, get: 1 });
+    expect(first.networks?.network('8.8.8.8')).toEqual({ asn: 15169, org: 'Google LLC' });
+    expect(first.networks?.databaseType).toBe('GeoLite2-ASN');
+    expect(first.networkData).toEqual({
+      source: expect.stringMatching(/^blob geoip\/GeoLite2-ASN\.mmdb \(etag "?0x[0-9A-F]+"?\)$/),
+      buildDate: new Date(ASN_BUILD_EPOCH * 1000),
+      ageDays: 7,
+      stale: false,
+    });
+    // Both load at once: in either order.
+    expect(lines).toHaveLength(2);
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        {
+          level: 'info',
+          message: expect.stringMatching(/^GeoIP database loaded from blob geoip\/GeoLite2-City\.mmdb/),
+        },
+        {
+          level: 'info',
+          message: expect.stringMatching(
+            /^ASN database loaded from blob geoip\/GeoLite2-ASN\.mmdb .*: GeoLite2-ASN built 2026-11-30$/,
+          ),
+        },
+      ]),
+    );
+
+    from = azurite.requests.length;
+    const second = await provider.current();
+    expect(asnRequests(from)).toEqual({ head: 1, get: 0 });
+    expect(second.networks).toBe(first.networks);
+
+    // A corrupt new blob: reported, the previous database stays, and the bad version is not downloaded twice.
+    await uploadAsn(Buffer.from(asnDatabase().subarray(0, 200)));
+    const afterCorrupt = await provider.current();
+    expect(afterCorrupt.networks).toBe(first.networks);
+    expect(lines.at(-1)).toEqual({
+      level: 'warn',
+      message: expect.stringMatching(
+        /^ASN database blob geoip\/GeoLite2-ASN\.mmdb \(UC_ASN_BLOB\): version .* does not load: .*not a valid MaxMind DB file.*Still using the previously loaded etag/,
+      ),
+    });
+    from = azurite.requests.length;
+    expect((await provider.current()).networks).toBe(first.networks);
+    expect(asnRequests(from)).toEqual({ head: 1, get: 0 });
+
+    // A City database in the ASN blob is refused the same way.
+    await uploadAsn(freshCity);
+    expect((await provider.current()).networks).toBe(first.networks);
+    expect(lines.at(-1)?.message).toMatch(
+      /is a GeoLite2-City database, but an ASN or ISP database is needed/,
+    );
+
+    // refreshGeoIpDatabase writes a newer build (here the ISP edition): the next run picks it up.
+    await uploadAsn(ispDatabase(ASN_BUILD_EPOCH + 86_400));
+    const third = await provider.current();
+    expect(third.networks).not.toBe(first.networks);
+    expect(third.networks?.databaseType).toBe('GeoIP2-ISP');
+    expect(third.networks?.network('1.128.0.1')).toEqual({ asn: 1221, org: 'Telstra Pty Ltd' });
+    expect(third.networkData?.ageDays).toBe(6);
+    expect(lines.at(-1)?.message).toMatch(/GeoIP2-ISP built 2026-12-01 \(replaces etag /);
+  });
+
+  it('no ASN blob yet: the run goes on without networks, with a warning naming UC_ASN_BLOB; the first blob is picked up', async () => {
+    const { log, lines } = recorder();
+    const provider = GeoDatabaseProvider.fromSettings(settings, { blobService: service, log, clock });
+    const db = await provider.current();
+    expect(db.geo.locate('81.2.69.142')).toMatchObject({ kind: 'city' });
+    expect(db.networks).toBeUndefined();
+    expect(db.networkData).toBeUndefined();
+    expect(lines.filter((l) => l.level === 'warn').map((l) => l.message)).toEqual([
+      expect.stringMatching(
+        /^No ASN database: blob geoip\/GeoLite2-ASN\.mmdb \(UC_ASN_BLOB\) cannot read its properties: HTTP 404.*refreshGeoIpDatabase.*Until then networks are not looked up\.$/,
+      ),
+    ]);
+    await uploadAsn(asnDatabase());
+    expect((await provider.current()).networks?.network('8.8.8.8')?.asn).toBe(15169);
+  });
+
+  it('warns while the ASN database is older than UC_GEOIP_MAX_AGE_DAYS', async () => {
+    await uploadAsn(asnDatabase());
+    const { log, lines } = recorder();
+    const provider = GeoDatabaseProvider.fromSettings(
+      loadSettings({ UC_GEOIP_BLOB: BLOB, UC_GEOIP_MAX_AGE_DAYS: '3' }),
+      { blobService: service, log, clock: () => (ASN_BUILD_EPOCH + 2 * 86_400) * 1000 + 1 },
+    );
+    expect((await provider.current()).networkData?.stale).toBe(false);
+    const later = GeoDatabaseProvider.fromSettings(
+      loadSettings({ UC_GEOIP_BLOB: BLOB, UC_GEOIP_MAX_AGE_DAYS: '3' }),
+      { blobService: service, log, clock: () => (ASN_BUILD_EPOCH + 5 * 86_400) * 1000 },
+    );
+    const db = await later.current();
+    expect(db.networkData).toMatchObject({ stale: true, ageDays: 5 });
+    expect(db.stale).toBe(true); // the City database is as old
+    expect(lines.filter((l) => l.level === 'warn').map((l) => l.message)).toEqual([
+      expect.stringMatching(
+        /^GeoIP database blob geoip\/GeoLite2-City\.mmdb .* was built 2026-11-30 \(5 days ago\)/,
+      ),
+      expect.stringMatching(
+        /^ASN database blob geoip\/GeoLite2-ASN\.mmdb .* was built 2026-11-30 \(5 days ago\), older than UC_GEOIP_MAX_AGE_DAYS=3: networks are matched less accurately\. Check that the refreshGeoIpDatabase function runs/,
+      ),
+    ]);
+  });
+
+  it('UC_ASN_EDITION=off: the blob is not read; UC_ASN_DB_PATH is, and a missing file fails naming the setting', async () => {
+    await uploadAsn(asnDatabase());
+    const path = join(dir, 'GeoLite2-ASN.mmdb');
+    await writeFile(path, ispDatabase());
+    const from = azurite.requests.length;
+    const provider = GeoDatabaseProvider.fromSettings(
+      loadSettings({ UC_GEOIP_BLOB: BLOB, UC_ASN_EDITION: 'off', UC_ASN_DB_PATH: path }),
+      { blobService: service, clock },
+    );
+    const db = await provider.current();
+    expect(asnRequests(from)).toEqual({ head: 0, get: 0 });
+    expect(db.networks?.databaseType).toBe('GeoIP2-ISP');
+    expect(db.networkData?.source).toBe(path);
+
+    const missing = GeoDatabaseProvider.fromSettings(
+      loadSettings({ UC_ASN_DB_PATH: join(dir, 'missing.mmdb') }),
+      { clock },
+    );
+    await expect(missing.current()).rejects.toThrow(
+      /^ASN database ".*missing\.mmdb" \(UC_ASN_DB_PATH\) not found/,
+    );
+  });
+
+  it('without any network setting: the embedded offline tables, silently (demo data)', async () => {
+    const { log, lines } = recorder();
+    const provider = GeoDatabaseProvider.fromSettings(loadSettings({ UC_GEOIP_DB_PATH: CITY_DB_PATH }), {
+      log,
+      clock: FRESH_CLOCK,
+    });
+    const db = await provider.current();
+    expect(db.networks?.network('8.8.8.8')).toEqual({ asn: 15169, org: 'Google LLC' });
+    expect(db.networkData?.source).toBe(
+      'embedded ip-location-db asn 2.3.2026061719 (npm @ip-location-db/asn, demo data)',
+    );
+    expect(db.networkData?.buildDate).toEqual(new Date('2026-06-17T19:00:00Z'));
+    expect(lines).toEqual([]);
   });
 });
 

@@ -7,6 +7,7 @@ import { loadSettings, type Settings } from '../../shared/config/settings.js';
 import { refreshGeoIpDatabase, type RefreshOptions, type RefreshResult } from '../../shared/geo/maxmind.js';
 import { GeoDatabaseProvider, type LogFn } from '../../shared/geo/provider.js';
 import { RunBudget } from '../../shared/runtime/budget.js';
+import { ASN_BUILD_EPOCH, asnDatabase, ispDatabase } from '../support/asnFixture.js';
 import { type AzuriteBlob, startAzuriteBlob } from '../support/azuriteBlob.js';
 import {
   CITY_BUILD_EPOCH,
@@ -17,6 +18,7 @@ import {
   startFakeMaxMind,
   withBuildEpoch,
 } from '../support/fakeMaxMind.js';
+import { writeMmdb } from '../support/mmdbWriter.js';
 
 const CONTAINER = 'geoip';
 const NAME = 'GeoLite2-City.mmdb';
@@ -385,6 +387,137 @@ describe('refreshGeoIpDatabase against a fake MaxMind and Azurite', () => {
     expect(result.reason).toMatch(
       /failed: socket hang up \(Basic \(redacted\); \(redacted\):\(redacted\)\)$/,
     );
+  });
+
+  describe('the ASN edition (UC_ASN_EDITION → UC_ASN_BLOB), refreshed the same way', () => {
+    const asnBlob = () => container.getBlockBlobClient('GeoLite2-ASN.mmdb');
+    const asnSnapshot = async () => {
+      const properties = await asnBlob().getProperties();
+      const content = await asnBlob().downloadToBuffer();
+      return { etag: properties.etag, sha256: sha256Hex(content), metadata: properties.metadata };
+    };
+    const runAsn = (overrides: Partial<RefreshOptions> = {}) => run({ edition: 'asn', ...overrides });
+    const newerAsn = {
+      mmdb: withBuildEpoch(asnDatabase(), ASN_BUILD_EPOCH + WEEK),
+      epochSeconds: ASN_BUILD_EPOCH + WEEK,
+    };
+    beforeEach(async () => {
+      fake.asn.mode = 'good';
+      fake.asn.edition = 'GeoLite2-ASN';
+      fake.asn.database = { mmdb: asnDatabase(), epochSeconds: ASN_BUILD_EPOCH };
+      await asnBlob().deleteIfExists();
+    });
+
+    it('good: downloads, verifies and uploads it with metadata; the provider picks it up by ETag; a newer build replaces it', async () => {
+      const provider = GeoDatabaseProvider.fromSettings(settings, {
+        blobService: service,
+        clock: () => (ASN_BUILD_EPOCH + 2 * WEEK) * 1000,
+      });
+      const first = await runAsn();
+      expect(first).toMatchObject({
+        status: 'updated',
+        buildDate: new Date(ASN_BUILD_EPOCH * 1000),
+        sha256: sha256Hex(asnDatabase()),
+      });
+      expect(first.requests.map((r) => r.path)).toEqual([
+        '/geoip/databases/GeoLite2-ASN/download?suffix=tar.gz.sha256',
+        '/geoip/databases/GeoLite2-ASN/download?suffix=tar.gz',
+      ]);
+      expect(first.lines.map((l) => l.message)).toContainEqual(
+        expect.stringMatching(/^ASN refresh: downloaded GeoLite2-ASN built 2026-11-30 .*checksum verified/),
+      );
+      const stored = await asnSnapshot();
+      expect(stored.metadata).toEqual({
+        sha256: sha256Hex(asnDatabase()),
+        archivesha256: expect.stringMatching(/^[0-9a-f]{64}$/),
+        buildepoch: String(ASN_BUILD_EPOCH),
+        edition: 'GeoLite2-ASN',
+      });
+      const db = await provider.current();
+      expect(db.networkData?.source).toContain(`blob geoip/GeoLite2-ASN.mmdb (etag ${stored.etag}`);
+      expect(db.networks?.network('8.8.8.8')).toEqual({ asn: 15169, org: 'Google LLC' });
+
+      fake.asn.database = newerAsn;
+      expect((await runAsn()).status).toBe('updated');
+      const replaced = await asnSnapshot();
+      expect(replaced.etag).not.toBe(stored.etag);
+      expect(replaced.metadata?.buildepoch).toBe(String(ASN_BUILD_EPOCH + WEEK));
+      expect((await provider.current()).networkData?.buildDate).toEqual(
+        new Date((ASN_BUILD_EPOCH + WEEK) * 1000),
+      );
+    });
+
+    it('unchanged: the same release again fetches only the checksum and leaves the blob (and its ETag) alone', async () => {
+      expect((await runAsn()).status).toBe('updated');
+      const before = await asnSnapshot();
+      const again = await runAsn();
+      expect(again).toMatchObject({
+        status: 'unchanged',
+        reason: expect.stringMatching(/still serves the archive the blob was made from/),
+        sha256: sha256Hex(asnDatabase()),
+      });
+      expect(again.requests.map((r) => r.path)).toEqual([
+        '/geoip/databases/GeoLite2-ASN/download?suffix=tar.gz.sha256',
+      ]);
+      expect(await asnSnapshot()).toEqual(before);
+    });
+
+    const failures: [string, FakeMode | (() => void), RegExp][] = [
+      ['corrupt archive', 'corrupt', /^corrupt gzip data/],
+      [
+        'checksum mismatch',
+        'wrong-checksum',
+        /^checksum mismatch: the archive's SHA-256 is [0-9a-f]{64}, MaxMind's checksum file says/,
+      ],
+      [
+        'a Country database',
+        'country',
+        /^GeoLite2-ASN\.mmdb is a GeoLite2-Country database, not GeoLite2-ASN$/,
+      ],
+      ['401', 'unauthorized', /^MaxMind rejected the account id \/ licence key \(HTTP 401\)/],
+      [
+        'an ASN database that cannot place the probe address',
+        () => {
+          fake.asn.database = {
+            mmdb: writeMmdb({
+              databaseType: 'GeoLite2-ASN',
+              buildEpoch: ASN_BUILD_EPOCH + WEEK,
+              networks: [['1.128.0.0/11', { autonomous_system_number: 1221 }]],
+            }),
+            epochSeconds: ASN_BUILD_EPOCH + WEEK,
+          };
+        },
+        /^GeoLite2-ASN\.mmdb places 8\.8\.8\.8 in no autonomous system$/,
+      ],
+    ];
+    it.each(failures)(
+      '%s: fails with a reason and leaves the ASN blob byte-identical',
+      async (_name, setup, reason) => {
+        expect((await runAsn()).status).toBe('updated');
+        const before = await asnSnapshot();
+        fake.asn.database = newerAsn; // a newer release, so only the failure stops it replacing the blob
+        if (typeof setup === 'string') fake.asn.mode = setup;
+        else setup();
+        const result = await runAsn();
+        expect(result.status).toBe('failed');
+        expect(result.reason).toMatch(reason);
+        expect(await asnSnapshot()).toEqual(before);
+        // The City edition is not touched by an ASN failure (and serves as before).
+        expect(fake.mode).toBe('good');
+      },
+    );
+
+    it('GeoIP2-ISP: the paid edition is downloaded under its own name and validated with isp()', async () => {
+      fake.asn.edition = 'GeoIP2-ISP';
+      fake.asn.database = { mmdb: ispDatabase(), epochSeconds: ASN_BUILD_EPOCH };
+      const result = await runAsn({ settings: { ...settings, UC_ASN_EDITION: 'GeoIP2-ISP' } });
+      expect(result.status).toBe('updated');
+      expect(result.requests.map((r) => r.path)).toEqual([
+        '/geoip/databases/GeoIP2-ISP/download?suffix=tar.gz.sha256',
+        '/geoip/databases/GeoIP2-ISP/download?suffix=tar.gz',
+      ]);
+      expect((await asnSnapshot()).metadata?.edition).toBe('GeoIP2-ISP');
+    });
   });
 
   it('never logs or returns the licence key, the account id or the basic-auth token (all runs of this file)', () => {

