@@ -16,7 +16,7 @@ import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } 
 import type { BaselineStore } from '../shared/baseline/store.js';
 import { parseDuration } from '../shared/config/duration.js';
 import { loadSettings, type Settings } from '../shared/config/settings.js';
-import type { Geolocator } from '../shared/geo/types.js';
+import type { Geolocator, NetworkLocator } from '../shared/geo/types.js';
 import { checkWhoAndWhy } from '../shared/ops/audit.js';
 import {
   bootstrapJson,
@@ -35,7 +35,7 @@ export interface BootstrapFunctionDeps {
   settings: Settings;
   store: BaselineStore;
   source: EventSource;
-  geo: { current(): Promise<{ geo: Geolocator }> };
+  geo: { current(): Promise<{ geo: Geolocator; networks?: NetworkLocator }> };
 }
 
 export interface BootstrapHandlerOptions extends OpsClientOptions {
@@ -168,9 +168,18 @@ export function makeBootstrapHandler(options: BootstrapHandlerOptions = {}): Boo
       const owner = `http:${context.invocationId}`;
       if (running === undefined) {
         running = (async () => {
-          const geo = (await deps.geo.current()).geo;
+          const { geo, networks } = await deps.geo.current();
+          const known = s.UC_NETWORKS === 'on' ? networks : undefined;
           const r = await runBootstrap(
-            { settings: s, store: deps.store, source: deps.source, geo, log: background, clock },
+            {
+              settings: s,
+              store: deps.store,
+              source: deps.source,
+              geo,
+              ...(known ? { networks: known } : {}),
+              log: background,
+              clock,
+            },
             { owner },
           );
           background('info', `bootstrapBaselines: background work ended: ${r.outcome}`);

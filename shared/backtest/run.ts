@@ -6,7 +6,7 @@ import { SqliteStore } from '../baseline/sqlite.js';
 import { defaultSettingValues, loadSettings, type SettingName, type Settings } from '../config/settings.js';
 import type { Labels } from '../demo/evaluate.js';
 import { openGeo } from '../geo/localDatabase.js';
-import type { Geolocator } from '../geo/types.js';
+import type { Geolocator, NetworkLocator } from '../geo/types.js';
 import { AllowlistProvider } from '../ops/allowlist.js';
 import { replay, type ReplayProgress, type ReplaySummary } from '../pipeline/replay.js';
 import { VERSION } from '../version.js';
@@ -62,7 +62,7 @@ export interface BacktestOptions {
    * The GeoIP database for a variant's settings. Default: UC_GEOIP_DB_PATH or the embedded demo database (as
    * replay); `backtest --days` uses the detector's database (UC_GEOIP_BLOB), as the timer would.
    */
-  openGeo?: (settings: Settings) => Promise<{ geo: Geolocator; warning?: string }>;
+  openGeo?: (settings: Settings) => Promise<{ geo: Geolocator; networks?: NetworkLocator; warning?: string }>;
   labels?: Labels;
   labelsPath?: string;
   /** Thresholds to sweep; the configured UC_ALERT_THRESHOLD is added when missing. */
@@ -180,7 +180,7 @@ async function record(
   warn: ((message: string) => void) | undefined,
 ): Promise<Recording> {
   const t0 = performance.now();
-  const { geo, warning } = await (input.openGeo ?? openGeo)(settings);
+  const { geo, networks, warning } = await (input.openGeo ?? openGeo)(settings);
   if (warning !== undefined) warn?.(warning);
   const recorder = new FindingRecorder(floor);
   const stats = newReadStats();
@@ -196,6 +196,7 @@ async function record(
       readStats: stats,
       store,
       geo,
+      ...(networks ? { networks } : {}),
       sink: { write: () => Promise.resolve() },
       settings: { ...settings, UC_ALERT_THRESHOLD: 0 },
       defaults: alertDefaults(settings),

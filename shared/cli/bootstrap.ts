@@ -11,7 +11,7 @@ import { SqliteStore } from '../baseline/sqlite.js';
 import type { BaselineStore } from '../baseline/store.js';
 import { parseDuration } from '../config/duration.js';
 import { loadSettings, type Settings } from '../config/settings.js';
-import type { Geolocator } from '../geo/types.js';
+import type { Geolocator, NetworkLocator } from '../geo/types.js';
 import { checkWhoAndWhy } from '../ops/audit.js';
 import {
   bootstrapJson,
@@ -145,6 +145,7 @@ export async function runBootstrapCommand(args: string[], io: BootstrapIo): Prom
   let store: BaselineStore;
   let source: EventSource;
   let geo: Geolocator;
+  let networks: NetworkLocator | undefined;
   let endMs: number;
   let earliestMs: number | undefined;
   if (fromFiles) {
@@ -153,6 +154,7 @@ export async function runBootstrapCommand(args: string[], io: BootstrapIo): Prom
     const opened = await openGeo(settings);
     if (opened.warning && !quiet) io.stderr(`warning: ${opened.warning}\n`);
     geo = opened.geo;
+    networks = opened.networks; // openGeo honours UC_NETWORKS
     const agg = await readFiles(positionals, settings, io, quiet);
     if (agg.events === 0) {
       io.stderr('no events in the files: nothing to bootstrap\n');
@@ -176,6 +178,7 @@ export async function runBootstrapCommand(args: string[], io: BootstrapIo): Prom
         `warning: GeoIP database ${current.source} was built ${current.buildDate.toISOString().slice(0, 10)}\n`,
       );
     geo = current.geo;
+    networks = settings.UC_NETWORKS === 'on' ? current.networks : undefined;
     source = clients.source;
     store = clients.store;
     // The current timer slot: the timer's next run continues right after it.
@@ -221,7 +224,7 @@ export async function runBootstrapCommand(args: string[], io: BootstrapIo): Prom
     }
     const tty = io.isTty === true;
     const r = await runBootstrap(
-      { settings, store, source, geo, log, clock },
+      { settings, store, source, geo, ...(networks ? { networks } : {}), log, clock },
       {
         owner: `cli:${hostname()}:${process.pid}`,
         takeOver: fromFiles || values['take-over'] === true,

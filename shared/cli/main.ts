@@ -151,7 +151,7 @@ async function runReplay(
   const stats: ReadStats = newReadStats();
   const stateDir = values.state as string | undefined;
   if (stateDir !== undefined) await makeStateDir(stateDir);
-  const { geo, warning } = await openGeo(settings);
+  const { geo, networks, warning } = await openGeo(settings);
   if (warning) process.stderr.write(`warning: ${warning}\n`); // --quiet hides progress, never a warning
   const store =
     stateDir !== undefined ? SqliteStore.openDirectory(resolve(stateDir)) : SqliteStore.open(':memory:');
@@ -170,6 +170,7 @@ async function runReplay(
       readStats: stats,
       store,
       geo,
+      ...(networks ? { networks } : {}),
       sink,
       settings,
       defaults: alertDefaults(settings),

@@ -31,7 +31,7 @@ export interface DemoResult {
 
 /** Generates the demo tenant, writes it as an export would be, replays it with the production pipeline. */
 export async function runDemo(o: DemoOptions): Promise<DemoResult> {
-  const { geo, warning } = await openGeo(o.settings);
+  const { geo, networks, warning } = await openGeo(o.settings);
   const data = generateTenant(o.days ?? 42);
   await mkdir(o.outDir, { recursive: true });
   const activity = join(o.outDir, 'activity.jsonl');
@@ -63,6 +63,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       readStats: stats,
       store,
       geo,
+      ...(networks ? { networks } : {}),
       sink: { write: async (alerts) => (await file.write(alerts), await memory.write(alerts)) },
       settings: o.settings,
       defaults: alertDefaults(o.settings),

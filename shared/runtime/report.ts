@@ -3,7 +3,7 @@ import { alertDefaults } from '../alerts/defaults.js';
 import type { AlertSink } from '../alerts/sinks.js';
 import type { BaselineStore } from '../baseline/store.js';
 import type { Settings } from '../config/settings.js';
-import type { Geolocator } from '../geo/types.js';
+import type { Geolocator, NetworkLocator } from '../geo/types.js';
 import type { Allowlist } from '../ops/allowlist.js';
 import type { LogFn, Pipeline } from '../pipeline/tick.js';
 import type { RunBudget } from './budget.js';
@@ -114,13 +114,15 @@ async function surfaceOldPending(
  */
 export function runPipeline(
   deps: { store: BaselineStore; settings: Settings; log: LogFn },
-  geo: Geolocator,
+  data: { geo: Geolocator; networks?: NetworkLocator },
   sink: AlertSink,
   allow: Allowlist | undefined,
 ): Pipeline {
+  const networks = deps.settings.UC_NETWORKS === 'on' ? data.networks : undefined;
   return {
     store: deps.store,
-    geo,
+    geo: data.geo,
+    ...(networks ? { networks } : {}),
     settings: deps.settings,
     sink,
     defaults: alertDefaults(deps.settings),

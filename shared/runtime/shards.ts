@@ -44,7 +44,7 @@ import type { Alert } from '../alerts/alert.js';
 import type { AlertSink } from '../alerts/sinks.js';
 import type { BaselineStore, Entity } from '../baseline/store.js';
 import { type Settings, SettingsError } from '../config/settings.js';
-import type { Geolocator } from '../geo/types.js';
+import type { Geolocator, NetworkLocator } from '../geo/types.js';
 import { baselineGate } from '../ops/bootstrap.js';
 import { fnv1a } from '../pipeline/callers.js';
 import { shardOf } from '../pipeline/shard.js';
@@ -477,7 +477,7 @@ async function processShardMessage(
   }
   const budget = new RunBudget(deps.settings.UC_RUN_BUDGET, clock);
   const geo = await deps.geo.current();
-  const stats = await detectShard(deps, m, outcome, budget, geo.geo);
+  const stats = await detectShard(deps, m, outcome, budget, geo);
   await markShardDone(deps.store, m, invocation, stats, outcome.shardGroups, clock);
   const report = shardReport(m, invocation.invocationId, outcome, geo);
   report.durationsMs.detect = clock() - started;
@@ -501,7 +501,7 @@ async function detectShard(
   m: ShardMessage,
   outcome: ShardOutcome,
   budget: RunBudget,
-  geo: Geolocator,
+  geo: { geo: Geolocator; networks?: NetworkLocator },
 ): Promise<TickStats> {
   const share = { index: m.shard, count: m.shards };
   const mineOnly = (operationKey: string) =>

@@ -121,7 +121,9 @@ describe('arrivals: moves and waves', () => {
     expect(wave.Severity).toBe('High');
     expect(wave.AlertName).toBe('Unusual city: credential wave');
     expect(wave.Explanation.callers).toEqual(['ann@c.com', 'bob@c.com', 'cat@c.com']);
-    expect(wave.Description).toMatch(/through networks none of them had used before \(AS9009 \(M247 Europe SRL\)\)/);
+    expect(wave.Description).toMatch(
+      /through networks none of them had used before \(AS9009 \(M247 Europe SRL\)\)/,
+    );
     // Not a move, and no second wave alert for a fourth caller within the window.
     const fourth = await run(store, T0 + 4 * HOUR, [arrival('dan@c.com', T0 + 3 * HOUR, 'new')]);
     expect(fourth.alerts).toEqual([]);

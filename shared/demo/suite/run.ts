@@ -8,7 +8,6 @@ import { alertDefaults } from '../../alerts/defaults.js';
 import { MemoryAlertSink } from '../../alerts/sinks.js';
 import { SqliteStore } from '../../baseline/sqlite.js';
 import type { Settings } from '../../config/settings.js';
-import { openEmbeddedAsnTable } from '../../geo/asnTable.js';
 import { openGeo } from '../../geo/localDatabase.js';
 // Upward import: the suite replays exactly as `replay` does, with the settings' allowlists (UC_ALLOW_*).
 import { AllowlistProvider } from '../../ops/allowlist.js';
@@ -51,8 +50,7 @@ async function replayTenant(
   file: string,
 ): Promise<{ alerts: Alert[]; summary: ReplaySummary }> {
   await writeActivityJsonl(t.events, t.tokenIps, file);
-  const { geo } = await openGeo(settings);
-  const networks = settings.UC_NETWORKS === 'off' ? undefined : await openEmbeddedAsnTable();
+  const { geo, networks } = await openGeo(settings);
   const store = SqliteStore.open(':memory:');
   const sink = new MemoryAlertSink();
   const stats = newReadStats();
