@@ -37,7 +37,11 @@ export interface AsnTableStats {
   skipped: number;
   /** The first {@link MAX_SKIPPED_KEPT} of them. */
   skippedLines: SkippedLine[];
-  /** Rows starting inside the previous row's range (kept: the later, more specific row wins there). */
+  /**
+   * Rows starting inside the previous row's range: kept, the later row wins from its start on. (A row nested
+   * wholly inside the previous one would hide the rest of it; the package has none: its one overlap, at
+   * 215.0.0.0, is partial.)
+   */
   overlapping: number;
 }
 
