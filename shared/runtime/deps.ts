@@ -8,6 +8,7 @@ import type { Settings } from '../config/settings.js';
 import type { Geolocator } from '../geo/types.js';
 import type { Allowlist } from '../ops/allowlist.js';
 import type { EventSource } from '../pipeline/types.js';
+import type { VerdictRead } from '../source/verdicts.js';
 import type { RunBudget } from '../run/budget.js';
 import type { Clock } from '../run/clock.js';
 import type { LogFn } from '../run/log.js';
@@ -53,6 +54,8 @@ export interface DetectorDeps {
   clock?: Clock;
   /** Allowlists of one run: settings and service tags, and the allow table as it is now. Absent: none. */
   allowlist?: () => Promise<Allowlist>;
+  /** The analysts' verdicts in Sentinel (UC_VERDICTS on and UC_VERDICT_RULE_ID set); absent: none are read. */
+  verdicts?: { read(nowMs: number): Promise<VerdictRead> };
   /** UC_SHARDING=queue: where the timer enqueues the shards of each tick (shared/runtime/shards.ts). */
   shardQueue?: ShardQueue;
 }

@@ -6,6 +6,7 @@ import type { Settings } from '../config/settings.js';
 import { GeoDatabaseProvider } from '../geo/provider.js';
 import type { LogFn } from '../pipeline/tick.js';
 import { LogAnalyticsSource } from '../source/logAnalytics.js';
+import { VerdictSource } from '../source/verdicts.js';
 import { RunBudget } from './budget.js';
 import { blobServiceFromSettings } from './clients.js';
 
@@ -24,7 +25,8 @@ export const sdkClientOptions = (o: { tlsCa?: string }): { tlsOptions?: { ca: st
 /**
  * Where the detector reads from, built one way for the timer, the bootstrap and the backtest: the Log Analytics
  * source (workspace, categories, statuses, a UC_RUN_BUDGET per read) and the GeoIP database (UC_GEOIP_BLOB,
- * else UC_GEOIP_DB_PATH), with the process's credential.
+ * else UC_GEOIP_DB_PATH), with the process's credential. The analysts' verdicts are read through the same client
+ * when UC_VERDICTS is on and UC_VERDICT_RULE_ID is set.
  */
 export function openActivitySources(
   settings: Settings,
@@ -32,7 +34,7 @@ export function openActivitySources(
   credential: TokenCredential,
   log: LogFn,
   options: SourceOptions = {},
-): { source: LogAnalyticsSource; geo: GeoDatabaseProvider } {
+): { source: LogAnalyticsSource; geo: GeoDatabaseProvider; verdicts?: VerdictSource } {
   const logs = new LogsQueryClient(credential, {
     endpoint: settings.UC_LOGS_ENDPOINT,
     ...sdkClientOptions(options),
@@ -51,5 +53,16 @@ export function openActivitySources(
     options.blobService ??
     (settings.UC_GEOIP_BLOB !== '' ? blobServiceFromSettings(settings, env, credential) : undefined);
   const geo = GeoDatabaseProvider.fromSettings(settings, { ...(blobService ? { blobService } : {}), log });
-  return { source, geo };
+  const verdicts =
+    settings.UC_VERDICTS === 'on' && settings.UC_VERDICT_RULE_ID !== ''
+      ? new VerdictSource({
+          client: logs,
+          workspaceId: settings.UC_WORKSPACE_ID,
+          additionalWorkspaces: settings.UC_ADDITIONAL_WORKSPACE_IDS,
+          ruleId: settings.UC_VERDICT_RULE_ID,
+          lookbackMs: settings.UC_VERDICT_LOOKBACK,
+          log,
+        })
+      : undefined;
+  return { source, geo, ...(verdicts ? { verdicts } : {}) };
 }
