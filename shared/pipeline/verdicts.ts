@@ -356,3 +356,41 @@ async function setConfirmed(
     return new Map([[a.cityKey, { ...base, confirmedAlertId: alertId }]]);
   });
 }
+
+/**
+ * Verdicts fed to simulated runs (replay, the suite): each is applied, through the same code as the timer's, by
+ * the first run at or after its ClosedTime. More can be added as the runs go (the suite's simulated analyst).
+ */
+export class VerdictFeed {
+  private pending: Verdict[] = [];
+  readonly stats = newVerdictStats();
+
+  constructor(
+    private readonly store: BaselineStore,
+    private readonly policy: VerdictPolicy,
+    verdicts: readonly Verdict[] = [],
+  ) {
+    this.add(verdicts);
+  }
+
+  add(verdicts: readonly Verdict[]): void {
+    if (verdicts.length === 0) return;
+    this.pending = [...this.pending, ...verdicts].sort((a, b) => a.closedTimeMs - b.closedTimeMs);
+  }
+
+  get size(): number {
+    return this.pending.length;
+  }
+
+  /** Applies the verdicts closed at or before `tickMs`; true when any changed the allow table. */
+  async due(tickMs: number): Promise<boolean> {
+    let n = 0;
+    while (n < this.pending.length && this.pending[n]!.closedTimeMs <= tickMs) n++;
+    if (n === 0) return false;
+    const now = this.pending.slice(0, n);
+    this.pending = this.pending.slice(n);
+    const s = await applyVerdicts(this.store, now, this.policy);
+    for (const k of Object.keys(s) as (keyof VerdictStats)[]) this.stats[k] += s[k];
+    return s.benign > 0;
+  }
+}
