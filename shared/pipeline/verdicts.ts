@@ -15,7 +15,7 @@
 import type { BaselineStore, Entity } from '../baseline/store.js';
 import { displaySafe } from '../display.js';
 import { DAY_MS } from '../scoring/model.js';
-import { updateCallerHistories } from './callers.js';
+import { liftQuarantine, updateCallerHistories } from './callers.js';
 
 export const CLASSIFICATIONS = ['Undetermined', 'TruePositive', 'BenignPositive', 'FalsePositive'] as const;
 export type Classification = (typeof CLASSIFICATIONS)[number];
@@ -305,6 +305,8 @@ async function allowBenign(
   await policy.allow({ kind: 'caller+city', value: `${caller} ${a.cityKey}`, ...expires }, change);
   if (policy.allowNetwork && /^AS\d{1,10}$/.test(a.network))
     await policy.allow({ kind: 'caller+network', value: `${caller} ${a.network}`, ...expires }, change);
+  // The quarantine ends with the exact caller as stored (the rule's value is lower-cased, stored callers are not).
+  await liftQuarantine(store, { caller: a.caller, cityKey: a.cityKey });
   // A benign verdict after a true one (reclassified): later activity no longer re-alerts.
   await setConfirmed(store, a, undefined);
 }
