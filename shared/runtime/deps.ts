@@ -8,10 +8,10 @@ import type { Settings } from '../config/settings.js';
 import type { Geolocator } from '../geo/types.js';
 import type { Allowlist } from '../ops/allowlist.js';
 import type { EventSource } from '../pipeline/types.js';
-import type { VerdictRead } from '../source/verdicts.js';
 import type { RunBudget } from '../run/budget.js';
 import type { Clock } from '../run/clock.js';
 import type { LogFn } from '../run/log.js';
+import type { VerdictRead } from '../source/verdicts.js';
 import type { Telemetry } from './telemetry.js';
 
 /** A shard's message on the queue (JSON, base64-encoded as the Functions queue trigger expects by default). */
