@@ -11,10 +11,13 @@ import { renderReport } from '../backtest/report.js';
 import { type BacktestOptions, runBacktest, variantsOf, type VaryOption } from '../backtest/run.js';
 import { matchesAttack, readLabels } from '../demo/evaluate.js';
 import { openAzureHistory } from '../ops/clients.js';
+import { describeSkipped, readVerdictFile } from '../ops/verdicts.js';
 import type { ReplayProgress } from '../pipeline/replay.js';
 import type { LogFn } from '../pipeline/tick.js';
 import type { EventSource } from '../pipeline/types.js';
+import type { Verdict } from '../pipeline/verdicts.js';
 import { type CliIo, parseSets, processIo, UsageError } from './args.js';
+import { checkReadable } from './files.js';
 
 export const BACKTEST_USAGE = `Usage:
   unusual-city backtest <file>... | --days N  [--labels labels.json] [--thresholds 30,40,50,60,70]
@@ -44,6 +47,7 @@ export const BACKTEST_USAGE = `Usage:
   --set NAME=VALUE    a setting for every run (as replay). Repeatable. With --days, settings that shape
                       the query (UC_CATEGORIES, UC_STATUSES, workspaces) cannot be varied: set them.
   --labels FILE       labelled attacks (the file evaluate and demo use) for detection numbers.
+  --verdicts FILE     analysts' verdicts (JSON Lines, docs/operations.md), applied at their closedTime.
   --report FILE       a self-contained HTML report (charts, map, tables; opens offline).
   --json FILE         every number as JSON.
   --alerts DIR        DIR/alerts-<threshold>.jsonl: the alerts at each threshold (current settings),
@@ -54,6 +58,7 @@ export const BACKTEST_USAGE = `Usage:
 const options = {
   days: { type: 'string' },
   labels: { type: 'string' },
+  verdicts: { type: 'string' },
   thresholds: { type: 'string' },
   vary: { type: 'string', multiple: true },
   set: { type: 'string', multiple: true },
@@ -237,6 +242,14 @@ async function fromLogAnalytics(
   };
 }
 
+/** `--verdicts FILE`: its verdicts; bad lines are warned about and skipped. */
+async function readVerdicts(path: string, io: BacktestIo): Promise<Verdict[]> {
+  await checkReadable('--verdicts', path);
+  const { verdicts, skipped } = await readVerdictFile(path);
+  if (skipped.length > 0) io.stderr(`warning: ${path}: ${describeSkipped(skipped, 'line')}\n`);
+  return verdicts;
+}
+
 /** `unusual-city backtest`: see BACKTEST_USAGE. */
 export async function runBacktestCommand(args: string[], io: BacktestIo): Promise<number> {
   const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
@@ -268,6 +281,7 @@ export async function runBacktestCommand(args: string[], io: BacktestIo): Promis
   }
   const labels = values.labels !== undefined ? await readLabels(values.labels) : undefined;
   const quiet = values.quiet === true;
+  const verdicts = values.verdicts !== undefined ? await readVerdicts(values.verdicts, io) : undefined;
   const input = days !== undefined ? await fromLogAnalytics(days, set, vary, io, quiet) : {};
 
   const { results, decisions } = await runBacktest({
@@ -275,6 +289,7 @@ export async function runBacktestCommand(args: string[], io: BacktestIo): Promis
     ...input,
     ...(labels !== undefined ? { labels } : {}),
     ...(values.labels !== undefined ? { labelsPath: values.labels } : {}),
+    ...(verdicts !== undefined ? { verdicts } : {}),
     thresholds,
     set,
     vary,

@@ -78,6 +78,30 @@ describe('replay --verdicts', () => {
     },
   );
 
+  it('backtest --verdicts decides as replay --verdicts does', { timeout: 180_000 }, async () => {
+    // The verdicts file of the test above (it runs first): the trip's first alert closed as benign.
+    const common = [
+      'backtest',
+      'activity.jsonl',
+      '--set',
+      'UC_TICK_INTERVAL=1h',
+      '--set',
+      'UC_ALERT_COOLDOWN=1h',
+    ];
+    const args = [...common, '--thresholds', '50', '--quiet'];
+    const plain = await run([...args, '--alerts', 'bt-plain']);
+    expect(plain.code).toBe(0);
+    const fed = await run([...args, '--alerts', 'bt-fed', '--verdicts', 'verdicts.jsonl']);
+    expect(fed.code).toBe(0);
+    expect(fed.stderr).toContain('1 verdict record(s) skipped (line 2: not JSON)');
+    expect((await alertsOf('bt-plain/alerts-50.jsonl')).map((a) => a.AlertId)).toEqual(
+      (await alertsOf('plain.jsonl')).map((a) => a.AlertId),
+    );
+    expect((await alertsOf('bt-fed/alerts-50.jsonl')).map((a) => a.AlertId)).toEqual(
+      (await alertsOf('fed.jsonl')).map((a) => a.AlertId),
+    );
+  });
+
   it('a missing verdicts file and a bad --analyst-hours are usage errors', async () => {
     const missing = await run(['replay', 'activity.jsonl', '--out', 'x.jsonl', '--verdicts', 'nope.jsonl']);
     expect(missing.code).not.toBe(0);
