@@ -16,6 +16,11 @@ export interface LedgerEntry {
   reported?: string[];
   /** The episode's latest update alert: its id, event hour and operations (for idempotent re-runs). */
   update?: { alertId: string; atMs: number; operations: string[] };
+  /**
+   * An analyst classified one of the episode's alerts as a TruePositive (shared/pipeline/verdicts.ts): later
+   * activity from this (caller, city) alerts again, one alert per new hour, linked to it by ParentAlertId.
+   */
+  confirmedAlertId?: string;
 }
 
 export interface EpisodePolicy {
@@ -74,6 +79,23 @@ export function decideAlerts(
     );
     const lastHour = Math.max(...fs.map((f) => f.observation.hourMs));
     const prev = ledger.get(key);
+    // After a TruePositive verdict, activity of hours after the episode's last alert alerts again.
+    const confirmed = prev?.confirmedAlertId;
+    const later = prev && confirmed ? confirmedAlert(fs, prev, confirmed, tickMs, defaults) : undefined;
+    if (prev && later) {
+      if (today.size >= policy.dailyCap && !today.has(later.alert.AlertId)) {
+        out.suppressedByCap += 1;
+        continue;
+      }
+      today.add(later.alert.AlertId);
+      out.alerts.push(later.alert);
+      out.ledger.push({
+        ...prev,
+        lastActivityMs: Math.max(prev.lastActivityMs, lastHour),
+        update: { alertId: later.alert.AlertId, atMs: later.atMs, operations: later.alert.Operations },
+      });
+      continue;
+    }
     if (prev !== undefined && prev.alertId === alert.AlertId) {
       // The same alert again (a re-run after a crash): the sink dedupes by AlertId; keep it idempotent.
       out.alerts.push(alert);
@@ -121,8 +143,9 @@ export function decideAlerts(
       continue;
     }
     today.add(alert.AlertId);
-    out.alerts.push(alert);
+    out.alerts.push(confirmed !== undefined ? { ...alert, ParentAlertId: confirmed } : alert);
     out.ledger.push({
+      ...(confirmed !== undefined ? { confirmedAlertId: confirmed } : {}),
       caller: alert.Caller,
       cityKey: fs[0]!.observation.city.key,
       alertId: alert.AlertId,
@@ -170,6 +193,24 @@ function updateAlert(
   return { ...buildAlert(fresh, tickMs, defaults), ParentAlertId: prev.alertId };
 }
 
+/**
+ * Activity after a TruePositive verdict: the findings of hours after the episode's last alert raise a new alert
+ * (ParentAlertId = the confirmed alert), whatever the cooldown — one per new hour, as each run sees new hours.
+ */
+function confirmedAlert(
+  fs: readonly RareFinding[],
+  prev: LedgerEntry,
+  confirmed: string,
+  tickMs: number,
+  defaults: AlertDefaults,
+): { alert: Alert; atMs: number } | undefined {
+  const lastAlertMs = Math.max(prev.alertedAtMs, prev.update?.atMs ?? 0);
+  const later = fs.filter((f) => f.observation.hourMs > lastAlertMs);
+  if (later.length === 0) return undefined;
+  const atMs = Math.max(...later.map((f) => f.observation.hourMs));
+  return { alert: { ...buildAlert(later, tickMs, defaults), ParentAlertId: confirmed }, atMs };
+}
+
 /** The episode's latest update alert again (a re-run after a crash), when these findings rebuild it. */
 function sameUpdate(
   fs: readonly RareFinding[],
@@ -180,6 +221,6 @@ function sameUpdate(
   const ops = new Set(prev.update!.operations);
   const mine = fs.filter((f) => ops.has(f.observation.operation));
   if (mine.length === 0) return undefined;
-  const a = { ...buildAlert(mine, tickMs, defaults), ParentAlertId: prev.alertId };
+  const a = { ...buildAlert(mine, tickMs, defaults), ParentAlertId: prev.confirmedAlertId ?? prev.alertId };
   return a.AlertId === prev.update!.alertId ? a : undefined;
 }

@@ -1,5 +1,7 @@
 import { type Alert, type AlertDefaults, alertIdFor, type RareFinding } from '../alerts/alert.js';
 import { decideAlerts, type EpisodePolicy, type LedgerEntry, ledgerKey } from '../alerts/episodes.js';
+import type { Verdict } from '../pipeline/verdicts.js';
+import { DAY_MS } from '../scoring/model.js';
 import type { RecordedTick } from './record.js';
 
 /** An alert of the backtest with the finding that leads it (its operation, city and caller). */
@@ -37,8 +39,11 @@ export function decideAt(
   policy: EpisodePolicy,
   defaults: AlertDefaults,
   suppress?: Suppress,
+  /** Analysts' verdicts (`--verdicts FILE`), applied as the timer applies them: see VerdictRules. */
+  verdicts?: { list: readonly Verdict[]; allowDays: number },
 ): ThresholdDecision {
   const ledger = new Map<string, LedgerEntry>();
+  const rules = verdicts ? new VerdictRules(verdicts.list, verdicts.allowDays) : undefined;
   const perDay = new Map<string, Set<string>>();
   const seen = new Set<string>();
   const out: ThresholdDecision = {
@@ -50,9 +55,10 @@ export function decideAt(
   };
   for (const { tickMs, findings } of ticks) {
     let fs = findings.filter((f) => f.rarity.score >= threshold);
-    if (suppress !== undefined) {
+    rules?.due(tickMs, ledger);
+    if (suppress !== undefined || rules !== undefined) {
       const n = fs.length;
-      fs = fs.filter((f) => suppress(f) === undefined);
+      fs = fs.filter((f) => suppress?.(f) === undefined && !rules?.allows(f));
       out.allowlisted += n - fs.length;
     }
     if (fs.length === 0) continue;
@@ -82,7 +88,55 @@ export function decideAt(
       const top = byId.get(alert.AlertId);
       if (top === undefined) throw new Error(`backtest: no finding for alert ${alert.AlertId}`);
       out.alerts.push({ alert, top, tickMs });
+      rules?.raised(alert.AlertId, top);
     }
   }
   return out;
+}
+
+/**
+ * Verdicts in the backtest's in-memory decision, due at their ClosedTime: a benign one allows the alert's (caller,
+ * city) until UC_VERDICT_ALLOW_DAYS later, a TruePositive marks the episode confirmed in the ledger (later hours
+ * alert again). Scores are recorded once, so a confirmed quarantine's effect on later scores is not simulated.
+ */
+class VerdictRules {
+  private readonly pending: Verdict[];
+  private readonly byAlert = new Map<string, { caller: string; cityKey: string }>();
+  private readonly allowedUntil = new Map<string, number>();
+
+  constructor(
+    verdicts: readonly Verdict[],
+    private readonly allowDays: number,
+  ) {
+    this.pending = [...verdicts].sort((a, b) => a.closedTimeMs - b.closedTimeMs);
+  }
+
+  raised(alertId: string, top: RareFinding): void {
+    this.byAlert.set(alertId, { caller: top.activity.caller, cityKey: top.observation.city.key });
+  }
+
+  due(tickMs: number, ledger: Map<string, LedgerEntry>): void {
+    while (this.pending.length > 0 && this.pending[0]!.closedTimeMs <= tickMs) {
+      const v = this.pending.shift()!;
+      const a = this.byAlert.get(v.alertId);
+      if (a === undefined || v.classification === 'Undetermined') continue;
+      const key = ledgerKey(a.caller, a.cityKey);
+      const entry = ledger.get(key);
+      if (v.classification === 'TruePositive') {
+        if (entry) ledger.set(key, { ...entry, confirmedAlertId: v.alertId });
+        continue;
+      }
+      const until = this.allowDays > 0 ? v.closedTimeMs + this.allowDays * DAY_MS : Number.MAX_SAFE_INTEGER;
+      this.allowedUntil.set(`${a.caller.toLowerCase()} ${a.cityKey}`, until);
+      if (entry?.confirmedAlertId !== undefined) {
+        const { confirmedAlertId: _gone, ...rest } = entry;
+        ledger.set(key, rest);
+      }
+    }
+  }
+
+  allows(f: RareFinding): boolean {
+    const until = this.allowedUntil.get(`${f.activity.caller.toLowerCase()} ${f.observation.city.key}`);
+    return until !== undefined && f.observation.hourMs < until;
+  }
 }

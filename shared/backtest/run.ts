@@ -9,6 +9,7 @@ import { openGeo } from '../geo/localDatabase.js';
 import type { Geolocator, NetworkLocator } from '../geo/types.js';
 import { AllowlistProvider } from '../ops/allowlist.js';
 import { replay, type ReplayProgress, type ReplaySummary } from '../pipeline/replay.js';
+import type { Verdict } from '../pipeline/verdicts.js';
 import { VERSION } from '../version.js';
 import { decideAt, type Suppress, type ThresholdDecision } from './decide.js';
 import type { HistoryDownload } from './history.js';
@@ -77,6 +78,8 @@ export interface BacktestOptions {
   keepAllDecisions?: boolean;
   onProgress?: (replay: { index: number; count: number; variant: string }, p: ReplayProgress) => void;
   warn?: (message: string) => void;
+  /** Analysts' verdicts (`--verdicts FILE`), applied at their ClosedTime in every variant's decisions. */
+  verdicts?: readonly Verdict[];
 }
 
 export interface Backtest {
@@ -242,6 +245,10 @@ export async function runBacktest(o: BacktestOptions): Promise<Backtest> {
   let decisions: ThresholdDecision[] = [];
   const kept = new Map<Variant, ThresholdDecision[]>();
 
+  const verdictsOf = (v: Variant) =>
+    o.verdicts !== undefined && o.verdicts.length > 0
+      ? { list: o.verdicts, allowDays: v.settings.UC_VERDICT_ALLOW_DAYS }
+      : undefined;
   const evaluateVariant = (v: Variant, rec: Recording): VariantResult => {
     const defaults = alertDefaults(v.settings);
     const policy = policyOf(v.settings);
@@ -253,7 +260,7 @@ export async function runBacktest(o: BacktestOptions): Promise<Backtest> {
       check(t);
       let d = memo.get(t);
       if (d === undefined) {
-        d = decideAt(rec.recorder.ticks, t, policy, defaults, v.suppress);
+        d = decideAt(rec.recorder.ticks, t, policy, defaults, v.suppress, verdictsOf(v));
         memo.set(t, d);
       }
       return d;
@@ -261,8 +268,13 @@ export async function runBacktest(o: BacktestOptions): Promise<Backtest> {
     const decideAllowing = (t: number, allowed: (f: RareFinding) => boolean): ThresholdDecision => {
       check(t);
       const own = v.suppress;
-      return decideAt(rec.recorder.ticks, t, policy, defaults, (f) =>
-        allowed(f) ? 'proposed allow rule' : own?.(f),
+      return decideAt(
+        rec.recorder.ticks,
+        t,
+        policy,
+        defaults,
+        (f) => (allowed(f) ? 'proposed allow rule' : own?.(f)),
+        verdictsOf(v),
       );
     };
     const ctx: MetricsContext = {

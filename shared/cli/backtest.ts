@@ -12,10 +12,13 @@ import { renderReport } from '../backtest/report.js';
 import { type BacktestOptions, runBacktest, variantsOf, type VaryOption } from '../backtest/run.js';
 import { matchesAttack, readLabels } from '../demo/evaluate.js';
 import { openAzureHistory } from '../ops/clients.js';
+import { describeSkipped, readVerdictFile } from '../ops/verdicts.js';
 import type { ReplayProgress } from '../pipeline/replay.js';
 import type { LogFn } from '../pipeline/tick.js';
 import type { EventSource } from '../pipeline/types.js';
+import type { Verdict } from '../pipeline/verdicts.js';
 import { CliError, type CliIo, EXIT, parseSets, processIo, UsageError } from './args.js';
+import { checkReadable } from './files.js';
 
 export const BACKTEST_USAGE = `Usage:
   unusual-city backtest <file>... | --days N  [--labels labels.json] [--thresholds 30,40,50,60,70]
@@ -47,6 +50,7 @@ export const BACKTEST_USAGE = `Usage:
   --set NAME=VALUE    a setting for every run (as replay). Repeatable. With --days, settings that shape
                       the query (UC_CATEGORIES, UC_STATUSES, workspaces) cannot be varied: set them.
   --labels FILE       labelled attacks (the file evaluate and demo use) for detection numbers.
+  --verdicts FILE     analysts' verdicts (JSON Lines, docs/operations.md), applied at their closedTime.
   --report FILE       a self-contained HTML report (charts, map, tables; opens offline).
   --json FILE         every number as JSON.
   --alerts FILE       the alerts at UC_ALERT_THRESHOLD (current settings) in FILE, a .jsonl file: what
@@ -66,6 +70,7 @@ Examples:
 const options = {
   days: { type: 'string' },
   labels: { type: 'string' },
+  verdicts: { type: 'string' },
   thresholds: { type: 'string' },
   vary: { type: 'string', multiple: true },
   set: { type: 'string', multiple: true },
@@ -283,6 +288,14 @@ async function alertsTargets(
   return { file: alerts, ...(dir !== undefined ? { dir } : {}) };
 }
 
+/** `--verdicts FILE`: its verdicts; bad lines are warned about and skipped. */
+async function readVerdicts(path: string, io: BacktestIo): Promise<Verdict[]> {
+  await checkReadable('--verdicts', path);
+  const { verdicts, skipped } = await readVerdictFile(path);
+  if (skipped.length > 0) io.stderr(`warning: ${path}: ${describeSkipped(skipped, 'line')}\n`);
+  return verdicts;
+}
+
 /** `unusual-city backtest`: see BACKTEST_USAGE. */
 export async function runBacktestCommand(args: string[], io: BacktestIo): Promise<number> {
   const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
@@ -315,6 +328,7 @@ export async function runBacktestCommand(args: string[], io: BacktestIo): Promis
   const targets = await alertsTargets(values.alerts, values['alerts-dir'], positionals, io);
   const labels = values.labels !== undefined ? await readLabels(values.labels) : undefined;
   const quiet = values.quiet === true;
+  const verdicts = values.verdicts !== undefined ? await readVerdicts(values.verdicts, io) : undefined;
   const input = days !== undefined ? await fromLogAnalytics(days, set, vary, io, quiet) : {};
 
   const { results, decisions } = await runBacktest({
@@ -322,6 +336,7 @@ export async function runBacktestCommand(args: string[], io: BacktestIo): Promis
     ...input,
     ...(labels !== undefined ? { labels } : {}),
     ...(values.labels !== undefined ? { labelsPath: values.labels } : {}),
+    ...(verdicts !== undefined ? { verdicts } : {}),
     thresholds,
     set,
     vary,

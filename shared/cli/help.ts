@@ -1,7 +1,7 @@
 /** Per-command help of replay, evaluate and demo (`unusual-city <command> --help`), with examples. */
 
 export const REPLAY_HELP = `Usage: unusual-city replay <file>... --out alerts.jsonl [--state DIR] [--append] [--tick 15m] [--lookback 2h]
-                           [--from ISO] [--to ISO] [--set NAME=VALUE]... [--quiet]
+                           [--from ISO] [--to ISO] [--set NAME=VALUE]... [--verdicts FILE] [--quiet]
 
 Runs the production pipeline over exported Activity Logs (AzureActivity JSON Lines, Log Analytics query
 responses, portal CSV, diagnostic-settings records; gzip or not) as the timer would have, and writes the alerts
@@ -16,6 +16,8 @@ as JSON Lines to --out.
   --from, --to    only the runs inside this window raise alerts; the runs start from empty baselines unless
                   --state holds history: bootstrap --from-files <file>... --to <from> --state DIR first
   --tick, --lookback, --set NAME=VALUE   settings (as the app settings of the same name; see README)
+  --verdicts FILE analysts' verdicts (JSON Lines, docs/operations.md), each applied by the first run at or after
+                  its closedTime, as the timer applies Sentinel's
   --quiet         no progress (warnings still print)
 
 Examples:
@@ -28,6 +30,7 @@ Examples:
 export const EVALUATE_HELP = `Usage: unusual-city evaluate <file>... --labels labels.json [replay options]
        unusual-city evaluate --labels labels.json --alerts alerts.jsonl
        unusual-city evaluate --suite [--seeds 1,2,3] [--days 28] [--set NAME=VALUE]... [--json] [--out DIR]
+                                 [--verdicts FILE] [--analyst-hours N]
 
 Replays a labelled data set (or reads the alerts file of an earlier replay --out or backtest --alerts with
 --alerts FILE; --alerts always names a .jsonl file of alerts, as in backtest) and prints the
@@ -40,12 +43,16 @@ New York, automation in Azure regions, benign novelties and one attack of each c
 production pipeline and prints per seed and in total: attacks detected per class, time to detect (median, max;
 from the attacker's first event), false alerts per benign class and per day. --json prints the same as JSON on
 stdout. --out DIR keeps each seed's data set: activity-seed-N.jsonl, labels-seed-N.json and alerts-seed-N.jsonl.
+--analyst-hours N also replays each seed with a simulated analyst who closes every alert N hours after it
+(attack: TruePositive, benign label: BenignPositive, else FalsePositive) and prints false alerts per day overall
+and from day 8, without and with the analyst. --verdicts FILE applies analysts' verdicts (replay's option).
 
 Examples:
   unusual-city evaluate .data/demo/activity.jsonl --labels .data/demo/labels.json
   unusual-city evaluate --labels labels.json --alerts alerts.jsonl
   unusual-city evaluate --suite
   unusual-city evaluate --suite --seeds 4,5 --days 21 --set UC_ALERT_THRESHOLD=45
+  unusual-city evaluate --suite --analyst-hours 8
 `;
 
 export const DEMO_HELP = `Usage: unusual-city demo [--out DIR] [--days N] [--set NAME=VALUE]... [--quiet]

@@ -14,7 +14,9 @@ import { runDemo } from '../demo/demo.js';
 import { evaluateAlerts, formatEvaluation, readLabels } from '../demo/evaluate.js';
 import { AllowlistProvider } from '../ops/allowlist.js';
 import { bootstrapPending } from '../ops/bootstrap.js';
+import { describeSkipped, readVerdictFile, verdictPolicy } from '../ops/verdicts.js';
 import { replay, type ReplayProgress, type ReplaySummary } from '../pipeline/replay.js';
+import { VerdictFeed } from '../pipeline/verdicts.js';
 import { VERSION } from '../version.js';
 import { CliError, EXIT, parseSets, parseTime, UsageError } from './args.js';
 import { checkInputs, checkOut, checkReadable, makeStateDir } from './files.js';
@@ -85,6 +87,8 @@ const replayOptions = {
   suite: { type: 'boolean' },
   seeds: { type: 'string' },
   json: { type: 'boolean' },
+  verdicts: { type: 'string' },
+  'analyst-hours': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -163,8 +167,11 @@ async function runReplay(
         `${stateDir} holds an unfinished bootstrap: run it again to finish it, or --cancel it`,
       );
     if (stateDir !== undefined) await sameSettingsAsState(store, settings, stateDir);
-    // Allowlists: settings and service tags, plus the allow table of --state (baseline allow), read once.
-    const allowlist = await (await AllowlistProvider.fromSettings(settings)).forRun(store);
+    // Allowlists: settings and service tags, plus the allow table of --state (baseline allow), read once and
+    // again after verdicts (--verdicts FILE) change it.
+    const provider = await AllowlistProvider.fromSettings(settings);
+    const allowlist = await provider.forRun(store);
+    const feed = await verdictFeedOf(values.verdicts as string | undefined, store, settings);
     const summary = await replay({
       events: readActivityFiles(files, stats),
       readStats: stats,
@@ -179,13 +186,41 @@ async function runReplay(
       log: (level, message) => process.stderr.write(`${level}: ${message}\n`),
       onProgress: progressPrinter(values.quiet === true),
       ...(allowlist.size > 0 ? { suppress: allowlist.suppress } : {}),
+      ...(feed
+        ? {
+            beforeRun: async (tickMs: number) =>
+              (await feed.due(tickMs)) ? { suppress: (await provider.forRun(store)).suppress } : undefined,
+          }
+        : {}),
     });
     if (allowlist.suppressed > 0) process.stderr.write(`allowlist matches: ${allowlist.describeCounts()}\n`);
+    if (feed) process.stderr.write(describeVerdictStats(feed));
     return summary;
   } finally {
     await store.close();
   }
 }
+
+/** `--verdicts FILE`: its verdicts, applied at their ClosedTime during the runs; bad lines are warned about. */
+async function verdictFeedOf(
+  path: string | undefined,
+  store: SqliteStore,
+  settings: Settings,
+): Promise<VerdictFeed | undefined> {
+  if (path === undefined) return undefined;
+  await checkReadable('--verdicts', path);
+  const { verdicts, skipped } = await readVerdictFile(path);
+  if (skipped.length > 0) process.stderr.write(`warning: ${path}: ${describeSkipped(skipped, 'line')}\n`);
+  return new VerdictFeed(store, verdictPolicy(store, settings), verdicts);
+}
+
+const describeVerdictStats = (feed: VerdictFeed): string => {
+  const s = feed.stats;
+  return (
+    `verdicts:            ${s.applied} applied (${s.benign} benign, ${s.confirmed} true positive), ` +
+    `${s.unknownAlert} for alerts not raised in this replay, ${s.undetermined} undetermined, ${feed.size} after the last run\n`
+  );
+};
 
 /**
  * A --state holds what these settings learned: the first replay into it records them, and a later one with

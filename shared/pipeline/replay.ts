@@ -40,6 +40,11 @@ export interface ReplayOptions {
   onFindings?: Pipeline['onFindings'];
   /** Allowlists (shared/ops/allowlist.ts), passed to every run: see `Pipeline.suppress`. Absent: none. */
   suppress?: Pipeline['suppress'];
+  /**
+   * Called before each run that has events (the analysts' verdicts due by then are applied here, see VerdictFeed);
+   * a result replaces `suppress` from this run on (the allow table changed). Absent: nothing.
+   */
+  beforeRun?: (tickMs: number) => Promise<{ suppress: Pipeline['suppress'] } | undefined>;
 }
 
 export interface ReplayProgress {
@@ -153,6 +158,7 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
   const t1 = performance.now();
   let done = 0;
   let sinceYield = 0;
+  let suppress = o.suppress;
   for (let t = first; t <= end; t += tick) {
     // Let the event loop in now and then (signals such as Ctrl-C, timers): SQLite runs are synchronous.
     if (++sinceYield >= 32) {
@@ -161,6 +167,8 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
     }
     const start = t - lookback;
     if (agg.hasEvents(start, t)) {
+      const changed = await o.beforeRun?.(t);
+      if (changed) suppress = changed.suppress;
       const stats: TickStats = await runTick(
         {
           store: o.store,
@@ -171,7 +179,7 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
           defaults: o.defaults,
           ...(o.log ? { log: o.log } : {}),
           ...(o.onFindings ? { onFindings: o.onFindings } : {}),
-          ...(o.suppress ? { suppress: o.suppress } : {}),
+          ...(suppress ? { suppress } : {}),
         },
         t,
         await agg.read(start, t),

@@ -204,6 +204,7 @@ export function ledgerToEntity(l: LedgerEntry): Entity {
     ...(l.reported !== undefined
       ? { reported: fitJsonList(l.reported, STORE_BUDGETS.ledgerOperationsChars, utf16Chars) }
       : {}),
+    ...(l.confirmedAlertId !== undefined ? { confirmedAlertId: l.confirmedAlertId } : {}),
     ...(l.update !== undefined
       ? {
           update: JSON.stringify({
@@ -241,6 +242,9 @@ export function ledgerFromEntity(e: Entity): LedgerEntry {
       ? { reported: json<string[]>(e, 'reported', []).filter((o) => !isOmittedMarker(o)) }
       : {}),
     ...(typeof e.update === 'string' ? { update: ledgerUpdate(e) } : {}),
+    ...(typeof e.confirmedAlertId === 'string' && e.confirmedAlertId !== ''
+      ? { confirmedAlertId: e.confirmedAlertId }
+      : {}),
   };
 }
 

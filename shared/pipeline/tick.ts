@@ -1,4 +1,4 @@
-import { type Alert, type AlertDefaults, type RareFinding } from '../alerts/alert.js';
+import { type Alert, type AlertDefaults, alertIdFor, type RareFinding } from '../alerts/alert.js';
 import {
   decideAlerts,
   type EpisodeDecision,
@@ -7,7 +7,7 @@ import {
   ledgerKey,
 } from '../alerts/episodes.js';
 import type { AlertSink } from '../alerts/sinks.js';
-import type { BaselineStore, Entity } from '../baseline/store.js';
+import type { BaselineStore, Entity, PartitionUpdate } from '../baseline/store.js';
 import type { Settings } from '../config/settings.js';
 import type { City, Geolocator, Network, NetworkLocator } from '../geo/types.js';
 import type { LogFn } from '../run/log.js';
@@ -60,6 +60,7 @@ import {
   tenantSummaryEntity,
 } from './state.js';
 import { type EventGroup, MAX_GROUP_LIST } from './types.js';
+import { ALERT_INDEX_PARTITION, alertIndexEntity } from './verdicts.js';
 
 // LogFn lives in the leaf module shared/run/log.ts (low floors use it too); re-exported for the code that imports it
 // from here.
@@ -564,6 +565,9 @@ async function runTickBatched(
       return out;
     };
     await updateIsolated(p.store, 'state', dayPartition(day), count, rejected);
+    // 3a. The alert index (AlertId → caller, city, network): how an analyst's verdict finds its (caller, city).
+    const index = indexAlerts(alerts, findings);
+    await updateIsolated(p.store, 'state', ALERT_INDEX_PARTITION, index, rejected, [...kept]);
   }
 
   // 3b. Quarantines this run started, before any hour is counted: a crash after the baselines are written would
@@ -710,6 +714,30 @@ async function claimAlerts(
   const listed = new Set(alerts.map((a) => a.AlertId));
   for (const list of outcome.values()) for (const a of list) if (!listed.has(a.AlertId)) alerts.push(a);
   return alerts;
+}
+
+/** The index rows of this run's alerts not indexed yet: each alert's id is that of one of its findings. */
+function indexAlerts(alerts: readonly Alert[], findings: readonly RareFinding[]): PartitionUpdate {
+  const wanted = new Set(alerts.map((a) => a.AlertId));
+  const rows = new Map<string, Entity>();
+  for (const f of findings) {
+    const { caller } = f.activity;
+    const o = f.observation;
+    const id = alertIdFor(caller, o.city.key, o.hourMs, o.operationKey);
+    if (!wanted.has(id) || rows.has(id)) continue;
+    const asn = f.activity.networks?.[0]?.asn;
+    rows.set(
+      id,
+      alertIndexEntity({
+        caller,
+        cityKey: o.city.key,
+        network: asn !== undefined ? `AS${asn}` : '',
+        hourMs: o.hourMs,
+        score: f.rarity.score,
+      }),
+    );
+  }
+  return (cur) => new Map([...rows].filter(([id]) => !cur.has(id)));
 }
 
 /** The last tick that completed (0 when none). */

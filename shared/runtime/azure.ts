@@ -33,7 +33,7 @@ export async function createAzureDeps(
   requireRuntimeSettings(settings);
   const credential = createCredential(env);
   const store = await openTableStore(settings, credential);
-  const { source, geo } = openActivitySources(settings, env, credential, log, options);
+  const { source, geo, verdicts } = openActivitySources(settings, env, credential, log, options);
   const outbox = new AlertOutbox(store);
   const ingestion = new LogsIngestionClient(
     settings.UC_INGESTION_ENDPOINT,
@@ -59,6 +59,7 @@ export async function createAzureDeps(
     },
     telemetry,
     allowlist: () => allowlists.forRun(store),
+    ...(verdicts ? { verdicts } : {}),
     // Queue mode (UC_SHARDING=queue): the timer enqueues shards for processShard.
     ...(settings.UC_SHARDING === 'queue' ? { shardQueue: shardQueueFromSettings(settings, credential) } : {}),
   };

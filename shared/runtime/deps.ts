@@ -11,6 +11,7 @@ import type { EventSource } from '../pipeline/types.js';
 import type { RunBudget } from '../run/budget.js';
 import type { Clock } from '../run/clock.js';
 import type { LogFn } from '../run/log.js';
+import type { VerdictRead } from '../source/verdicts.js';
 import type { Telemetry } from './telemetry.js';
 
 /** A shard's message on the queue (JSON, base64-encoded as the Functions queue trigger expects by default). */
@@ -61,6 +62,8 @@ export interface DetectorDeps {
   clock?: Clock;
   /** Allowlists of one run: settings and service tags, and the allow table as it is now. Absent: none. */
   allowlist?: () => Promise<Allowlist>;
+  /** The analysts' verdicts in Sentinel (UC_VERDICTS on and UC_VERDICT_RULE_ID set); absent: none are read. */
+  verdicts?: { read(nowMs: number): Promise<VerdictRead> };
   /** UC_SHARDING=queue: where the timer enqueues the shards of each tick (shared/runtime/shards.ts). */
   shardQueue?: ShardQueue;
 }

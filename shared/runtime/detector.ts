@@ -7,6 +7,7 @@ import type { DetectorDeps } from './deps.js';
 import { deliverAndMaintain, newRunReport, runPipeline } from './report.js';
 import { runShardedTimer } from './shards.js';
 import type { RunReport } from './telemetry.js';
+import { applyRunVerdicts } from './verdicts.js';
 
 // DetectorDeps lives in shared/runtime/deps.ts (no circle with report.ts and shards.ts); re-exported for the code
 // that imports it from here.
@@ -32,6 +33,8 @@ export async function runScheduled(
   invocation: { invocationId: string; isPastDue: boolean },
 ): Promise<RunReport> {
   const s = deps.settings;
+  // The analysts' verdicts first: this run's allowlist and quarantines follow them (a failure only warns).
+  await applyRunVerdicts(deps, (deps.clock ?? Date.now)());
   // Queue mode: this timer only enqueues shards; processShard detects (shared/runtime/shards.ts).
   if (s.UC_SHARDING === 'queue' && deps.shardQueue) {
     return runShardedTimer({ ...deps, shardQueue: deps.shardQueue }, invocation);

@@ -11,6 +11,7 @@ import {
 import { GeoDatabaseProvider } from '../geo/provider.js';
 import type { LogFn } from '../pipeline/tick.js';
 import { LogAnalyticsSource } from '../source/logAnalytics.js';
+import { VerdictSource } from '../source/verdicts.js';
 import { RunBudget } from './budget.js';
 import { blobServiceFromSettings } from './clients.js';
 
@@ -29,7 +30,8 @@ export const sdkClientOptions = (o: { tlsCa?: string }): { tlsOptions?: { ca: st
 /**
  * Where the detector reads from, built one way for the timer, the bootstrap and the backtest: the Log Analytics
  * source (workspace, categories, statuses, a UC_RUN_BUDGET per read) and the GeoIP database (UC_GEOIP_BLOB,
- * else UC_GEOIP_DB_PATH), with the process's credential.
+ * else UC_GEOIP_DB_PATH), with the process's credential. The analysts' verdicts are read through the same client
+ * when UC_VERDICTS is on and UC_VERDICT_RULE_ID is set.
  */
 export function openActivitySources(
   settings: Settings,
@@ -37,7 +39,7 @@ export function openActivitySources(
   credential: TokenCredential,
   log: LogFn,
   options: SourceOptions = {},
-): { source: LogAnalyticsSource; geo: GeoDatabaseSource } {
+): { source: LogAnalyticsSource; geo: GeoDatabaseSource; verdicts?: VerdictSource } {
   const logs = new LogsQueryClient(credential, {
     endpoint: settings.UC_LOGS_ENDPOINT,
     ...sdkClientOptions(options),
@@ -60,5 +62,16 @@ export function openActivitySources(
   const city = GeoDatabaseProvider.fromSettings(settings, { ...(blobService ? { blobService } : {}), log });
   // Microsoft's datacentre ranges (UC_SERVICE_TAGS_BLOB, kept current by refreshServiceTags) key as Azure <region>.
   const geo = withAzureRangesProvider(city, AzureRangesProvider.fromSettings(settings, blobService), log);
-  return { source, geo };
+  const verdicts =
+    settings.UC_VERDICTS === 'on' && settings.UC_VERDICT_RULE_ID !== ''
+      ? new VerdictSource({
+          client: logs,
+          workspaceId: settings.UC_WORKSPACE_ID,
+          additionalWorkspaces: settings.UC_ADDITIONAL_WORKSPACE_IDS,
+          ruleId: settings.UC_VERDICT_RULE_ID,
+          lookbackMs: settings.UC_VERDICT_LOOKBACK,
+          log,
+        })
+      : undefined;
+  return { source, geo, ...(verdicts ? { verdicts } : {}) };
 }

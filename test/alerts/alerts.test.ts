@@ -319,3 +319,29 @@ describe('JSON Lines sink', () => {
     expect(formatAlertTable([])).toBe('No alerts.\n');
   });
 });
+
+describe('alert episodes after a TruePositive verdict', () => {
+  const at = (h: number, op = 'listkeys/action') => finding('admin1@contoso.com', op, hour(31, 0) + h * HOUR);
+  const decide = (fs: RareFinding[], ledger: Map<string, LedgerEntry>, tickHour: number) =>
+    decideAlerts(fs, ledger, new Map(), hour(31, 0) + tickHour * HOUR, policy, defaults);
+  const asLedger = (entries: LedgerEntry[]) =>
+    new Map(entries.map((e) => [ledgerKey(e.caller, e.cityKey), e]));
+
+  it('later activity from the city alerts again, once per new hour, linked to the confirmed alert', () => {
+    const first = decide([at(1)], new Map(), 1);
+    const id = first.alerts[0]!.AlertId;
+    // Without a verdict the same operation two hours later joins the open episode silently.
+    expect(decide([at(3)], asLedger(first.ledger), 3).alerts).toEqual([]);
+    const confirmed = asLedger(first.ledger.map((l) => ({ ...l, confirmedAlertId: id })));
+    const again = decide([at(3)], confirmed, 3);
+    expect(again.alerts).toHaveLength(1);
+    expect(again.alerts[0]!.ParentAlertId).toBe(id);
+    // The same hour seen again (an overlapping run): the same alert, idempotent; a later hour: a new one.
+    const after = asLedger(again.ledger);
+    expect(decide([at(3)], after, 3).alerts.map((a) => a.AlertId)).toEqual([again.alerts[0]!.AlertId]);
+    const next = decide([at(4)], after, 4);
+    expect(next.alerts).toHaveLength(1);
+    expect(next.alerts[0]!.AlertId).not.toBe(again.alerts[0]!.AlertId);
+    expect(next.ledger[0]!.confirmedAlertId).toBe(id);
+  });
+});

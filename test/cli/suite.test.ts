@@ -33,7 +33,9 @@ describe('evaluate --suite', () => {
       for (const cls of ATTACK_CLASSES) expect(total).toMatch(new RegExp(`\\n  ${cls} +\\d+/\\d+ `));
       for (const cls of [...BENIGN_CLASSES, 'other'])
         expect(total).toMatch(new RegExp(`\\n  ${cls} +\\d+\\n`));
-      expect(total).toMatch(/\n {2}total +\d+\/12 .* \d+ in 12 days = \d+\.\d\d\/day\n$/);
+      expect(total).toMatch(
+        /\n {2}total +\d+\/12 .* \d+ in 12 days = \d+\.\d\d\/day\nfalse alerts per day without the analyst: \d+\.\d\d overall, \d+\.\d\d from day 8\n$/,
+      );
     },
   );
 

@@ -3,6 +3,8 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 import { shardOf, xxh64 } from '../../shared/pipeline/shard.js';
+import { evaluateKql, type KqlValue } from './kqlEval.js';
+import { analyseKql, securityAlertTable, securityIncidentTable } from './kusto.js';
 import { testCertificate } from './tls.js';
 
 /**
@@ -11,6 +13,10 @@ import { testCertificate } from './tls.js';
  * `let` header of the expected shape (read with a strict pattern) followed by activity.kql verbatim. The fake
  * then computes, in JavaScript over its rows, what that query computes in Log Analytics, and answers with a
  * response of the real shape (named, typed columns; datetimes as ISO text; dynamic values as JSON text).
+ *
+ * It also answers shared/source/verdicts.kql (its `let` header, then the file verbatim) over the Sentinel rows it
+ * holds (`incidents`, `securityAlerts`), by evaluating the query itself with test/support/kqlEval.ts after
+ * Kusto.Language bound it against the SecurityIncident and SecurityAlert schemas.
  */
 
 /** One AzureActivity row: Log Analytics column names; dynamic columns as objects or JSON text. */
@@ -44,6 +50,10 @@ export interface FakeLogAnalytics {
   requests: FakeLogAnalyticsRequest[];
   /** The rows the fake answers from (may be replaced between queries). */
   rows: AzureActivityRow[];
+  /** SecurityIncident rows (one per change of an incident), for the verdict query; push to add. */
+  incidents: Record<string, unknown>[];
+  /** SecurityAlert rows, for the verdict query; push to add. */
+  securityAlerts: Record<string, unknown>[];
   /** The next `times` query requests fail this way (queued after earlier failures). */
   failNext(kind: FakeFailure, times?: number): void;
   /** Forgets recorded requests and pending failures. */
@@ -54,6 +64,89 @@ export interface FakeLogAnalytics {
 export const LOG_ANALYTICS_AUDIENCE = 'https://api.loganalytics.io';
 const EXPECTED_AUTHORIZATION = `Bearer test-token:${LOG_ANALYTICS_AUDIENCE}`;
 const TEMPLATE_PATH = new URL('../../shared/source/activity.kql', import.meta.url);
+const VERDICT_TEMPLATE_PATH = new URL('../../shared/source/verdicts.kql', import.meta.url);
+const VERDICT_HEADER =
+  /^let ruleId = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";\nlet since = datetime\(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z\);\n/;
+const SENTINEL_SCHEMAS = [securityIncidentTable(), securityAlertTable()];
+
+/** The verdict query's answer over the Sentinel rows: typed columns and rows as the service sends them. */
+function answerVerdictQuery(
+  query: string,
+  incidents: readonly Record<string, unknown>[],
+  alerts: readonly Record<string, unknown>[],
+): { columns: { name: string; type: string }[]; rows: unknown[][] } {
+  const columns = analyseKql(query, { tables: SENTINEL_SCHEMAS }).resultColumns.map(([name, type]) => ({
+    name,
+    type,
+  }));
+  const result = evaluateKql(query, {
+    schemas: SENTINEL_SCHEMAS,
+    data: {
+      SecurityIncident: incidents.map((row) => ({ row, ingestedMs: 0 })),
+      SecurityAlert: alerts.map((row) => ({ row, ingestedMs: 0 })),
+    },
+    nowMs: Date.now(),
+  });
+  const cell = (v: KqlValue | undefined, type: string): unknown =>
+    v === undefined || v === null
+      ? null
+      : type === 'datetime'
+        ? new Date(v as number).toISOString()
+        : type === 'dynamic'
+          ? JSON.stringify(v)
+          : v;
+  return { columns, rows: result.map((r) => columns.map((c) => cell(r[c.name], c.type))) };
+}
+
+/** A closed incident of the rule with one alert, as Sentinel records it in SecurityIncident and SecurityAlert. */
+export function sentinelVerdictRows(v: {
+  ruleId: string;
+  incidentNumber: number;
+  classification: string;
+  reason?: string;
+  comment?: string;
+  owner?: string;
+  modifiedBy?: string;
+  closedMs: number;
+  alertId: string;
+}): { incident: Record<string, unknown>; alert: Record<string, unknown> } {
+  const systemAlertId = `${String(v.incidentNumber).padStart(8, '0')}-0000-4000-8000-${v.alertId.slice(-12)}`;
+  const incidentName = `${String(v.incidentNumber).padStart(8, '0')}-1111-4111-8111-${v.alertId.slice(-12)}`;
+  const at = new Date(v.closedMs).toISOString();
+  return {
+    incident: {
+      TimeGenerated: at,
+      IncidentName: incidentName,
+      IncidentNumber: v.incidentNumber,
+      Title: 'Unusual city for an Azure operation',
+      Status: 'Closed',
+      Severity: 'Medium',
+      Classification: v.classification,
+      ClassificationReason: v.reason ?? '',
+      ClassificationComment: v.comment ?? '',
+      Owner: { assignedTo: v.owner ?? '', email: '', objectId: '', userPrincipalName: v.owner ?? '' },
+      ModifiedBy: v.modifiedBy ?? '',
+      LastModifiedTime: at,
+      ClosedTime: at,
+      AlertIds: [systemAlertId],
+      RelatedAnalyticRuleIds: [
+        `/subscriptions/0/resourceGroups/rg/providers/Microsoft.OperationalInsights/workspaces/ws/providers/Microsoft.SecurityInsights/alertRules/${v.ruleId}`,
+      ],
+      ProviderName: 'Azure Sentinel',
+    },
+    alert: {
+      TimeGenerated: new Date(v.closedMs - 3_600_000).toISOString(),
+      SystemAlertId: systemAlertId,
+      ProviderName: 'ASI Scheduled Alerts',
+      ProductName: 'Azure Sentinel',
+      AlertType: v.ruleId,
+      ExtendedProperties: JSON.stringify({
+        'Custom Details': JSON.stringify({ AlertId: [v.alertId], City: ['somewhere'] }),
+        'Analytic Rule Ids': JSON.stringify([v.ruleId]),
+      }),
+    },
+  };
+}
 
 const ISO_MS = String.raw`(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z)`;
 const NAMES = String.raw`(\[(?:"[A-Za-z]+"(?:,"[A-Za-z]+")*)?\])`;
@@ -376,9 +469,12 @@ export async function startFakeLogAnalytics(opts: {
 }): Promise<FakeLogAnalytics> {
   const { cert, key } = await testCertificate();
   const template = readFileSync(TEMPLATE_PATH, 'utf8');
+  const verdictTemplate = readFileSync(VERDICT_TEMPLATE_PATH, 'utf8');
   const failures: FakeFailure[] = [];
   const requests: FakeLogAnalyticsRequest[] = [];
   const state = { rows: opts.rows };
+  const incidents: Record<string, unknown>[] = [];
+  const securityAlerts: Record<string, unknown>[] = [];
 
   const server: Server = createServer({ cert, key }, (req, res) => {
     const chunks: Buffer[] = [];
@@ -453,6 +549,21 @@ export async function startFakeLogAnalytics(opts: {
         send(200, JSON.stringify({ tables: [{ name: 'PrimaryResult', columns, rows: other.rows }] }));
         return;
       }
+      const verdictHeader = VERDICT_HEADER.exec(record.query);
+      if (verdictHeader && record.query.slice(verdictHeader[0].length) === verdictTemplate) {
+        const answer = answerVerdictQuery(record.query, incidents, securityAlerts);
+        if (failure === 'partial') {
+          const table = { name: 'PrimaryResult', ...answer, rows: answer.rows.slice(0, 1) };
+          const error = {
+            code: 'PartialError',
+            message: 'There were some errors when processing your query.',
+          };
+          send(200, JSON.stringify({ tables: [table], error }));
+          return;
+        }
+        send(200, JSON.stringify({ tables: [{ name: 'PrimaryResult', ...answer }] }));
+        return;
+      }
       const header = parseActivityQuery(record.query, template);
       if (typeof header === 'string') {
         send(
@@ -519,6 +630,8 @@ export async function startFakeLogAnalytics(opts: {
     set rows(rows: AzureActivityRow[]) {
       state.rows = rows;
     },
+    incidents,
+    securityAlerts,
     failNext(kind, times = 1) {
       for (let i = 0; i < times; i++) failures.push(kind);
     },

@@ -1,8 +1,9 @@
 import { analyseKql, type TableSchema } from './kusto.js';
 
 /**
- * A small KQL evaluator for the Sentinel rule (infra/sentinel/rule.kql): it runs the query over rows as Log
- * Analytics would hold them, at a given "now", to show what each scheduled run of the rule selects.
+ * A small KQL evaluator for the Sentinel rule (infra/sentinel/rule.kql) and the verdict query
+ * (shared/source/verdicts.kql): it runs the query over rows as Log Analytics would hold them, at a given "now", to
+ * show what each scheduled run of the rule selects and what the local Log Analytics answers for verdicts.
  *
  * Faithful for exactly the operators and functions the rule uses, and nothing else: the query is parsed by
  * Kusto.Language (the parser behind the Kusto editors, test/support/kusto.ts) and bound against the table schemas
@@ -11,10 +12,12 @@ import { analyseKql, type TableSchema } from './kusto.js';
  *
  *   statements   let name = <scalar>;   <tabular expression>
  *   tabular      Table | union isfuzzy=true (datatable(<schema>)[]), Table | (…)
- *   operators    where, extend, summarize (min, max, count, arg_max(x, *)) by columns, project
- *   scalars      literals (long, real, string, @'verbatim', bool, timespan), names, ( ), [index], + - > >= < <= ==
- *                != and or, contains (case-insensitive), matches regex, ago, ingestion_time, iff, tostring, strlen,
- *                strcat, substring, replace_regex
+ *   operators    where, extend, summarize (min, max, count, arg_max(x, *)) by columns, project,
+ *                mv-expand name = column to typeof(string), join kind=inner (…) on column, order by … asc|desc
+ *   scalars      literals (long, real, string, @'verbatim', bool, timespan, datetime), names, ( ), [index],
+ *                dynamic.member, + - > >= < <= == != and or, contains (case-insensitive), has (a whole term,
+ *                case-insensitive), matches regex, ago, ingestion_time, iff, tostring, todynamic, parse_json,
+ *                coalesce, strlen, strcat, substring, replace_regex
  *
  * Values: datetime and timespan are milliseconds (numbers), dynamic values are JSON values, a missing value is
  * null (comparisons with null are false, as in Kusto). Regular expressions are RE2 in Kusto and run here as
@@ -68,6 +71,13 @@ const nodes = (n: SyntaxNode): SyntaxNode[] => children(n).filter((c) => !c.IsTo
 const elements = (list: SyntaxNode): SyntaxNode[] =>
   children(list).flatMap((c) => (kind(c) === 'SeparatedElement' ? [children(c)[0]!] : c.IsToken ? [] : [c]));
 /** The text of the first token: the name of a NameReference or NameDeclaration. */
+/** Every token of a node, joined without spaces (`kind=inner`, `asc`). */
+const squashTokens = (n: SyntaxNode): string =>
+  n.IsToken
+    ? n.Text
+    : children(n)
+        .map((c) => squashTokens(c))
+        .join('');
 const firstToken = (n: SyntaxNode): string => (n.IsToken ? n.Text : firstToken(children(n)[0]!));
 
 const unsupported = (n: SyntaxNode): never => {
@@ -94,10 +104,32 @@ function stringLiteral(text: string): string {
   return body.replace(/\\(.)/g, (_, c: string) => ({ n: '\n', t: '\t', r: '\r' })[c] ?? c);
 }
 
+/** todynamic(): JSON text as its value; text that is not JSON stays a string (as in Kusto). */
+function parseDynamic(value: string): KqlValue {
+  try {
+    return JSON.parse(value) as KqlValue;
+  } catch {
+    return value;
+  }
+}
+
+/** `has`: the needle is a whole term of the text (bounded by non-alphanumeric characters), ignoring case. */
+function hasTerm(haystack: string, needle: string): boolean {
+  if (needle === '') return true;
+  const h = haystack.toLowerCase();
+  const n = needle.toLowerCase();
+  const word = (c: string | undefined): boolean => c !== undefined && /[\p{L}\p{N}_]/u.test(c);
+  for (let i = h.indexOf(n); i >= 0; i = h.indexOf(n, i + 1)) {
+    if (!word(h[i - 1]) && !word(h[i + n.length])) return true;
+  }
+  return false;
+}
+
 /** A stored value read as its column's type. */
 function readValue(value: unknown, type: string): KqlValue {
   if (value === undefined || value === null) return null;
   if (type === 'datetime') return typeof value === 'string' ? Date.parse(value) : (value as number);
+  if (type === 'dynamic' && typeof value === 'string') return parseDynamic(value);
   return value as KqlValue;
 }
 
@@ -132,6 +164,7 @@ const BINARY: Readonly<Record<string, (x: KqlValue, y: KqlValue) => KqlValue>> =
   NotEqualExpression: (x, y) => compare(x, y, (p, q) => p !== q),
   // `contains` ignores case, as in Kusto.
   ContainsExpression: (x, y) => text(x).toLowerCase().includes(text(y).toLowerCase()),
+  HasExpression: (x, y) => hasTerm(text(x), text(y)),
   MatchesRegexExpression: (x, y) => new RegExp(text(y), 'u').test(text(x)),
 };
 
@@ -249,9 +282,80 @@ class Evaluator {
         );
       case 'SummarizeOperator':
         return this.summarize(rows, op);
+      case 'MvExpandOperator':
+        return this.mvExpand(rows, op);
+      case 'JoinOperator':
+        return this.join(rows, op);
+      case 'SortOperator':
+        return this.sort(rows, op);
       default:
         return unsupported(op);
     }
+  }
+
+  /** `mv-expand name = column to typeof(string)`: one row per element (none for an empty or missing array). */
+  private mvExpand(rows: Row[], op: SyntaxNode): Row[] {
+    const parts = nodes(op);
+    const expressions = elements(parts.at(-1)!);
+    if (parts.length !== 2 || expressions.length !== 1) unsupported(op);
+    const [named, to] = nodes(expressions[0]!);
+    if (kind(named!) !== 'SimpleNamedExpression' || !to || kind(to) !== 'ToTypeOfClause') unsupported(op);
+    if (squashTokens(to!) !== 'totypeof(string)') unsupported(to!);
+    const [name, value] = nodes(named!);
+    const target = firstToken(name!);
+    return rows.flatMap((r) => {
+      const v = this.scalar(value!, r);
+      const items = Array.isArray(v) ? v : v === null ? [] : [v];
+      return items.map((item) => ({ ...r, [target]: text(item) }));
+    });
+  }
+
+  /** `join kind=inner (right) on column`: every pair of rows with equal keys; right columns also on the left get a 1. */
+  private join(rows: Row[], op: SyntaxNode): Row[] {
+    const [parameters, right, on] = nodes(op);
+    const named = elements(parameters!).map((p) => squashTokens(p));
+    if (named.join() !== 'kind=inner' || !on || kind(on) !== 'JoinOnClause') unsupported(op);
+    const keys = elements(nodes(on!)[0]!).map((k) =>
+      kind(k) === 'NameReference' ? firstToken(k) : unsupported(k),
+    );
+    const rightRows = this.tabular(right!);
+    const keyOf = (r: Row): string => JSON.stringify(keys.map((k) => r[k] ?? null));
+    const byKey = new Map<string, Row[]>();
+    for (const r of rightRows) byKey.set(keyOf(r), [...(byKey.get(keyOf(r)) ?? []), r]);
+    const out: Row[] = [];
+    for (const l of rows) {
+      if (keys.some((k) => (l[k] ?? null) === null)) continue;
+      for (const r of byKey.get(keyOf(l)) ?? []) {
+        const joined: Row = { ...l };
+        for (const [c, v] of Object.entries(r)) joined[Object.hasOwn(l, c) ? `${c}1` : c] = v;
+        out.push(joined);
+      }
+    }
+    return out;
+  }
+
+  /** `order by e1 asc|desc, …` (default desc, as in Kusto; nulls first ascending, last descending). */
+  private sort(rows: Row[], op: SyntaxNode): Row[] {
+    const orders = elements(nodes(op).at(-1)!).map((o) => {
+      const [e, clause] = nodes(o);
+      const desc = clause === undefined || squashTokens(clause).startsWith('desc');
+      return { e: e!, desc };
+    });
+    const keyed = rows.map((r) => ({ r, ks: orders.map((o) => this.scalar(o.e, r)) }));
+    keyed.sort((a, b) => {
+      for (let i = 0; i < orders.length; i++) {
+        const x = a.ks[i]!;
+        const y = b.ks[i]!;
+        if (x === y) continue;
+        const sign = orders[i]!.desc ? -1 : 1;
+        if (x === null) return -sign;
+        if (y === null) return sign;
+        if (compare(x, y, (p, q) => p < q)) return -sign;
+        if (compare(x, y, (p, q) => p > q)) return sign;
+      }
+      return 0;
+    });
+    return keyed.map((k) => k.r);
   }
 
   private summarize(rows: Row[], op: SyntaxNode): Row[] {
@@ -322,6 +426,18 @@ class Evaluator {
           .join('');
       case 'TimespanLiteralExpression':
         return timespan(firstToken(n));
+      case 'DateTimeLiteralExpression': {
+        const m = /^datetime\((.*)\)$/.exec(firstToken(n));
+        const ms = m ? Date.parse(m[1]!) : NaN;
+        return Number.isNaN(ms) ? unsupported(n) : ms;
+      }
+      case 'PathExpression': {
+        const base = this.scalar(a!, row);
+        const member = firstToken(b!);
+        return base !== null && typeof base === 'object' && !Array.isArray(base)
+          ? (base[member] ?? null)
+          : null;
+      }
       case 'NameReference': {
         const name = firstToken(n);
         if (Object.hasOwn(row, name)) return row[name]!;
@@ -333,7 +449,10 @@ class Evaluator {
       case 'ElementExpression': {
         const base = this.scalar(a!, row);
         const index = this.scalar(nodes(b!)[0]!, row);
-        return Array.isArray(base) && typeof index === 'number' ? (base[index] ?? null) : null;
+        if (Array.isArray(base) && typeof index === 'number') return base[index] ?? null;
+        if (base !== null && typeof base === 'object' && !Array.isArray(base) && typeof index === 'string')
+          return base[index] ?? null;
+        return null;
       }
       case 'AndExpression':
         return this.scalar(a!, row) === true && this.scalar(b!, row) === true;
@@ -360,6 +479,17 @@ class Evaluator {
         return v(0) === true ? v(1) : v(2);
       case 'tostring':
         return text(v(0));
+      case 'todynamic':
+      case 'parse_json': {
+        const x = v(0);
+        return typeof x === 'string' ? parseDynamic(x) : x;
+      }
+      case 'coalesce':
+        for (let i = 0; i < args.length; i++) {
+          const x = v(i);
+          if (x !== null && x !== '') return x;
+        }
+        return null;
       case 'strlen':
         return text(v(0)).length;
       case 'strcat':

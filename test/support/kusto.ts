@@ -263,3 +263,93 @@ export function customEventsTable(): TableSchema {
     ],
   };
 }
+
+/**
+ * Sentinel's SecurityIncident table (MicrosoftDocs/azure-reference-other, azure-monitor-ref/tables/securityincident.md;
+ * ../shared/docs/round2-facts.md §1): one row per change of an incident.
+ */
+export function securityIncidentTable(): TableSchema {
+  return {
+    name: 'SecurityIncident',
+    columns: [
+      ['AdditionalData', 'dynamic'],
+      ['AlertIds', 'dynamic'],
+      ['BookmarkIds', 'dynamic'],
+      ['Classification', 'string'],
+      ['ClassificationComment', 'string'],
+      ['ClassificationReason', 'string'],
+      ['ClosedTime', 'datetime'],
+      ['Comments', 'dynamic'],
+      ['CreatedTime', 'datetime'],
+      ['Description', 'string'],
+      ['FirstActivityTime', 'datetime'],
+      ['FirstModifiedTime', 'datetime'],
+      ['IncidentName', 'string'],
+      ['IncidentNumber', 'int'],
+      ['IncidentUrl', 'string'],
+      ['Labels', 'dynamic'],
+      ['LastActivityTime', 'datetime'],
+      ['LastModifiedTime', 'datetime'],
+      ['ModifiedBy', 'string'],
+      ['Owner', 'dynamic'],
+      ['ProviderIncidentId', 'string'],
+      ['ProviderName', 'string'],
+      ['RelatedAnalyticRuleIds', 'dynamic'],
+      ['Severity', 'string'],
+      ['SourceSystem', 'string'],
+      ['Status', 'string'],
+      ['Tasks', 'dynamic'],
+      ['TenantId', 'string'],
+      ['TimeGenerated', 'datetime'],
+      ['Title', 'string'],
+      ['Type', 'string'],
+    ],
+  };
+}
+
+/** Sentinel's SecurityAlert table (azure-reference-other; articles/sentinel/security-alert-schema.md; §1). */
+export function securityAlertTable(): TableSchema {
+  const strings = [
+    'AlertLink',
+    'AlertName',
+    'AlertSeverity',
+    'AlertType',
+    'CompromisedEntity',
+    'ConfidenceLevel',
+    'Description',
+    'DisplayName',
+    'Entities',
+    'ExtendedLinks',
+    'ExtendedProperties',
+    'ProductComponentName',
+    'ProductName',
+    'ProviderName',
+    'RemediationSteps',
+    'ResourceId',
+    'SourceComputerId',
+    'SourceSystem',
+    'Status',
+    'SubTechniques',
+    'SystemAlertId',
+    'Tactics',
+    'Techniques',
+    'TenantId',
+    'Type',
+    'VendorName',
+    'VendorOriginalId',
+    'WorkspaceResourceGroup',
+    'WorkspaceSubscriptionId',
+  ];
+  return {
+    name: 'SecurityAlert',
+    columns: [
+      ...strings.map((c): [string, KustoType] => [c, 'string']),
+      ['ConfidenceScore', 'real'],
+      ['EndTime', 'datetime'],
+      ['IsIncident', 'bool'],
+      ['ProcessingEndTime', 'datetime'],
+      ['StartTime', 'datetime'],
+      ['TimeGenerated', 'datetime'],
+    ],
+  };
+}

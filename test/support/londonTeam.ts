@@ -49,7 +49,10 @@ export function londonTeam(
 export async function replayInto(
   store: BaselineStore,
   events: readonly ActivityEvent[],
-  o: { settings: Settings; sink?: AlertSink; geo?: Geolocator } & Pick<ReplayOptions, 'toMs' | 'suppress'>,
+  o: { settings: Settings; sink?: AlertSink; geo?: Geolocator } & Pick<
+    ReplayOptions,
+    'toMs' | 'suppress' | 'beforeRun'
+  >,
 ): Promise<ReplaySummary> {
   const { settings, sink = new MemoryAlertSink(), geo, ...rest } = o;
   return replay({
