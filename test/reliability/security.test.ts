@@ -6,7 +6,8 @@
  * - every setting that reaches a Log Analytics query (its text, its URL or its body) is validated against a strict
  *   pattern: injection strings stop start-up, and anything accepted leaves the query's structure unchanged;
  * - least privilege in infra/: nothing at subscription scope except the optional diagnostic-setting template,
- *   which grants no role; every role the deployment may assign is justified by a comment.
+ *   which grants no role, and the optional Service Tags reader (a custom role with one read action); every role
+ *   the deployment may assign is justified by a comment.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -422,28 +423,47 @@ describe('settings that reach queries are validated strictly', () => {
 describe('least privilege in infra/', () => {
   const paths = filesUnder(INFRA, ['.bicep']);
 
-  it('only the optional diagnostic-setting template is at subscription scope, and it grants no role', async () => {
+  it('at subscription scope only the diagnostic setting (no role) and the Service Tags reader (one read action)', async () => {
     const scopes: Record<string, string> = {};
     for (const path of paths) {
       const file = await parseBicep(path);
       const scope = /^targetScope\s*=\s*'(\w+)'/m.exec(file.source)?.[1] ?? 'resourceGroup';
       scopes[rel(path)] = scope;
       const d = declarations(file);
-      // No resource or module is pointed at a subscription, tenant or management group from a template.
+      // No resource or module is pointed at a subscription, tenant or management group from a template, except
+      // main.bicep's optional Service Tags reader (grantServiceTagsRead).
       for (const r of [...d.resources, ...d.modules]) {
         const target = propertyAt(r.body, 'scope')?.text ?? '';
-        expect(target, `${rel(path)}: ${r.symbol} scope`).not.toMatch(
-          /^(subscription|tenant|managementGroup)\(/,
-        );
+        const where = `${rel(path)}: ${r.symbol} scope`;
+        if (rel(path) === 'infra/main.bicep' && r.symbol === 'serviceTagsReader') {
+          expect(target, where).toBe('subscription()');
+          expect(r.node.text, where).toMatch(/= if \(grantServiceTagsRead\) \{/);
+          continue;
+        }
+        expect(target, where).not.toMatch(/^(subscription|tenant|managementGroup)\(/);
       }
-      if (scope === 'subscription') {
+      if (rel(path) === 'infra/modules/serviceTagsReader.bicep') {
+        // A custom role holding exactly one read action (roles.bicep, checked in test/infra/resources.test.ts),
+        // assignable in this subscription only, and its one assignment.
+        expect(d.resources.map((r) => r.type).sort()).toEqual([
+          'Microsoft.Authorization/roleAssignments',
+          'Microsoft.Authorization/roleDefinitions',
+        ]);
+        expect(file.source).not.toMatch(/roleIds\./);
+        expect(d.modules).toEqual([]);
+      } else if (scope === 'subscription') {
         expect(d.resources.map((r) => r.type)).toEqual(['Microsoft.Insights/diagnosticSettings']);
         expect(d.modules).toEqual([]);
       }
     }
     expect(Object.entries(scopes).filter(([, s]) => s !== 'resourceGroup')).toEqual([
       ['infra/activity-log/main.bicep', 'subscription'],
+      ['infra/modules/serviceTagsReader.bicep', 'subscription'],
     ]);
+    const roles = readFileSync(join(INFRA, 'modules', 'roles.bicep'), 'utf8');
+    expect(/actions: \[\s*'([^']+)'\s*\]/.exec(roles)?.[1]).toBe(
+      'Microsoft.Network/locations/serviceTags/read',
+    );
   });
 
   it('every role the deployment may assign is justified by a comment right above it', async () => {
