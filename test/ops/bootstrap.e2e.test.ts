@@ -20,7 +20,6 @@ import { SqliteStore } from '../../shared/baseline/sqlite.js';
 import { runBaselineCommand } from '../../shared/cli/baseline.js';
 import { runBootstrapCommand } from '../../shared/cli/bootstrap.js';
 import { loadSettings } from '../../shared/config/settings.js';
-import { embeddedDatabasePath, openGeolocator } from '../../shared/geo/geolocator.js';
 import { readBootstrap, startBootstrap } from '../../shared/ops/bootstrap.js';
 import { openAzureOps } from '../../shared/ops/clients.js';
 import { readCheckpoint, runTick } from '../../shared/pipeline/tick.js';
@@ -66,11 +65,20 @@ describe('bootstrap end to end (real SDK clients, local services)', () => {
     // two IPs of one city gives the city row its coordinates.)
     const ref = SqliteStore.open(':memory:');
     const hourly = loadSettings({ ...base, UC_TICK_INTERVAL: '1h', UC_LOOKBACK: '2h' });
-    const source = (await openAzureOps(hourly, base, () => undefined, { tlsCa: ca })).source;
-    const geo = await openGeolocator({ databasePath: embeddedDatabasePath()!, noCityMode: 'skip' });
+    const ops = await openAzureOps(hourly, base, () => undefined, { tlsCa: ca });
+    const source = ops.source;
+    // The GeoIP and network databases as the runs have them (the embedded City database and ASN tables).
+    const { geo, networks } = await ops.geo.current();
     for (let t = T0 + HOUR; t <= END; t += HOUR) {
       await runTick(
-        { store: ref, geo, settings: hourly, sink: new MemoryAlertSink(), defaults: alertDefaults(hourly) },
+        {
+          store: ref,
+          geo,
+          ...(networks ? { networks } : {}),
+          settings: hourly,
+          sink: new MemoryAlertSink(),
+          defaults: alertDefaults(hourly),
+        },
         t,
         await source.read(t - 2 * HOUR, t),
       );
