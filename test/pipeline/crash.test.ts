@@ -12,6 +12,7 @@ import { type BaselineStore, type Entity, TABLE_NAMES } from '../../shared/basel
 import { alertDefaults } from '../../shared/cli/runtime.js';
 import { loadSettings } from '../../shared/config/settings.js';
 import { generateTenant } from '../../shared/demo/tenant.js';
+import { openEmbeddedAsnTable } from '../../shared/geo/asnTable.js';
 import { embeddedDatabasePath, openGeolocator } from '../../shared/geo/geolocator.js';
 import { replay } from '../../shared/pipeline/replay.js';
 
@@ -63,12 +64,15 @@ describe('crashes at any write: alerts written exactly once, baselines counted e
 
   async function run(dir: string, store: BaselineStore): Promise<number> {
     const geo = await openGeolocator({ databasePath: embeddedDatabasePath()!, noCityMode: 'skip' });
+    // With networks: the arrivals (moves, waves) and the callers' networks are written and must converge too.
+    const networks = await openEmbeddedAsnTable();
     const sink = await JsonlAlertSink.open(join(dir, 'alerts.jsonl'));
     const summary = await replay({
       events: iterate(data.events),
       readStats: newReadStats(),
       store,
       geo,
+      ...(networks ? { networks } : {}),
       sink,
       settings,
       defaults: alertDefaults(settings),
@@ -112,5 +116,5 @@ describe('crashes at any write: alerts written exactly once, baselines counted e
     expect(await dump(final)).toEqual(reference);
     await final.close();
     expect(await readFile(join(dir, 'alerts.jsonl'), 'utf8')).toBe(refAlerts);
-  });
+  }, 300_000);
 });
