@@ -67,7 +67,15 @@ export async function runScheduled(
     // History comes before the present: an unfinished bootstrap is continued (within the budget) and detection
     // waits for it; a first run with nothing learned says so (shared/ops/bootstrap.ts).
     const gate = await baselineGate(
-      { settings: s, store: deps.store, source: deps.source, geo: geo.geo, log: deps.log, clock },
+      {
+        settings: s,
+        store: deps.store,
+        source: deps.source,
+        geo: geo.geo,
+        ...(s.UC_NETWORKS === 'on' && geo.networks ? { networks: geo.networks } : {}),
+        log: deps.log,
+        clock,
+      },
       { owner: `timer:${invocation.invocationId}`, budget, reserveMs: DELIVERY_RESERVE_MS },
     );
     report.baseline = gate.baseline;

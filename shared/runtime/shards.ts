@@ -325,7 +325,15 @@ export async function runShardedTimer(
     report.geoIpBuildDate = geo.buildDate.toISOString().slice(0, 10);
     report.geoIpAgeDays = geo.ageDays;
     const gate = await baselineGate(
-      { settings: s, store: deps.store, source: deps.source, geo: geo.geo, log: deps.log, clock },
+      {
+        settings: s,
+        store: deps.store,
+        source: deps.source,
+        geo: geo.geo,
+        ...(s.UC_NETWORKS === 'on' && geo.networks ? { networks: geo.networks } : {}),
+        log: deps.log,
+        clock,
+      },
       { owner: `timer:${invocation.invocationId}`, budget, reserveMs: 60_000 },
     );
     report.baseline = gate.baseline;

@@ -62,7 +62,7 @@ describe('demo tenant', () => {
       .map((l) => JSON.parse(l) as Alert);
     expect(fileAlerts.map((a) => a.AlertId)).toEqual(result.alerts.map((a) => a.AlertId));
     expect(evaluateAlerts(fileAlerts, labels, labels.startMs, labels.endMs).detected).toBe(5);
-  });
+  }, 180_000);
 });
 
 describe('evaluation', () => {
