@@ -81,129 +81,37 @@ async function parameters(request: HttpRequest): Promise<Record<string, string>>
 
 class BadRequest extends Error {}
 
+/** What the handler keeps across requests: its dependencies (built once) and the background work. */
+interface HandlerState {
+  options: BootstrapHandlerOptions;
+  env: Readonly<Record<string, string | undefined>>;
+  clock: () => number;
+  background: LogFn;
+  ready?: Promise<BootstrapFunctionDeps> | undefined;
+  running?: Promise<void> | undefined;
+}
+
+/** One request as the stages that answer it see it. */
+interface RequestScope {
+  deps: BootstrapFunctionDeps;
+  context: InvocationContext;
+  statusUrl: string;
+  state: HandlerState;
+}
+
 export function makeBootstrapHandler(options: BootstrapHandlerOptions = {}): BootstrapHandler {
-  const env = options.env ?? process.env;
-  const clock = options.clock ?? Date.now;
-  const background: LogFn =
-    options.log ?? ((level, message) => console[level === 'info' ? 'log' : level](message));
-  let ready: Promise<BootstrapFunctionDeps> | undefined;
-  let running: Promise<void> | undefined;
-
+  const state: HandlerState = {
+    options,
+    env: options.env ?? process.env,
+    clock: options.clock ?? Date.now,
+    background: options.log ?? ((level, message) => console[level === 'info' ? 'log' : level](message)),
+  };
   const handler = async (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {
-    ready ??= (
-      options.deps ??
-      (async () => {
-        const settings = loadSettings(env);
-        const clients = await openAzureOps(settings, env, background, options);
-        return { settings, ...clients };
-      })
-    )();
-    let deps: BootstrapFunctionDeps;
+    const got = await dependencies(state, context);
+    if ('failed' in got) return got.failed;
+    const scope: RequestScope = { deps: got.deps, context, statusUrl: statusUrlOf(request), state };
     try {
-      deps = await ready;
-    } catch (error) {
-      ready = undefined;
-      const message = `bootstrapBaselines could not start: ${error instanceof Error ? error.message : String(error)}`;
-      context.error(message);
-      return json(500, { error: message });
-    }
-    const statusUrl = (() => {
-      const u = new URL(request.url);
-      return `${u.origin}${u.pathname}`;
-    })();
-
-    try {
-      const method = request.method.toUpperCase();
-      if (method === 'GET') {
-        const st = await readBootstrap(deps.store);
-        return st
-          ? json(200, { bootstrap: bootstrapJson(st), statusUrl })
-          : json(404, { bootstrap: null, message: 'No bootstrap has been started: POST to start one.' });
-      }
-      const p = await parameters(request);
-      if (method === 'DELETE') {
-        const problem = checkWhoAndWhy(p.by, p.reason);
-        if (problem !== undefined) throw new BadRequest(`cancel ${problem.replace(/--(\w+)/g, '$1')}`);
-        const st = await cancelBootstrap(deps.store, { by: p.by!, reason: p.reason!, atMs: clock() });
-        if (!st) return json(409, { error: 'No unfinished bootstrap to cancel.' });
-        context.log(`bootstrapBaselines: cancelled by ${p.by}`);
-        return json(200, { bootstrap: bootstrapJson(st), statusUrl });
-      }
-      if (method !== 'POST')
-        return json(405, { error: 'GET, POST or DELETE' }, { Allow: 'GET, POST, DELETE' });
-
-      const s = deps.settings;
-      const days = p.days === undefined ? s.UC_BOOTSTRAP_DAYS : Number(p.days);
-      if (!Number.isInteger(days) || days < 1 || days > 730)
-        throw new BadRequest(`days must be a whole number from 1 to 730, got ${JSON.stringify(p.days)}`);
-      const windowMs = p.window === undefined ? 86_400_000 : parseDuration(p.window);
-      if (windowMs === undefined || windowMs < 3_600_000 || windowMs % 3_600_000 !== 0)
-        throw new BadRequest(`window must be whole hours such as 6h or 1d, got ${JSON.stringify(p.window)}`);
-      if (p.replace !== undefined && !/^(true|false|1|0)$/i.test(p.replace))
-        throw new BadRequest('replace must be true or false');
-      if (/^(true|1)$/i.test(p.replace ?? '')) {
-        // Destructive: who and why go to the audit table.
-        const problem = checkWhoAndWhy(p.by, p.reason);
-        if (problem !== undefined) throw new BadRequest(`replace ${problem.replace(/--(\w+)/g, '$1')}`);
-      }
-      let started;
-      try {
-        started = await startBootstrap(deps.store, {
-          days,
-          windowMs,
-          endMs: Math.floor(clock() / s.UC_TICK_INTERVAL) * s.UC_TICK_INTERVAL,
-          replace: /^(true|1)$/i.test(p.replace ?? ''),
-          source: 'log-analytics',
-          requestedBy: p.by ?? 'bootstrapBaselines (HTTP)',
-          reason: p.reason ?? '',
-          clock,
-        });
-      } catch (error) {
-        if (error instanceof BootstrapRefusedError) {
-          const current = await readBootstrap(deps.store);
-          return json(409, { error: error.message, bootstrap: current ? bootstrapJson(current) : null });
-        }
-        throw error;
-      }
-      const owner = `http:${context.invocationId}`;
-      if (running === undefined) {
-        running = (async () => {
-          const { geo, networks } = await deps.geo.current();
-          const known = s.UC_NETWORKS === 'on' ? networks : undefined;
-          const r = await runBootstrap(
-            {
-              settings: s,
-              store: deps.store,
-              source: deps.source,
-              geo,
-              ...(known ? { networks: known } : {}),
-              log: background,
-              clock,
-            },
-            { owner },
-          );
-          background('info', `bootstrapBaselines: background work ended: ${r.outcome}`);
-        })()
-          .catch((error: unknown) => {
-            background(
-              'error',
-              `bootstrapBaselines: ${error instanceof Error ? error.message : String(error)}; ` +
-                'the next timer run (or POST) continues from the last counted window',
-            );
-          })
-          .finally(() => {
-            running = undefined;
-          });
-      }
-      context.log(
-        `bootstrapBaselines: ${started.created ? 'started' : 'resumed'} ${days} day(s) ` +
-          `(${new Date(started.status.startMs).toISOString()} to ${new Date(started.status.endMs).toISOString()})`,
-      );
-      return json(
-        202,
-        { bootstrap: bootstrapJson(started.status), created: started.created, statusUrl },
-        { Location: statusUrl },
-      );
+      return await answer(request, scope);
     } catch (error) {
       if (error instanceof BadRequest) return json(400, { error: error.message });
       const message = error instanceof Error ? error.message : String(error);
@@ -213,9 +121,157 @@ export function makeBootstrapHandler(options: BootstrapHandlerOptions = {}): Boo
   };
   return Object.assign(handler, {
     idle: async () => {
-      while (running !== undefined) await running;
+      while (state.running !== undefined) await state.running;
     },
   });
+}
+
+/** The dependencies, built on the first request (and again after a failure); a 500 when they cannot be. */
+async function dependencies(
+  state: HandlerState,
+  context: InvocationContext,
+): Promise<{ deps: BootstrapFunctionDeps } | { failed: HttpResponseInit }> {
+  state.ready ??= (state.options.deps ?? (() => openDependencies(state)))();
+  try {
+    return { deps: await state.ready };
+  } catch (error) {
+    state.ready = undefined;
+    const message = `bootstrapBaselines could not start: ${error instanceof Error ? error.message : String(error)}`;
+    context.error(message);
+    return { failed: json(500, { error: message }) };
+  }
+}
+
+/** Settings from the environment and the Azure clients they name. */
+async function openDependencies({ env, background, options }: HandlerState): Promise<BootstrapFunctionDeps> {
+  const settings = loadSettings(env);
+  const clients = await openAzureOps(settings, env, background, options);
+  return { settings, ...clients };
+}
+
+/** The function's own URL, without the query: where the status is read. */
+function statusUrlOf(request: HttpRequest): string {
+  const u = new URL(request.url);
+  return `${u.origin}${u.pathname}`;
+}
+
+/** GET reads the status, DELETE cancels, POST starts or resumes; other methods get 405. */
+async function answer(request: HttpRequest, scope: RequestScope): Promise<HttpResponseInit> {
+  const method = request.method.toUpperCase();
+  if (method === 'GET') return await statusResponse(scope);
+  const p = await parameters(request);
+  if (method === 'DELETE') return await cancelResponse(p, scope);
+  if (method !== 'POST') return json(405, { error: 'GET, POST or DELETE' }, { Allow: 'GET, POST, DELETE' });
+  return await startResponse(p, scope);
+}
+
+/** GET: the bootstrap's status, or 404 when none was ever started. */
+async function statusResponse({ deps, statusUrl }: RequestScope): Promise<HttpResponseInit> {
+  const st = await readBootstrap(deps.store);
+  return st
+    ? json(200, { bootstrap: bootstrapJson(st), statusUrl })
+    : json(404, { bootstrap: null, message: 'No bootstrap has been started: POST to start one.' });
+}
+
+/** DELETE: cancels the unfinished bootstrap (who and why to the audit table); 409 when there is none. */
+async function cancelResponse(
+  p: Record<string, string>,
+  { deps, context, statusUrl, state }: RequestScope,
+): Promise<HttpResponseInit> {
+  const problem = checkWhoAndWhy(p.by, p.reason);
+  if (problem !== undefined) throw new BadRequest(`cancel ${problem.replace(/--(\w+)/g, '$1')}`);
+  const st = await cancelBootstrap(deps.store, { by: p.by!, reason: p.reason!, atMs: state.clock() });
+  if (!st) return json(409, { error: 'No unfinished bootstrap to cancel.' });
+  context.log(`bootstrapBaselines: cancelled by ${p.by}`);
+  return json(200, { bootstrap: bootstrapJson(st), statusUrl });
+}
+
+/** Checks POST's days, window and replace (which needs who and why); a 400 names the bad one. */
+function checkStartParameters(p: Record<string, string>, s: Settings): { days: number; windowMs: number } {
+  const days = p.days === undefined ? s.UC_BOOTSTRAP_DAYS : Number(p.days);
+  if (!Number.isInteger(days) || days < 1 || days > 730)
+    throw new BadRequest(`days must be a whole number from 1 to 730, got ${JSON.stringify(p.days)}`);
+  const windowMs = p.window === undefined ? 86_400_000 : parseDuration(p.window);
+  if (windowMs === undefined || windowMs < 3_600_000 || windowMs % 3_600_000 !== 0)
+    throw new BadRequest(`window must be whole hours such as 6h or 1d, got ${JSON.stringify(p.window)}`);
+  if (p.replace !== undefined && !/^(true|false|1|0)$/i.test(p.replace))
+    throw new BadRequest('replace must be true or false');
+  if (/^(true|1)$/i.test(p.replace ?? '')) {
+    // Destructive: who and why go to the audit table.
+    const problem = checkWhoAndWhy(p.by, p.reason);
+    if (problem !== undefined) throw new BadRequest(`replace ${problem.replace(/--(\w+)/g, '$1')}`);
+  }
+  return { days, windowMs };
+}
+
+/** POST: starts the bootstrap (or finds the unfinished one), counts in the background; 202, or 409 if refused. */
+async function startResponse(p: Record<string, string>, scope: RequestScope): Promise<HttpResponseInit> {
+  const { deps, context, statusUrl, state } = scope;
+  const s = deps.settings;
+  const { days, windowMs } = checkStartParameters(p, s);
+  let started;
+  try {
+    started = await startBootstrap(deps.store, {
+      days,
+      windowMs,
+      endMs: Math.floor(state.clock() / s.UC_TICK_INTERVAL) * s.UC_TICK_INTERVAL,
+      replace: /^(true|1)$/i.test(p.replace ?? ''),
+      source: 'log-analytics',
+      requestedBy: p.by ?? 'bootstrapBaselines (HTTP)',
+      reason: p.reason ?? '',
+      clock: state.clock,
+    });
+  } catch (error) {
+    if (error instanceof BootstrapRefusedError) {
+      const current = await readBootstrap(deps.store);
+      return json(409, { error: error.message, bootstrap: current ? bootstrapJson(current) : null });
+    }
+    throw error;
+  }
+  countInBackground(scope, `http:${context.invocationId}`);
+  context.log(
+    `bootstrapBaselines: ${started.created ? 'started' : 'resumed'} ${days} day(s) ` +
+      `(${new Date(started.status.startMs).toISOString()} to ${new Date(started.status.endMs).toISOString()})`,
+  );
+  return json(
+    202,
+    { bootstrap: bootstrapJson(started.status), created: started.created, statusUrl },
+    { Location: statusUrl },
+  );
+}
+
+/** Counts the history after the response, unless this worker already does; a failure is logged, not thrown. */
+function countInBackground({ deps, state }: RequestScope, owner: string): void {
+  if (state.running !== undefined) return;
+  const { background, clock } = state;
+  const s = deps.settings;
+  state.running = (async () => {
+    const { geo, networks } = await deps.geo.current();
+    const known = s.UC_NETWORKS === 'on' ? networks : undefined;
+    const r = await runBootstrap(
+      {
+        settings: s,
+        store: deps.store,
+        source: deps.source,
+        geo,
+        ...(known ? { networks: known } : {}),
+        log: background,
+        clock,
+      },
+      { owner },
+    );
+    background('info', `bootstrapBaselines: background work ended: ${r.outcome}`);
+  })()
+    .catch((error: unknown) => {
+      background(
+        'error',
+        `bootstrapBaselines: ${error instanceof Error ? error.message : String(error)}; ` +
+          'the next timer run (or POST) continues from the last counted window',
+      );
+    })
+    .finally(() => {
+      state.running = undefined;
+    });
 }
 
 export const bootstrapBaselines = makeBootstrapHandler();

@@ -7,13 +7,14 @@ import { parseArgs } from 'node:util';
 
 import type { BaselineStore } from '../baseline/store.js';
 import { formatDuration, parseDuration } from '../config/duration.js';
-import { loadSettings } from '../config/settings.js';
+import { loadSettings, type Settings } from '../config/settings.js';
 import { displaySafe } from '../display.js';
 import {
   addAllowRule,
   type AllowRule,
   allowRulesFromSettings,
   AllowValueError,
+  type Change,
   describeRule,
   parseAllowValue,
   parseCityKey,
@@ -26,6 +27,7 @@ import {
   CityNameError,
   forgetCity,
   ForgetError,
+  type ForgetResult,
   formatOperation,
   formatOperations,
   knownCities,
@@ -143,8 +145,34 @@ export function expiryOf(opts: { for?: string; expires?: string }, nowMs: number
   return ms;
 }
 
+/** The command line as parsed against {@link options}. */
+const parseBaselineArgs = (args: string[]) =>
+  parseArgs({ args, options, allowPositionals: true, strict: true });
+
+type BaselineValues = ReturnType<typeof parseBaselineArgs>['values'];
+
+/** One run of a subcommand: what the command line asked for and what it talks to. */
+interface BaselineRun {
+  sub: string;
+  rest: string[];
+  values: BaselineValues;
+  settings: Settings;
+  io: BaselineIo;
+  clock: () => number;
+  /** Who changes what and why, checked (--by, --reason), stamped with the clock. */
+  change: () => Change;
+}
+
+/** What the command line check hands on to an allow/disallow and an audit. */
+interface CheckedCommandLine {
+  requested: RequestedRule | undefined;
+  startedMs: number;
+  expiresMs: number | undefined;
+  limit: number;
+}
+
 export async function runBaselineCommand(args: string[], io: BaselineIo): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
+  const { values, positionals } = parseBaselineArgs(args);
   const [sub, ...rest] = positionals;
   if (values.help || sub === undefined || sub === 'help') {
     io.stdout(`Usage:\n${BASELINE_USAGE}`);
@@ -152,11 +180,23 @@ export async function runBaselineCommand(args: string[], io: BaselineIo): Promis
   }
   const settings = loadSettings(io.env, parseSets(values.set));
   const clock = io.clock ?? Date.now;
-  const change = () => {
+  const change = (): Change => {
     const problem = checkWhoAndWhy(values.by, values.reason);
     if (problem !== undefined) throw new UsageError(`baseline ${sub} ${problem}`);
     return { by: values.by!.trim(), reason: values.reason!.trim(), atMs: clock() };
   };
+  const run: BaselineRun = { sub, rest, values, settings, io, clock, change };
+  const checked = checkCommandLine(run);
+  const store: BaselineStore = await openStateStore(settings, io.env, values.state, sub !== 'allow');
+  try {
+    return await runSubcommand(store, run, checked);
+  } finally {
+    await store.close();
+  }
+}
+
+/** Checks the command line before touching any store: the subcommand, its arity, the rule, expiry and limit. */
+function checkCommandLine({ sub, rest, values, clock, change }: BaselineRun): CheckedCommandLine {
   const arity = (min: number, max: number, form: string) => {
     if (rest.length < min || rest.length > max)
       throw new UsageError(`usage: unusual-city baseline ${sub} ${form}`);
@@ -164,7 +204,6 @@ export async function runBaselineCommand(args: string[], io: BaselineIo): Promis
   const known = ['show', 'forget', 'allow', 'disallow', 'allows', 'audit'];
   if (!known.includes(sub))
     throw new UsageError(`unknown baseline command ${JSON.stringify(sub)} (${known.join(', ')})`);
-  // Check the command line before touching any store.
   if (sub === 'show') arity(0, 1, '[<operation>] [--json]');
   if (sub === 'forget') {
     arity(2, 2, '<operation|*> <city> --by WHO --reason TEXT');
@@ -185,163 +224,175 @@ export async function runBaselineCommand(args: string[], io: BaselineIo): Promis
   if (sub === 'allows' || sub === 'audit') arity(0, 0, '[--json]');
   const limit = values.limit === undefined ? 50 : Number(values.limit);
   if (!Number.isInteger(limit) || limit < 1) throw new UsageError('--limit expects a positive whole number');
+  return { requested, startedMs, expiresMs, limit };
+}
 
-  const store: BaselineStore = await openStateStore(settings, io.env, values.state, sub !== 'allow');
-  try {
-    switch (sub) {
-      case 'show': {
-        // Hours decay to the state's own time (its checkpoint), not to today: a replayed state stays readable.
-        const asOf = (await checkpointOf(store)) ?? clock();
-        if (rest.length === 0) {
-          const ops = await listOperations(store);
-          io.stdout(values.json === true ? `${JSON.stringify(ops, null, 2)}\n` : formatOperations(ops));
-          return 0;
-        }
-        const view = await showOperation(store, settings, rest[0]!, asOf);
-        if (!view) {
-          io.stderr(`no baseline for operation ${JSON.stringify(rest[0])}\n`);
-          return 1;
-        }
-        io.stdout(values.json === true ? `${JSON.stringify(view, null, 2)}\n` : formatOperation(view));
-        return 0;
-      }
-      case 'forget': {
-        try {
-          const r = await forgetCity(
-            store,
-            {
-              operation: rest[0]!,
-              city: rest[1]!,
-              callers: values.caller ?? [],
-              tenant: values.tenant === true,
-            },
-            change(),
-          );
-          if (values.json === true) io.stdout(`${JSON.stringify(r, null, 2)}\n`);
-          else {
-            for (const x of r.removed)
-              io.stdout(
-                `forgot ${r.cityKey} (${x.name}) for ${x.operationKey}: ${x.rawHours} hour(s) on ${x.days} day(s), last seen ${x.lastSeen}\n`,
-              );
-            for (const c of r.callers)
-              io.stdout(
-                `${c.removed ? 'forgot' : 'not in the history of'} ${r.cityKey} ${c.removed ? 'for caller' : 'caller'} ${c.caller}\n`,
-              );
-            if (values.tenant === true)
-              io.stdout(
-                `${r.tenant ? 'forgot' : 'not in'} ${r.cityKey} ${r.tenant ? 'from' : ''} the tenant's city counts\n`,
-              );
-            if (r.removed.length === 0 && rest[0] === '*') io.stdout(`no operation had ${r.cityKey}\n`);
-          }
-          return 0;
-        } catch (error) {
-          if (error instanceof ForgetError) {
-            io.stderr(`baseline forget: ${error.message}\n`);
-            return 1;
-          }
-          throw error;
-        }
-      }
-      case 'allow':
-      case 'disallow': {
-        const resolved = await resolveRule(store, requested!);
-        if (typeof resolved === 'string') {
-          io.stderr(`baseline ${sub}: ${resolved}\n`);
-          return 1;
-        }
-        const { rule, place } = resolved;
-        if (sub === 'disallow') {
-          const removed = await removeAllowRule(store, rule, change());
-          if (!removed) {
-            io.stderr(`no allow rule ${rule.kind} ${rule.value} in the allow table\n`);
-            return 1;
-          }
-          io.stdout(`removed: ${describeRule(removed)}\n`);
-          return 0;
-        }
-        const created = await addAllowRule(
-          store,
-          { ...rule, ...(expiresMs !== undefined ? { expiresMs } : {}) },
-          change(),
-        );
-        const until =
-          expiresMs !== undefined
-            ? ` until ${iso(expiresMs)}${values.for !== undefined ? ` (${formatDuration(expiresMs - startedMs)})` : ''}`
-            : '';
-        io.stdout(
-          `${created ? 'allowed' : 'already allowed (who, why and expiry updated)'}: ${rule.kind} ${displaySafe(rule.value)}` +
-            `${place !== undefined ? ` (${displaySafe(place)})` : ''}${until}; honoured from the next run\n`,
-        );
-        return 0;
-      }
-      case 'allows': {
-        const expired = (r: AllowRule) => r.expiresMs !== undefined && r.expiresMs <= clock();
-        const fromSettings = await allowRulesFromSettings(settings);
-        const table = await readAllowTable(store);
-        if (values.json === true) {
-          io.stdout(
-            `${JSON.stringify(
-              {
-                settings: fromSettings.map((r) => ({
-                  kind: r.kind,
-                  value: r.value,
-                  source: r.source,
-                  label: r.label ?? null,
-                })),
-                table: table.map((r) => ({
-                  kind: r.kind,
-                  value: r.value,
-                  by: r.by,
-                  reason: r.reason,
-                  added: iso(r.addedMs),
-                  expires: r.expiresMs !== undefined ? iso(r.expiresMs) : null,
-                  expired: expired(r),
-                })),
-              },
-              null,
-              2,
-            )}\n`,
-          );
-          return 0;
-        }
-        // Service tags hold thousands of prefixes: one line per tag.
-        const lines = new Map<string, number>();
-        for (const r of fromSettings) {
-          const line =
-            r.source === 'UC_ALLOW_SERVICE_TAGS' ? `${r.label ?? ''} (${r.source})` : describeRule(r);
-          lines.set(line, (lines.get(line) ?? 0) + 1);
-        }
-        io.stdout(`from settings (${fromSettings.length}):\n`);
-        for (const [line, n] of lines) io.stdout(`  ${line}${n > 1 ? `: ${n} prefixes` : ''}\n`);
-        io.stdout(`allow table (${table.length}):\n`);
-        for (const r of table)
-          io.stdout(`  ${expired(r) ? '[expired] ' : ''}${displaySafe(describeRule(r))}\n`);
-        return 0;
-      }
-      case 'audit': {
-        const records = (await readAudit(store)).slice(-limit);
-        if (values.json === true) {
-          io.stdout(
-            `${JSON.stringify(
-              records.map((r) => ({ ...r, at: iso(r.atMs) })),
-              null,
-              2,
-            )}\n`,
-          );
-          return 0;
-        }
-        for (const r of records)
-          io.stdout(
-            `${iso(r.atMs)}  ${r.action.padEnd(16)} ${displaySafe(r.subject)}  by ${displaySafe(r.by)}: ${JSON.stringify(r.reason)}\n`,
-          );
-        if (records.length === 0) io.stdout('no changes recorded\n');
-        return 0;
-      }
-    }
-    return 64;
-  } finally {
-    await store.close();
+/** Runs the checked subcommand against the open store; its exit code. */
+async function runSubcommand(store: BaselineStore, run: BaselineRun, checked: CheckedCommandLine) {
+  switch (run.sub) {
+    case 'show':
+      return await showBaseline(store, run);
+    case 'forget':
+      return await forgetBaselineCity(store, run);
+    case 'allow':
+    case 'disallow':
+      return await changeAllowRule(store, run, checked);
+    case 'allows':
+      return await listAllowRules(store, run);
+    case 'audit':
+      return await showAudit(store, run, checked.limit);
   }
+  return 64;
+}
+
+/** `baseline show`: the operations learned, or one operation's cities. */
+async function showBaseline(store: BaselineStore, { rest, values, settings, io, clock }: BaselineRun) {
+  // Hours decay to the state's own time (its checkpoint), not to today: a replayed state stays readable.
+  const asOf = (await checkpointOf(store)) ?? clock();
+  if (rest.length === 0) {
+    const ops = await listOperations(store);
+    io.stdout(values.json === true ? `${JSON.stringify(ops, null, 2)}\n` : formatOperations(ops));
+    return 0;
+  }
+  const view = await showOperation(store, settings, rest[0]!, asOf);
+  if (!view) {
+    io.stderr(`no baseline for operation ${JSON.stringify(rest[0])}\n`);
+    return 1;
+  }
+  io.stdout(values.json === true ? `${JSON.stringify(view, null, 2)}\n` : formatOperation(view));
+  return 0;
+}
+
+/** `baseline forget`: removes an (operation, city), and from callers' histories and the tenant's counts. */
+async function forgetBaselineCity(store: BaselineStore, { rest, values, io, change }: BaselineRun) {
+  try {
+    const r = await forgetCity(
+      store,
+      { operation: rest[0]!, city: rest[1]!, callers: values.caller ?? [], tenant: values.tenant === true },
+      change(),
+    );
+    if (values.json === true) io.stdout(`${JSON.stringify(r, null, 2)}\n`);
+    else reportForgotten(r, rest[0]!, values.tenant === true, io);
+    return 0;
+  } catch (error) {
+    if (error instanceof ForgetError) {
+      io.stderr(`baseline forget: ${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  }
+}
+
+/** What `baseline forget` removed, one line each. */
+function reportForgotten(r: ForgetResult, operation: string, tenant: boolean, io: BaselineIo): void {
+  for (const x of r.removed)
+    io.stdout(
+      `forgot ${r.cityKey} (${x.name}) for ${x.operationKey}: ${x.rawHours} hour(s) on ${x.days} day(s), last seen ${x.lastSeen}\n`,
+    );
+  for (const c of r.callers)
+    io.stdout(
+      `${c.removed ? 'forgot' : 'not in the history of'} ${r.cityKey} ${c.removed ? 'for caller' : 'caller'} ${c.caller}\n`,
+    );
+  if (tenant)
+    io.stdout(
+      `${r.tenant ? 'forgot' : 'not in'} ${r.cityKey} ${r.tenant ? 'from' : ''} the tenant's city counts\n`,
+    );
+  if (r.removed.length === 0 && operation === '*') io.stdout(`no operation had ${r.cityKey}\n`);
+}
+
+/** `baseline allow` / `disallow`: adds or removes a rule in the allow table. */
+async function changeAllowRule(store: BaselineStore, run: BaselineRun, checked: CheckedCommandLine) {
+  const { sub, values, io, change } = run;
+  const { startedMs, expiresMs } = checked;
+  const resolved = await resolveRule(store, checked.requested!);
+  if (typeof resolved === 'string') {
+    io.stderr(`baseline ${sub}: ${resolved}\n`);
+    return 1;
+  }
+  const { rule, place } = resolved;
+  if (sub === 'disallow') {
+    const removed = await removeAllowRule(store, rule, change());
+    if (!removed) {
+      io.stderr(`no allow rule ${rule.kind} ${rule.value} in the allow table\n`);
+      return 1;
+    }
+    io.stdout(`removed: ${describeRule(removed)}\n`);
+    return 0;
+  }
+  const created = await addAllowRule(
+    store,
+    { ...rule, ...(expiresMs !== undefined ? { expiresMs } : {}) },
+    change(),
+  );
+  const until =
+    expiresMs !== undefined
+      ? ` until ${iso(expiresMs)}${values.for !== undefined ? ` (${formatDuration(expiresMs - startedMs)})` : ''}`
+      : '';
+  io.stdout(
+    `${created ? 'allowed' : 'already allowed (who, why and expiry updated)'}: ${rule.kind} ${displaySafe(rule.value)}` +
+      `${place !== undefined ? ` (${displaySafe(place)})` : ''}${until}; honoured from the next run\n`,
+  );
+  return 0;
+}
+
+/** `baseline allows`: the allow rules from settings and from the allow table. */
+async function listAllowRules(store: BaselineStore, { values, settings, io, clock }: BaselineRun) {
+  const expired = (r: AllowRule) => r.expiresMs !== undefined && r.expiresMs <= clock();
+  const fromSettings = await allowRulesFromSettings(settings);
+  const table = await readAllowTable(store);
+  if (values.json === true) {
+    const json = {
+      settings: fromSettings.map((r) => ({
+        kind: r.kind,
+        value: r.value,
+        source: r.source,
+        label: r.label ?? null,
+      })),
+      table: table.map((r) => ({
+        kind: r.kind,
+        value: r.value,
+        by: r.by,
+        reason: r.reason,
+        added: iso(r.addedMs),
+        expires: r.expiresMs !== undefined ? iso(r.expiresMs) : null,
+        expired: expired(r),
+      })),
+    };
+    io.stdout(`${JSON.stringify(json, null, 2)}\n`);
+    return 0;
+  }
+  // Service tags hold thousands of prefixes: one line per tag.
+  const lines = new Map<string, number>();
+  for (const r of fromSettings) {
+    const line = r.source === 'UC_ALLOW_SERVICE_TAGS' ? `${r.label ?? ''} (${r.source})` : describeRule(r);
+    lines.set(line, (lines.get(line) ?? 0) + 1);
+  }
+  io.stdout(`from settings (${fromSettings.length}):\n`);
+  for (const [line, n] of lines) io.stdout(`  ${line}${n > 1 ? `: ${n} prefixes` : ''}\n`);
+  io.stdout(`allow table (${table.length}):\n`);
+  for (const r of table) io.stdout(`  ${expired(r) ? '[expired] ' : ''}${displaySafe(describeRule(r))}\n`);
+  return 0;
+}
+
+/** `baseline audit`: the last `limit` changes, who made them and why. */
+async function showAudit(store: BaselineStore, { values, io }: BaselineRun, limit: number) {
+  const records = (await readAudit(store)).slice(-limit);
+  if (values.json === true) {
+    io.stdout(
+      `${JSON.stringify(
+        records.map((r) => ({ ...r, at: iso(r.atMs) })),
+        null,
+        2,
+      )}\n`,
+    );
+    return 0;
+  }
+  for (const r of records)
+    io.stdout(
+      `${iso(r.atMs)}  ${r.action.padEnd(16)} ${displaySafe(r.subject)}  by ${displaySafe(r.by)}: ${JSON.stringify(r.reason)}\n`,
+    );
+  if (records.length === 0) io.stdout('no changes recorded\n');
+  return 0;
 }
 
 /**

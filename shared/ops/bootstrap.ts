@@ -353,143 +353,207 @@ const NO_ALERTS: AlertSink = {
       : Promise.reject(new Error('bootstrap produced alerts for history: count-only runs must not alert')),
 };
 
+/** What a call of {@link runBootstrap} ends with. */
+type RunResult = { outcome: RunOutcome; status?: BootstrapStatus };
+
+/** One call of {@link runBootstrap}: what its stages share. */
+interface BootstrapRun {
+  d: BootstrapDeps;
+  o: RunOptions;
+  clock: () => number;
+  /** Budget kept back. */
+  reserve: number;
+  sleep: (ms: number) => Promise<void>;
+}
+
 /**
  * Works on the unfinished bootstrap until it is done, the budget is spent, or it is cancelled. Safe to call
  * from several places at once: only the lease holder works, the others get 'busy'.
  */
-export async function runBootstrap(
-  d: BootstrapDeps,
-  o: RunOptions,
-): Promise<{ outcome: RunOutcome; status?: BootstrapStatus }> {
-  const clock = d.clock ?? Date.now;
-  const reserve = o.reserveMs ?? 60_000;
-  const sleep = o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  let st = await mutate(d.store, (cur) => {
+export async function runBootstrap(d: BootstrapDeps, o: RunOptions): Promise<RunResult> {
+  const run: BootstrapRun = {
+    d,
+    o,
+    clock: d.clock ?? Date.now,
+    reserve: o.reserveMs ?? 60_000,
+    sleep: o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms))),
+  };
+  let st = await takeLease(run);
+  if (!st) return { outcome: 'none' };
+  if (st.state !== 'running') return { outcome: st.state === 'done' ? 'done' : 'cancelled', status: st };
+  if (st.owner !== o.owner) return { outcome: 'busy', status: st };
+  try {
+    if (st.phase === 'clearing') {
+      const cleared = await clearLearnedState(run, st);
+      if ('outcome' in cleared) return cleared;
+      st = cleared;
+    }
+    const counted = await countHistory(run, st);
+    if ('outcome' in counted) return counted;
+    return await finishBootstrap(run, counted);
+  } catch (error) {
+    await recordFailure(run, error);
+    throw error;
+  }
+}
+
+/** Takes the lease of a running bootstrap unless another owner holds it; the status as it then is. */
+function takeLease({ d, o, clock }: BootstrapRun): Promise<BootstrapStatus | undefined> {
+  return mutate(d.store, (cur) => {
     if (cur?.state !== 'running') return undefined;
     if (cur.owner !== o.owner && cur.owner !== '' && cur.leaseUntilMs > clock() && o.takeOver !== true)
       return undefined;
     return { ...cur, owner: o.owner, leaseUntilMs: clock() + BOOTSTRAP_LEASE_MS, updatedMs: clock() };
   });
-  if (!st) return { outcome: 'none' };
-  if (st.state !== 'running') return { outcome: st.state === 'done' ? 'done' : 'cancelled', status: st };
-  if (st.owner !== o.owner) return { outcome: 'busy', status: st };
+}
 
-  /** Renews the lease and applies `patch`; undefined when the bootstrap is no longer ours (cancelled, taken). */
-  const renew = async (
-    patch: (cur: BootstrapStatus) => Partial<BootstrapStatus> = () => ({}),
-  ): Promise<BootstrapStatus | undefined> => {
-    let applied = false;
-    const next = await mutate(d.store, (cur) => {
-      applied = cur?.state === 'running' && cur.owner === o.owner;
-      return applied && cur
-        ? { ...cur, leaseUntilMs: clock() + BOOTSTRAP_LEASE_MS, updatedMs: clock(), ...patch(cur) }
-        : undefined;
-    });
-    return applied ? next : undefined;
+/** Renews the lease and applies `patch`; undefined when the bootstrap is no longer ours (cancelled, taken). */
+async function renewLease(
+  { d, o, clock }: BootstrapRun,
+  patch: (cur: BootstrapStatus) => Partial<BootstrapStatus> = () => ({}),
+): Promise<BootstrapStatus | undefined> {
+  let applied = false;
+  const next = await mutate(d.store, (cur) => {
+    applied = cur?.state === 'running' && cur.owner === o.owner;
+    return applied && cur
+      ? { ...cur, leaseUntilMs: clock() + BOOTSTRAP_LEASE_MS, updatedMs: clock(), ...patch(cur) }
+      : undefined;
+  });
+  return applied ? next : undefined;
+}
+
+/** The lease was lost: how the bootstrap stands now (done, cancelled, or another worker's). */
+async function lostLease({ d }: BootstrapRun): Promise<RunResult> {
+  const now = await readBootstrap(d.store);
+  return {
+    outcome: now?.state === 'done' ? 'done' : now?.state === 'cancelled' ? 'cancelled' : 'busy',
+    ...(now ? { status: now } : {}),
   };
-  const lost = async (): Promise<{ outcome: RunOutcome; status?: BootstrapStatus }> => {
-    const now = await readBootstrap(d.store);
-    return {
-      outcome: now?.state === 'done' ? 'done' : now?.state === 'cancelled' ? 'cancelled' : 'busy',
-      ...(now ? { status: now } : {}),
-    };
-  };
-  const pause = async (why: string): Promise<{ outcome: RunOutcome; status?: BootstrapStatus }> => {
-    const released = await renew(() => ({ owner: '', leaseUntilMs: 0 }));
-    d.log('info', `Bootstrap paused (${why}); the next run continues it`);
-    return { outcome: 'paused', ...(released ? { status: released } : {}) };
-  };
+}
 
-  try {
-    if (st.phase === 'clearing') {
-      const wait = st.graceUntilMs - clock();
-      if (wait > 0) {
-        if (o.budget && o.budget.remainingMs() - reserve < wait) return await pause('budget');
-        d.log(
-          'info',
-          `Bootstrap: waiting ${Math.ceil(wait / 1000)} s before clearing, for a detection run in flight`,
-        );
-        await sleep(wait);
-      }
-      const baselines = await clearTable(d.store, 'baselines');
-      const tenant = await clearTable(d.store, 'tenant');
-      d.log(
-        'info',
-        `Bootstrap: cleared the learned state (${baselines} operation partition(s), ${tenant} tenant partition(s)); ` +
-          'it is rebuilt from history',
-      );
-      const next = await renew(() => ({ phase: 'counting' }));
-      if (!next) return await lost();
-      st = next;
-    }
+/** Releases the lease so the next run continues at once. */
+async function pauseBootstrap(run: BootstrapRun, why: string): Promise<RunResult> {
+  const released = await renewLease(run, () => ({ owner: '', leaseUntilMs: 0 }));
+  run.d.log('info', `Bootstrap paused (${why}); the next run continues it`);
+  return { outcome: 'paused', ...(released ? { status: released } : {}) };
+}
 
-    const pipeline = {
-      store: d.store,
-      geo: d.geo,
-      ...(d.networks ? { networks: d.networks } : {}),
-      settings: d.settings,
-      sink: NO_ALERTS,
-      defaults: alertDefaults(d.settings),
-      log: d.log,
-    };
-    let longest = 0;
-    while (st.doneUntilMs < st.endMs) {
-      if (o.budget && o.budget.remainingMs() < reserve + 2 * longest) return await pause('run budget');
-      const fresh = await renew();
-      if (!fresh) return await lost();
-      st = fresh;
-      const startedAt = clock();
-      const from = st.doneUntilMs;
-      const to = Math.min(from + st.windowMs - ((from - st.startMs) % st.windowMs), st.endMs);
-      const groups = await d.source.read(from, to);
-      const stats = await runTick(pipeline, to, groups, { countOnly: true });
-      const next = await renew((cur) => ({
-        doneUntilMs: to,
-        windowsDone: cur.windowsDone + 1,
-        groups: cur.groups + stats.groups,
-        events: cur.events + stats.events,
-        observations: cur.observations + stats.scored,
-        rareFindings: cur.rareFindings + stats.rareFindings,
-        lastError: '',
-      }));
-      if (!next) return await lost();
-      st = next;
-      longest = Math.max(longest, clock() - startedAt);
-      d.log(
-        'info',
-        `Bootstrap: counted ${iso(from)} to ${iso(to)} (${st.windowsDone}/${st.windowsTotal}): ` +
-          `${stats.events} events, ${stats.scored} observations`,
-      );
-      o.onProgress?.(st);
-    }
-
-    // The timer continues from the end of history; commitCheckpoint never moves it backwards.
-    await commitCheckpoint(d.store, st.endMs);
-    const done = await renew(() => ({
-      state: 'done',
-      phase: 'done',
-      finishedMs: clock(),
-      owner: '',
-      leaseUntilMs: 0,
-    }));
-    if (!done) return await lost();
+/** A rebuild's first phase: waits out the grace for a detection run in flight, then wipes what was learned. */
+async function clearLearnedState(
+  run: BootstrapRun,
+  st: BootstrapStatus,
+): Promise<BootstrapStatus | RunResult> {
+  const { d, o, clock, reserve, sleep } = run;
+  const wait = st.graceUntilMs - clock();
+  if (wait > 0) {
+    if (o.budget && o.budget.remainingMs() - reserve < wait) return await pauseBootstrap(run, 'budget');
     d.log(
       'info',
-      `Bootstrap done: ${historyDays(done)} of history, ${iso(done.startMs)} to ${iso(done.endMs)}, ${done.events} events, ` +
-        `${done.observations} observations counted, no alerts; detection continues from ${iso(done.endMs)}`,
+      `Bootstrap: waiting ${Math.ceil(wait / 1000)} s before clearing, for a detection run in flight`,
     );
-    o.onProgress?.(done);
-    return { outcome: 'done', status: done };
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    // Record the failure and free the lease, so the next attempt (a timer run, the CLI again) starts at once.
-    await mutate(d.store, (cur) =>
-      cur?.state === 'running' && cur.owner === o.owner
-        ? { ...cur, lastError: message, owner: '', leaseUntilMs: 0, updatedMs: clock() }
-        : undefined,
-    ).catch(() => undefined);
-    throw error;
+    await sleep(wait);
   }
+  const baselines = await clearTable(d.store, 'baselines');
+  const tenant = await clearTable(d.store, 'tenant');
+  d.log(
+    'info',
+    `Bootstrap: cleared the learned state (${baselines} operation partition(s), ${tenant} tenant partition(s)); ` +
+      'it is rebuilt from history',
+  );
+  const next = await renewLease(run, () => ({ phase: 'counting' }));
+  if (!next) return await lostLease(run);
+  return next;
+}
+
+/** Counts the history window by window, count-only, while the budget lasts; the status at its end. */
+async function countHistory(run: BootstrapRun, from: BootstrapStatus): Promise<BootstrapStatus | RunResult> {
+  const { d, o, reserve } = run;
+  const pipeline = {
+    store: d.store,
+    geo: d.geo,
+    ...(d.networks ? { networks: d.networks } : {}),
+    settings: d.settings,
+    sink: NO_ALERTS,
+    defaults: alertDefaults(d.settings),
+    log: d.log,
+  };
+  let st = from;
+  let longest = 0;
+  while (st.doneUntilMs < st.endMs) {
+    if (o.budget && o.budget.remainingMs() < reserve + 2 * longest)
+      return await pauseBootstrap(run, 'run budget');
+    const fresh = await renewLease(run);
+    if (!fresh) return await lostLease(run);
+    const counted = await countWindow(run, pipeline, fresh);
+    if (!counted) return await lostLease(run);
+    st = counted.st;
+    longest = Math.max(longest, counted.tookMs);
+    o.onProgress?.(st);
+  }
+  return st;
+}
+
+/** Counts the next window into the baselines and records it; undefined when the lease was lost meanwhile. */
+async function countWindow(
+  run: BootstrapRun,
+  pipeline: Parameters<typeof runTick>[0],
+  st: BootstrapStatus,
+): Promise<{ st: BootstrapStatus; tookMs: number } | undefined> {
+  const { d, clock } = run;
+  const startedAt = clock();
+  const from = st.doneUntilMs;
+  const to = Math.min(from + st.windowMs - ((from - st.startMs) % st.windowMs), st.endMs);
+  const groups = await d.source.read(from, to);
+  const stats = await runTick(pipeline, to, groups, { countOnly: true });
+  const next = await renewLease(run, (cur) => ({
+    doneUntilMs: to,
+    windowsDone: cur.windowsDone + 1,
+    groups: cur.groups + stats.groups,
+    events: cur.events + stats.events,
+    observations: cur.observations + stats.scored,
+    rareFindings: cur.rareFindings + stats.rareFindings,
+    lastError: '',
+  }));
+  if (!next) return undefined;
+  const tookMs = clock() - startedAt;
+  d.log(
+    'info',
+    `Bootstrap: counted ${iso(from)} to ${iso(to)} (${next.windowsDone}/${next.windowsTotal}): ` +
+      `${stats.events} events, ${stats.scored} observations`,
+  );
+  return { st: next, tookMs };
+}
+
+/** Moves the checkpoint to the end of history and marks the bootstrap done. */
+async function finishBootstrap(run: BootstrapRun, st: BootstrapStatus): Promise<RunResult> {
+  const { d, o, clock } = run;
+  // The timer continues from the end of history; commitCheckpoint never moves it backwards.
+  await commitCheckpoint(d.store, st.endMs);
+  const done = await renewLease(run, () => ({
+    state: 'done',
+    phase: 'done',
+    finishedMs: clock(),
+    owner: '',
+    leaseUntilMs: 0,
+  }));
+  if (!done) return await lostLease(run);
+  d.log(
+    'info',
+    `Bootstrap done: ${historyDays(done)} of history, ${iso(done.startMs)} to ${iso(done.endMs)}, ${done.events} events, ` +
+      `${done.observations} observations counted, no alerts; detection continues from ${iso(done.endMs)}`,
+  );
+  o.onProgress?.(done);
+  return { outcome: 'done', status: done };
+}
+
+/** Records the failure and frees the lease, so the next attempt (a timer run, the CLI again) starts at once. */
+async function recordFailure({ d, o, clock }: BootstrapRun, error: unknown): Promise<void> {
+  const message = error instanceof Error ? error.message : String(error);
+  await mutate(d.store, (cur) =>
+    cur?.state === 'running' && cur.owner === o.owner
+      ? { ...cur, lastError: message, owner: '', leaseUntilMs: 0, updatedMs: clock() }
+      : undefined,
+  ).catch(() => undefined);
 }
 
 export type BaselineCondition = 'ready' | 'empty' | 'bootstrapping';
