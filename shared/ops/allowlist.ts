@@ -369,15 +369,9 @@ interface Allowed {
   untilMs: number;
 }
 
-const KEYED_KINDS = [
-  'city',
-  'caller',
-  'operation',
-  'operation+city',
-  'caller+city',
-  'caller+network',
-] as const;
-type KeyedKind = (typeof KEYED_KINDS)[number];
+/** Every kind but ranges is matched by its value (ranges go to one CIDR index). */
+type KeyedKind = Exclude<AllowKind, 'range'>;
+const KEYED_KINDS = ALLOW_KINDS.filter((k): k is KeyedKind => k !== 'range');
 
 /** Rules compiled for matching: one map per kind, keyed by the rule's value, and one CIDR index. */
 export class RuleSet {

@@ -4,7 +4,7 @@ import { baselineGate, bootstrapPending } from '../ops/bootstrap.js';
 import { commitCheckpoint, readCheckpoint, runTick } from '../pipeline/tick.js';
 import { BudgetExceededError, RunBudget } from './budget.js';
 import type { DetectorDeps } from './deps.js';
-import { deliverAndMaintain, newRunReport, runPipeline } from './report.js';
+import { bootstrapDeps, deliverAndMaintain, newRunReport, runPipeline } from './report.js';
 import { runShardedTimer } from './shards.js';
 import type { RunReport } from './telemetry.js';
 import { applyRunVerdicts } from './verdicts.js';
@@ -66,18 +66,11 @@ export async function runScheduled(
 
     // History comes before the present: an unfinished bootstrap is continued (within the budget) and detection
     // waits for it; a first run with nothing learned says so (shared/ops/bootstrap.ts).
-    const gate = await baselineGate(
-      {
-        settings: s,
-        store: deps.store,
-        source: deps.source,
-        geo: geo.geo,
-        ...(s.UC_NETWORKS === 'on' && geo.networks ? { networks: geo.networks } : {}),
-        log: deps.log,
-        clock,
-      },
-      { owner: `timer:${invocation.invocationId}`, budget, reserveMs: DELIVERY_RESERVE_MS },
-    );
+    const gate = await baselineGate(bootstrapDeps(deps, geo, clock), {
+      owner: `timer:${invocation.invocationId}`,
+      budget,
+      reserveMs: DELIVERY_RESERVE_MS,
+    });
     report.baseline = gate.baseline;
     const allow = gate.baseline !== 'bootstrapping' && deps.allowlist ? await deps.allowlist() : undefined;
     const checkpoint = await readCheckpoint(deps.store);

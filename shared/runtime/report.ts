@@ -5,7 +5,9 @@ import type { BaselineStore } from '../baseline/store.js';
 import type { Settings } from '../config/settings.js';
 import type { Geolocator, NetworkLocator } from '../geo/types.js';
 import type { Allowlist } from '../ops/allowlist.js';
+import type { BootstrapDeps } from '../ops/bootstrap.js';
 import type { LogFn, Pipeline } from '../pipeline/tick.js';
+import type { EventSource } from '../pipeline/types.js';
 import type { RunBudget } from './budget.js';
 import type { DetectorDeps } from './deps.js';
 import type { RunReport } from './telemetry.js';
@@ -112,6 +114,24 @@ async function surfaceOldPending(
  * The pipeline of one run in Azure, in either mode: the detector's store and settings, this run's GeoIP
  * database, sink and allowlists (read once per run), the alert columns of the settings.
  */
+/** What a bootstrap continued by a run needs: the run's own store, source, databases and log. */
+export function bootstrapDeps(
+  deps: { store: BaselineStore; settings: Settings; log: LogFn; source: EventSource },
+  data: { geo: Geolocator; networks?: NetworkLocator },
+  clock: () => number,
+): BootstrapDeps {
+  const networks = deps.settings.UC_NETWORKS === 'on' ? data.networks : undefined;
+  return {
+    settings: deps.settings,
+    store: deps.store,
+    source: deps.source,
+    geo: data.geo,
+    ...(networks ? { networks } : {}),
+    log: deps.log,
+    clock,
+  };
+}
+
 export function runPipeline(
   deps: { store: BaselineStore; settings: Settings; log: LogFn },
   data: { geo: Geolocator; networks?: NetworkLocator },

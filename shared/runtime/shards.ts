@@ -52,7 +52,7 @@ import { commitCheckpoint, type LogFn, readCheckpoint, runTick, type TickStats }
 import { BudgetExceededError, RunBudget } from './budget.js';
 import { parseLocalConnectionString } from './clients.js';
 import type { DetectorDeps, ShardMessage, ShardQueue } from './deps.js';
-import { deliverAndMaintain, newRunReport, runPipeline } from './report.js';
+import { bootstrapDeps, deliverAndMaintain, newRunReport, runPipeline } from './report.js';
 import type { RunReport } from './telemetry.js';
 
 // The shard queue port lives with DetectorDeps (shared/runtime/deps.ts); re-exported for the code that imports it
@@ -324,18 +324,11 @@ export async function runShardedTimer(
     report.geoIpSource = geo.source;
     report.geoIpBuildDate = geo.buildDate.toISOString().slice(0, 10);
     report.geoIpAgeDays = geo.ageDays;
-    const gate = await baselineGate(
-      {
-        settings: s,
-        store: deps.store,
-        source: deps.source,
-        geo: geo.geo,
-        ...(s.UC_NETWORKS === 'on' && geo.networks ? { networks: geo.networks } : {}),
-        log: deps.log,
-        clock,
-      },
-      { owner: `timer:${invocation.invocationId}`, budget, reserveMs: 60_000 },
-    );
+    const gate = await baselineGate(bootstrapDeps(deps, geo, clock), {
+      owner: `timer:${invocation.invocationId}`,
+      budget,
+      reserveMs: 60_000,
+    });
     report.baseline = gate.baseline;
     if (gate.baseline === 'bootstrapping') {
       report.stoppedBecause = 'bootstrap in progress';
