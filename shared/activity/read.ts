@@ -500,19 +500,10 @@ class DocumentWalker {
     if (ev) this.out.push(ev);
   }
 
+  /** Takes one token: into the value being captured, the value being skipped, or the innermost frame. */
   feed(t: Token): void {
     if (this.capture) {
-      const { asm, position } = this.capture;
-      if (asm.consume(t)) {
-        const c = this.capture;
-        this.capture = undefined;
-        c.done(c.asm.value);
-      } else if (asm.tooBig !== undefined) {
-        // Over the record budgets: dropped now (its memory with it), the rest of it skipped token by token.
-        this.capture = undefined;
-        this.skipDepth = asm.depth;
-        this.sink.skipUnattributed('invalid-json', position, asm.tooBig);
-      }
+      this.feedCapture(this.capture, t);
       return;
     }
     if (this.skipDepth > 0) {
@@ -522,86 +513,128 @@ class DocumentWalker {
     }
     const f = this.frames[this.frames.length - 1];
     if (!f) {
-      if (t.name === 'startObject')
-        this.frames.push({ kind: 'doc-object', key: undefined, streamed: false, obj: {} });
-      else if (t.name === 'startArray') this.frames.push({ kind: 'doc-array', index: 0 });
-      else {
-        this.emit(singleEvent(scalar(t), this.path('document'), this.sink, 'azure-activity-jsonl'));
-        this.doc++;
-      }
+      this.startDocument(t);
       return;
     }
     switch (f.kind) {
-      case 'doc-object': {
-        if (t.name === 'keyValue') {
-          f.key = t.value ?? '';
-        } else if (t.name === 'endObject') {
-          this.frames.pop();
-          if (f.streamed) warnPartialResult(f.obj, this.sink);
-          else
-            for (const ev of valueEvents(f.obj, this.path('document'), this.sink, 'azure-activity-jsonl'))
-              this.emit(ev);
-          this.doc++;
-        } else if ((f.key === 'tables' || f.key === 'records') && t.name === 'startArray') {
-          f.streamed = true;
-          this.frames.push({ kind: f.key, index: 0 });
-        } else {
-          const key = f.key ?? '';
-          this.value(t, this.path(key), (v) => setKey(f.obj, key, v));
-        }
-        return;
-      }
-      case 'doc-array': {
-        if (t.name === 'endArray') {
-          this.frames.pop();
-          this.doc++;
-          return;
-        }
-        const position = this.path(`[${f.index++}]`);
-        this.value(t, position, (v) => {
-          for (const ev of valueEvents(v, position, this.sink, 'azure-activity-jsonl')) this.emit(ev);
-        });
-        return;
-      }
-      case 'tables': {
-        if (t.name === 'endArray') this.frames.pop();
-        else if (t.name === 'startObject')
-          this.frames.push({ kind: 'table', index: f.index++, key: undefined, columns: undefined });
-        else {
-          f.index++;
-          this.ignore(t);
-        }
-        return;
-      }
-      case 'table': {
-        if (t.name === 'keyValue') f.key = t.value;
-        else if (t.name === 'endObject') this.frames.pop();
-        else if (f.key === 'columns')
-          this.value(t, this.path(`tables[${f.index}].columns`), (v) => (f.columns = columnNames(v)));
-        else if (f.key === 'rows' && t.name === 'startArray')
-          this.frames.push({ kind: 'rows', table: f, index: 0 });
-        else this.ignore(t);
-        return;
-      }
-      case 'rows': {
-        if (t.name === 'endArray') {
-          this.frames.pop();
-          return;
-        }
-        const position = this.path(`tables[${f.table.index}].rows[${f.index++}]`);
-        this.value(t, position, (v) => this.emit(laRowEvent(f.table.columns, v, position, this.sink)));
-        return;
-      }
-      case 'records': {
-        if (t.name === 'endArray') {
-          this.frames.pop();
-          return;
-        }
-        const position = this.path(`records[${f.index++}]`);
-        this.value(t, position, (v) => this.emit(singleEvent(v, position, this.sink, 'diagnostic-records')));
-        return;
-      }
+      case 'doc-object':
+        this.inDocumentObject(f, t);
+        break;
+      case 'doc-array':
+        this.inDocumentArray(f, t);
+        break;
+      case 'tables':
+        this.inTables(f, t);
+        break;
+      case 'table':
+        this.inTable(f, t);
+        break;
+      case 'rows':
+        this.inRows(f, t);
+        break;
+      case 'records':
+        this.inRecords(f, t);
+        break;
     }
+  }
+
+  /** One token of a value being assembled: done when it closes, dropped when over the record budgets. */
+  private feedCapture(c: NonNullable<DocumentWalker['capture']>, t: Token): void {
+    if (c.asm.consume(t)) {
+      this.capture = undefined;
+      c.done(c.asm.value);
+    } else if (c.asm.tooBig !== undefined) {
+      // Over the record budgets: dropped now (its memory with it), the rest of it skipped token by token.
+      this.capture = undefined;
+      this.skipDepth = c.asm.depth;
+      this.sink.skipUnattributed('invalid-json', c.position, c.asm.tooBig);
+    }
+  }
+
+  /** The first token of a document: an object or array opens a frame, a scalar is a (bad) record of its own. */
+  private startDocument(t: Token): void {
+    if (t.name === 'startObject')
+      this.frames.push({ kind: 'doc-object', key: undefined, streamed: false, obj: {} });
+    else if (t.name === 'startArray') this.frames.push({ kind: 'doc-array', index: 0 });
+    else {
+      this.emit(singleEvent(scalar(t), this.path('document'), this.sink, 'azure-activity-jsonl'));
+      this.doc++;
+    }
+  }
+
+  /** A top-level object: `tables` and `records` are streamed, any other key is read whole as one record. */
+  private inDocumentObject(f: Extract<Frame, { kind: 'doc-object' }>, t: Token): void {
+    if (t.name === 'keyValue') {
+      f.key = t.value ?? '';
+    } else if (t.name === 'endObject') {
+      this.frames.pop();
+      if (f.streamed) warnPartialResult(f.obj, this.sink);
+      else
+        for (const ev of valueEvents(f.obj, this.path('document'), this.sink, 'azure-activity-jsonl'))
+          this.emit(ev);
+      this.doc++;
+    } else if ((f.key === 'tables' || f.key === 'records') && t.name === 'startArray') {
+      f.streamed = true;
+      this.frames.push({ kind: f.key, index: 0 });
+    } else {
+      const key = f.key ?? '';
+      this.value(t, this.path(key), (v) => setKey(f.obj, key, v));
+    }
+  }
+
+  /** A top-level array: each element is read whole as one record (or a list of them). */
+  private inDocumentArray(f: Extract<Frame, { kind: 'doc-array' }>, t: Token): void {
+    if (t.name === 'endArray') {
+      this.frames.pop();
+      this.doc++;
+      return;
+    }
+    const position = this.path(`[${f.index++}]`);
+    this.value(t, position, (v) => {
+      for (const ev of valueEvents(v, position, this.sink, 'azure-activity-jsonl')) this.emit(ev);
+    });
+  }
+
+  /** A Log Analytics response's `tables` array: each object opens a table, anything else is skipped. */
+  private inTables(f: Extract<Frame, { kind: 'tables' }>, t: Token): void {
+    if (t.name === 'endArray') this.frames.pop();
+    else if (t.name === 'startObject')
+      this.frames.push({ kind: 'table', index: f.index++, key: undefined, columns: undefined });
+    else {
+      f.index++;
+      this.ignore(t);
+    }
+  }
+
+  /** One table: its `columns` read whole, its `rows` streamed, the rest skipped. */
+  private inTable(f: TableFrame, t: Token): void {
+    if (t.name === 'keyValue') f.key = t.value;
+    else if (t.name === 'endObject') this.frames.pop();
+    else if (f.key === 'columns')
+      this.value(t, this.path(`tables[${f.index}].columns`), (v) => (f.columns = columnNames(v)));
+    else if (f.key === 'rows' && t.name === 'startArray')
+      this.frames.push({ kind: 'rows', table: f, index: 0 });
+    else this.ignore(t);
+  }
+
+  /** A table's rows: each read whole and mapped by the table's columns. */
+  private inRows(f: Extract<Frame, { kind: 'rows' }>, t: Token): void {
+    if (t.name === 'endArray') {
+      this.frames.pop();
+      return;
+    }
+    const position = this.path(`tables[${f.table.index}].rows[${f.index++}]`);
+    this.value(t, position, (v) => this.emit(laRowEvent(f.table.columns, v, position, this.sink)));
+  }
+
+  /** A diagnostic setting's `records` array: each element read whole as one record. */
+  private inRecords(f: Extract<Frame, { kind: 'records' }>, t: Token): void {
+    if (t.name === 'endArray') {
+      this.frames.pop();
+      return;
+    }
+    const position = this.path(`records[${f.index++}]`);
+    this.value(t, position, (v) => this.emit(singleEvent(v, position, this.sink, 'diagnostic-records')));
   }
 }
 

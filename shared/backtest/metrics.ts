@@ -314,110 +314,13 @@ export function thresholdResult(
 ): ThresholdResult {
   const alerts = decision.alerts.map((a) => a.alert);
   const ev = evaluate(alerts, ctx);
-  const attackIdsByAlert = new Map<string, string[]>();
-  for (const r of ev?.attacks ?? []) {
-    for (const id of r.alertIds) attackIdsByAlert.set(id, [...(attackIdsByAlert.get(id) ?? []), r.attack.id]);
-  }
+  const attackIdsByAlert = attackIdsByAlertOf(ev);
   const isFalse = (a: Alert) => ctx.labels !== undefined && !attackIdsByAlert.has(a.AlertId);
-
-  const perDay: DayCount[] = days(ctx.period, decision.alerts).map((day) => ({
-    day,
-    alerts: 0,
-    ...(ctx.labels !== undefined ? { falseAlerts: 0 } : {}),
-  }));
-  const index = new Map(perDay.map((d, i) => [d.day, i]));
-  for (const a of decision.alerts) {
-    const d = perDay[index.get(dayOf(a.tickMs))!]!;
-    d.alerts += 1;
-    if (isFalse(a.alert)) d.falseAlerts = (d.falseAlerts ?? 0) + 1;
-  }
-
-  // Noisy pairs: (leading operation, place) of each alert.
-  const pairs = new Map<string, DecidedAlert[]>();
-  for (const a of decision.alerts) {
-    const k = pairKey(a.top);
-    pairs.set(k, [...(pairs.get(k) ?? []), a]);
-  }
-  const findingsByPair = new Map<string, RareFinding[]>();
-  const findingsByCity = new Map<string, RareFinding[]>(
-    decision.alerts.map((a) => [a.top.observation.city.key, []]),
-  );
-  for (const t of ctx.ticks) {
-    for (const f of t.findings) {
-      const byCity = findingsByCity.get(f.observation.city.key);
-      if (byCity !== undefined && f.rarity.score >= decision.threshold) byCity.push(f);
-      const k = pairKey(f);
-      if (!pairs.has(k)) continue;
-      const list = findingsByPair.get(k);
-      if (list) list.push(f);
-      else findingsByPair.set(k, [f]);
-    }
-  }
-  const ranked = [...pairs.entries()]
-    .map(([key, list]) => ({
-      key,
-      list,
-      noise: list.filter((a) => ctx.labels === undefined || isFalse(a.alert)).length,
-      max: Math.max(...list.map((a) => a.alert.AnomalyScore)),
-      op: list[0]!.top.observation.operation,
-    }))
-    .filter((p) => p.noise > 0)
-    .sort(
-      (a, b) => b.noise - a.noise || b.max - a.max || a.op.localeCompare(b.op) || a.key.localeCompare(b.key),
-    )
-    .slice(0, ctx.top);
-  const topPairs: NoisyPair[] = ranked.map(({ key, list, max }) => {
-    const f = list[0]!.top;
-    const callers = [...new Set(list.map((a) => a.alert.Caller))].sort();
-    const p: NoisyPair = {
-      operation: f.observation.operation,
-      cityKey: f.observation.city.key,
-      city: placeOf(f),
-      country: f.observation.city.country,
-      alerts: list.length,
-      callers: callers.slice(0, 5),
-      callerCount: callers.length,
-      maxScore: max,
-    };
-    if (ctx.labels !== undefined) p.falseAlerts = list.filter((a) => isFalse(a.alert)).length;
-    const findings = findingsByPair.get(key) ?? [];
-    const silence = silenceFor({
-      threshold: decision.threshold,
-      pair: list,
-      noisy: list.filter((a) => ctx.labels === undefined || isFalse(a.alert)),
-      atT: findings.filter((x) => x.rarity.score >= decision.threshold),
-      maxAll: Math.max(...findings.map((x) => x.rarity.score)),
-      cityFindings: findingsByCity.get(f.observation.city.key) ?? [],
-      decision,
-      attackIdsByAlert,
-      detectedAtThreshold: ev?.attacks.filter((a) => a.detected).map((a) => a.attack.id) ?? [],
-      ctx,
-      place: placeOf(f),
-    });
-    if (silence !== undefined) p.silence = silence;
-    return p;
-  });
-
-  const cities = new Map<string, AlertCity>();
-  for (const a of decision.alerts) {
-    const c = a.top.observation.city;
-    let e = cities.get(c.key);
-    if (e === undefined) {
-      e = {
-        cityKey: c.key,
-        city: placeOf(a.top),
-        country: c.country,
-        latitude: c.latitude,
-        longitude: c.longitude,
-        alerts: 0,
-        ...(ctx.labels !== undefined ? { attackAlerts: 0 } : {}),
-      };
-      cities.set(c.key, e);
-    }
-    e.alerts += 1;
-    if (ctx.labels !== undefined && !isFalse(a.alert)) e.attackAlerts = (e.attackAlerts ?? 0) + 1;
-  }
-
+  const perDay = alertsPerDay(decision.alerts, ctx, isFalse);
+  const pairs = alertsByPair(decision.alerts);
+  const found = findingsNear(pairs, decision, ctx);
+  const topPairs = noisyPairs(pairs, { decision, ctx, ev, attackIdsByAlert, isFalse, ...found });
+  const cities = alertCities(decision.alerts, ctx, isFalse);
   const out: ThresholdResult = {
     threshold: decision.threshold,
     current: decision.threshold === currentThreshold,
@@ -438,4 +341,163 @@ export function thresholdResult(
   };
   if (ev !== undefined) out.evaluation = summarise(ev);
   return out;
+}
+
+/** The findings the noisy pairs are judged by: those of each alerted pair, and those at or above the threshold per alerted city. */
+interface PairFindings {
+  findingsByPair: Map<string, RareFinding[]>;
+  findingsByCity: Map<string, RareFinding[]>;
+}
+
+/** What each noisy pair's row is computed from besides its alerts. */
+interface PairSources extends PairFindings {
+  decision: ThresholdDecision;
+  ctx: MetricsContext;
+  ev: ReturnType<typeof evaluate>;
+  attackIdsByAlert: Map<string, string[]>;
+  isFalse: (a: Alert) => boolean;
+}
+
+/** The labelled attacks each alert detected, by alert id. */
+function attackIdsByAlertOf(ev: ReturnType<typeof evaluate>): Map<string, string[]> {
+  const attackIdsByAlert = new Map<string, string[]>();
+  for (const r of ev?.attacks ?? []) {
+    for (const id of r.alertIds) attackIdsByAlert.set(id, [...(attackIdsByAlert.get(id) ?? []), r.attack.id]);
+  }
+  return attackIdsByAlert;
+}
+
+/** Alerts (and, with labels, false alerts) on every day of the period. */
+function alertsPerDay(
+  alerts: readonly DecidedAlert[],
+  ctx: MetricsContext,
+  isFalse: (a: Alert) => boolean,
+): DayCount[] {
+  const perDay: DayCount[] = days(ctx.period, alerts).map((day) => ({
+    day,
+    alerts: 0,
+    ...(ctx.labels !== undefined ? { falseAlerts: 0 } : {}),
+  }));
+  const index = new Map(perDay.map((d, i) => [d.day, i]));
+  for (const a of alerts) {
+    const d = perDay[index.get(dayOf(a.tickMs))!]!;
+    d.alerts += 1;
+    if (isFalse(a.alert)) d.falseAlerts = (d.falseAlerts ?? 0) + 1;
+  }
+  return perDay;
+}
+
+/** Noisy pairs: the alerts of each (leading operation, place). */
+function alertsByPair(alerts: readonly DecidedAlert[]): Map<string, DecidedAlert[]> {
+  const pairs = new Map<string, DecidedAlert[]>();
+  for (const a of alerts) {
+    const k = pairKey(a.top);
+    pairs.set(k, [...(pairs.get(k) ?? []), a]);
+  }
+  return pairs;
+}
+
+/** Every recorded finding of an alerted pair, and those at or above the threshold in an alerted city. */
+function findingsNear(
+  pairs: ReadonlyMap<string, DecidedAlert[]>,
+  decision: ThresholdDecision,
+  ctx: MetricsContext,
+): PairFindings {
+  const findingsByPair = new Map<string, RareFinding[]>();
+  const findingsByCity = new Map<string, RareFinding[]>(
+    decision.alerts.map((a) => [a.top.observation.city.key, []]),
+  );
+  for (const t of ctx.ticks) {
+    for (const f of t.findings) {
+      const byCity = findingsByCity.get(f.observation.city.key);
+      if (byCity !== undefined && f.rarity.score >= decision.threshold) byCity.push(f);
+      const k = pairKey(f);
+      if (!pairs.has(k)) continue;
+      const list = findingsByPair.get(k);
+      if (list) list.push(f);
+      else findingsByPair.set(k, [f]);
+    }
+  }
+  return { findingsByPair, findingsByCity };
+}
+
+/** The noisiest pairs (most false alerts, or alerts without labels), up to `ctx.top`, each with its silence. */
+function noisyPairs(pairs: ReadonlyMap<string, DecidedAlert[]>, s: PairSources): NoisyPair[] {
+  const { ctx, isFalse } = s;
+  const ranked = [...pairs.entries()]
+    .map(([key, list]) => ({
+      key,
+      list,
+      noise: list.filter((a) => ctx.labels === undefined || isFalse(a.alert)).length,
+      max: Math.max(...list.map((a) => a.alert.AnomalyScore)),
+      op: list[0]!.top.observation.operation,
+    }))
+    .filter((p) => p.noise > 0)
+    .sort(
+      (a, b) => b.noise - a.noise || b.max - a.max || a.op.localeCompare(b.op) || a.key.localeCompare(b.key),
+    )
+    .slice(0, ctx.top);
+  return ranked.map(({ key, list, max }) => noisyPair(key, list, max, s));
+}
+
+/** One noisy pair's row: where, who, how many alerts, and the narrowest way to silence it. */
+function noisyPair(key: string, list: readonly DecidedAlert[], max: number, s: PairSources): NoisyPair {
+  const { decision, ctx, ev, isFalse } = s;
+  const f = list[0]!.top;
+  const callers = [...new Set(list.map((a) => a.alert.Caller))].sort();
+  const p: NoisyPair = {
+    operation: f.observation.operation,
+    cityKey: f.observation.city.key,
+    city: placeOf(f),
+    country: f.observation.city.country,
+    alerts: list.length,
+    callers: callers.slice(0, 5),
+    callerCount: callers.length,
+    maxScore: max,
+  };
+  if (ctx.labels !== undefined) p.falseAlerts = list.filter((a) => isFalse(a.alert)).length;
+  const findings = s.findingsByPair.get(key) ?? [];
+  const silence = silenceFor({
+    threshold: decision.threshold,
+    pair: list,
+    noisy: list.filter((a) => ctx.labels === undefined || isFalse(a.alert)),
+    atT: findings.filter((x) => x.rarity.score >= decision.threshold),
+    maxAll: Math.max(...findings.map((x) => x.rarity.score)),
+    cityFindings: s.findingsByCity.get(f.observation.city.key) ?? [],
+    decision,
+    attackIdsByAlert: s.attackIdsByAlert,
+    detectedAtThreshold: ev?.attacks.filter((a) => a.detected).map((a) => a.attack.id) ?? [],
+    ctx,
+    place: placeOf(f),
+  });
+  if (silence !== undefined) p.silence = silence;
+  return p;
+}
+
+/** The alerted cities with their alerts (and, with labels, how many were attacks), in first-alert order. */
+function alertCities(
+  alerts: readonly DecidedAlert[],
+  ctx: MetricsContext,
+  isFalse: (a: Alert) => boolean,
+): Map<string, AlertCity> {
+  const cities = new Map<string, AlertCity>();
+  for (const a of alerts) {
+    const c = a.top.observation.city;
+    let e = cities.get(c.key);
+    if (e === undefined) {
+      e = {
+        cityKey: c.key,
+        city: placeOf(a.top),
+        country: c.country,
+        latitude: c.latitude,
+        longitude: c.longitude,
+        alerts: 0,
+        ...(ctx.labels !== undefined ? { attackAlerts: 0 } : {}),
+      };
+      cities.set(c.key, e);
+    }
+    e.alerts += 1;
+    if (ctx.labels !== undefined && !isFalse(a.alert)) e.attackAlerts = (e.attackAlerts ?? 0) + 1;
+  }
+  return cities;
 }

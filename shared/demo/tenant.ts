@@ -138,7 +138,97 @@ export interface DemoDataset {
   days: number;
 }
 
+/** The seeded random source every choice of the demo comes from, in order, and the event log it writes to. */
+interface TenantLog {
+  rand: () => number;
+  pick: <T>(xs: readonly T[]) => T;
+  /** One management operation: Started and Succeeded (or Failed) rows sharing a correlation id. */
+  emit: (timeMs: number, op: string, caller: string, callerType: CallerType, ip: string, rg?: string) => void;
+  events: ActivityEvent[];
+}
+
+/** A credential-abuse scenario to write into the log when the demo spans more than `afterDays` days. */
+interface PlannedAttack {
+  afterDays: number;
+  id: string;
+  description: string;
+  caller: string;
+  callerType: CallerType;
+  ips: string[];
+  steps: [number, string][];
+}
+
+// Service principals and managed identities in Azure regions (West Europe = Amsterdam, North Europe = Dublin).
+const DEPLOY_SP = '3c9e1f52-8a47-4d6b-b0e3-5f2a7c91d604';
+const BACKUP_MI = '9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d';
+const SCALER_MI = '0f1e2d3c-4b5a-4968-8776-655443322110';
+const COST_SP = 'c0575e7a-9e11-4c2b-a1d3-7e8f90a1b2c3';
+const RUNNER_SP = '7d6c5b4a-3928-4716-a5b4-c3d2e1f00f1e';
+
+const FIRST_NAMES = [
+  'oliver',
+  'james',
+  'sophie',
+  'emma',
+  'harry',
+  'amelia',
+  'jack',
+  'isla',
+  'george',
+  'ava',
+  'noah',
+  'mia',
+  'leo',
+  'grace',
+  'oscar',
+  'freya',
+  'henry',
+  'lily',
+];
+const LAST_NAMES = [
+  'hughes',
+  'wilson',
+  'turner',
+  'clarke',
+  'wright',
+  'walker',
+  'green',
+  'hall',
+  'wood',
+  'king',
+  'baker',
+  'hill',
+  'scott',
+  'adams',
+  'young',
+  'allen',
+  'evans',
+  'price',
+];
+
+/** The demo tenant over `days` days: staff, automation, a runaway loop and labelled attacks, in time order. */
 export function generateTenant(days = 42, seed = 20261130): DemoDataset {
+  const log = tenantLog(seed);
+  const people = contosoStaff();
+  emitStaffActivity(log, people, days);
+  emitAutomation(log, days);
+  emitRunawayDeployLoop(log, days);
+  const attacks = plannedAttacks(people)
+    .filter((a) => days > a.afterDays)
+    .map((a) => emitAttack(log, a));
+  const events = log.events;
+  events.sort((a, b) => a.timeMs - b.timeMs || a.eventDataId.localeCompare(b.eventDataId));
+  return {
+    events,
+    labels: { startMs: DEMO_START, endMs: DEMO_START + days * DAY, attacks },
+    people: people.length,
+    servicePrincipals: 5,
+    days,
+  };
+}
+
+/** The seeded log: random choices, ids and the Started/Succeeded rows of each operation. */
+function tenantLog(seed: number): TenantLog {
   const rand = mulberry32(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
   const uuid = () => {
@@ -146,22 +236,7 @@ export function generateTenant(days = 42, seed = 20261130): DemoDataset {
     return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
   };
   const events: ActivityEvent[] = [];
-
-  const resourceFor = (op: string, rg: string): string => {
-    const parts = op.toLowerCase().split('/');
-    const provider = parts[0] ?? 'microsoft.resources';
-    const type = parts[1] ?? 'deployments';
-    return `/subscriptions/${SUBSCRIPTION}/resourcegroups/${rg}/providers/${provider}/${type}/${type.slice(0, 6)}-${rg.slice(3)}`;
-  };
-  /** One management operation: Started and Succeeded (or Failed) rows sharing a correlation id. */
-  const emit = (
-    timeMs: number,
-    op: string,
-    caller: string,
-    callerType: CallerType,
-    ip: string,
-    rg = 'rg-web',
-  ) => {
+  const emit: TenantLog['emit'] = (timeMs, op, caller, callerType, ip, rg = 'rg-web') => {
     const correlationId = uuid();
     const resourceId = resourceFor(op, rg);
     const base = {
@@ -184,51 +259,23 @@ export function generateTenant(days = 42, seed = 20261130): DemoDataset {
       eventDataId: uuid(),
     });
   };
+  return { rand, pick, emit, events };
+}
 
-  const firstNames = [
-    'oliver',
-    'james',
-    'sophie',
-    'emma',
-    'harry',
-    'amelia',
-    'jack',
-    'isla',
-    'george',
-    'ava',
-    'noah',
-    'mia',
-    'leo',
-    'grace',
-    'oscar',
-    'freya',
-    'henry',
-    'lily',
-  ];
-  const lastNames = [
-    'hughes',
-    'wilson',
-    'turner',
-    'clarke',
-    'wright',
-    'walker',
-    'green',
-    'hall',
-    'wood',
-    'king',
-    'baker',
-    'hill',
-    'scott',
-    'adams',
-    'young',
-    'allen',
-    'evans',
-    'price',
-  ];
+/** The resource an operation acts on, named after its provider and type in the resource group. */
+function resourceFor(op: string, rg: string): string {
+  const parts = op.toLowerCase().split('/');
+  const provider = parts[0] ?? 'microsoft.resources';
+  const type = parts[1] ?? 'deployments';
+  return `/subscriptions/${SUBSCRIPTION}/resourcegroups/${rg}/providers/${provider}/${type}/${type.slice(0, 6)}-${rg.slice(3)}`;
+}
+
+/** The staff: London headquarters, Amsterdam and Mumbai offices, a commuter, a traveller and a remote new hire. */
+function contosoStaff(): Person[] {
   const people: Person[] = [];
   for (let i = 0; i < 16; i++) {
     people.push({
-      upn: `${firstNames[i]}.${lastNames[i]}@contoso.com`,
+      upn: `${FIRST_NAMES[i]}.${LAST_NAMES[i]}@contoso.com`,
       role: i < 3 ? 'admin' : i < 12 ? 'dev' : 'ops',
       office: 'london',
       utcOffset: 0,
@@ -269,209 +316,232 @@ export function generateTenant(days = 42, seed = 20261130): DemoDataset {
     homeIp: PLACES.manchester[0],
     startDay: 22,
   });
+  return people;
+}
 
+/** Each person's working weekdays from their start, less leave and sick days. */
+function emitStaffActivity(log: TenantLog, people: readonly Person[], days: number): void {
   for (const p of people) {
     for (let d = p.startDay; d < days; d++) {
       const weekday = ((d % 7) + 7) % 7; // DEMO_START is a Monday
       if (weekday >= 5) continue;
-      if (rand() < 0.08) continue; // leave, sick days
-      const traveling = p.travel && d >= p.travel.fromDay && d <= p.travel.toDay ? p.travel.place : undefined;
-      const commuting = p.commute && p.commute.weekdays.includes(weekday) ? p.commute.place : undefined;
-      const offset = traveling === 'newYork' ? -4 : p.utcOffset;
-      const bursts = 2 + Math.floor(rand() * 4);
-      const hours = new Set<number>();
-      while (hours.size < bursts) hours.add(9 + Math.floor(rand() * 9));
-      for (const localHour of hours) {
-        let ip: string;
-        if (traveling) ip = pick(PLACES[traveling]);
-        else if (commuting) ip = pick(PLACES[commuting]);
-        else {
-          const r = rand();
-          // Office egress, home broadband in the same city, or the corporate VPN concentrator in Frankfurt.
-          ip = r < 0.45 ? PLACES[p.office][0] : r < 0.75 ? p.homeIp : pick(PLACES.frankfurt);
-        }
-        const t0 = DEMO_START + d * DAY + (localHour - offset) * HOUR + rand() * 50 * MIN;
-        const n = 1 + Math.floor(rand() * 4);
-        for (let k = 0; k < n; k++) {
-          emit(
-            t0 + k * 2 * MIN,
-            pick(ROLE_OPS[p.role]),
-            p.upn,
-            'user',
-            ip,
-            pick(['rg-web', 'rg-data', 'rg-aks']),
-          );
-        }
-      }
+      if (log.rand() < 0.08) continue; // leave, sick days
+      emitWorkday(log, p, d, weekday);
     }
   }
+}
 
-  // Service principals and managed identities in Azure regions (West Europe = Amsterdam, North Europe = Dublin).
-  const deploySp = '3c9e1f52-8a47-4d6b-b0e3-5f2a7c91d604';
-  const backupMi = '9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d';
-  const scalerMi = '0f1e2d3c-4b5a-4968-8776-655443322110';
-  const costSp = 'c0575e7a-9e11-4c2b-a1d3-7e8f90a1b2c3';
-  const runnerSp = '7d6c5b4a-3928-4716-a5b4-c3d2e1f00f1e';
+/** One person's working day: a few bursts of operations in local office hours, from where they work that day. */
+function emitWorkday(log: TenantLog, p: Person, d: number, weekday: number): void {
+  const { rand, pick } = log;
+  const traveling = p.travel && d >= p.travel.fromDay && d <= p.travel.toDay ? p.travel.place : undefined;
+  const commuting = p.commute && p.commute.weekdays.includes(weekday) ? p.commute.place : undefined;
+  const offset = traveling === 'newYork' ? -4 : p.utcOffset;
+  const bursts = 2 + Math.floor(rand() * 4);
+  const hours = new Set<number>();
+  while (hours.size < bursts) hours.add(9 + Math.floor(rand() * 9));
+  for (const localHour of hours) {
+    let ip: string;
+    if (traveling) ip = pick(PLACES[traveling]);
+    else if (commuting) ip = pick(PLACES[commuting]);
+    else {
+      const r = rand();
+      // Office egress, home broadband in the same city, or the corporate VPN concentrator in Frankfurt.
+      ip = r < 0.45 ? PLACES[p.office][0] : r < 0.75 ? p.homeIp : pick(PLACES.frankfurt);
+    }
+    const t0 = DEMO_START + d * DAY + (localHour - offset) * HOUR + rand() * 50 * MIN;
+    const n = 1 + Math.floor(rand() * 4);
+    for (let k = 0; k < n; k++) {
+      log.emit(
+        t0 + k * 2 * MIN,
+        pick(ROLE_OPS[p.role]),
+        p.upn,
+        'user',
+        ip,
+        pick(['rg-web', 'rg-data', 'rg-aks']),
+      );
+    }
+  }
+}
+
+/** The tenant's automation, every hour of every day. */
+function emitAutomation(log: TenantLog, days: number): void {
   for (let d = 0; d < days; d++) {
     const weekday = ((d % 7) + 7) % 7;
-    for (let h = 0; h < 24; h++) {
-      const hourStart = DEMO_START + d * DAY + h * HOUR;
-      // CI/CD pipeline on working days: deployments, and the storage keys it fetches to upload artefacts.
-      if (weekday < 5 && h >= 7 && h <= 17 && rand() < 0.7) {
-        const ip = pick(PLACES.amsterdam.slice(3));
-        const t = hourStart + rand() * 40 * MIN;
-        emit(t, OPS.listKeys, deploySp, 'servicePrincipal', ip, 'rg-data');
-        emit(t + MIN, OPS.deploy, deploySp, 'servicePrincipal', ip);
-        emit(t + 3 * MIN, OPS.siteWrite, deploySp, 'servicePrincipal', ip);
-      }
-      // AKS autoscaler (managed identity) every half hour, around the clock.
-      emit(
-        hourStart + 5 * MIN + rand() * 20 * MIN,
-        OPS.vmssWrite,
-        scalerMi,
-        'managedIdentity',
-        PLACES.amsterdam[4],
-        'rg-aks',
-      );
-      emit(
-        hourStart + 35 * MIN + rand() * 20 * MIN,
-        OPS.vmssWrite,
-        scalerMi,
-        'managedIdentity',
-        PLACES.amsterdam[4],
-        'rg-aks',
-      );
-      // Nightly backups from North Europe.
-      if (h >= 1 && h <= 3)
-        emit(
-          hourStart + rand() * 50 * MIN,
-          OPS.snapshot,
-          backupMi,
-          'managedIdentity',
-          pick(PLACES.dublin),
-          'rg-data',
-        );
-      // Azure Policy evaluations: no caller IP (Azure-internal), counted as internal, never alerted on.
-      if (h % 6 === 0) emit(hourStart + rand() * 30 * MIN, OPS.policyAudit, '', 'unknown', '', 'rg-web');
-      // A self-hosted build agent on a private network: private IP, internal.
-      if (weekday < 5 && h === 12)
-        emit(hourStart + 10 * MIN, OPS.deploy, runnerSp, 'servicePrincipal', '10.20.4.17');
-      // New automation from day 28: a cost exporter doing a brand-new operation (learning: no alert).
-      if (d >= 28 && h % 2 === 0)
-        emit(hourStart + 7 * MIN, OPS.costExport, costSp, 'servicePrincipal', pick(PLACES.dublin), 'rg-data');
-    }
+    for (let h = 0; h < 24; h++) emitAutomationHour(log, d, weekday, h);
   }
-  // A runaway deployment loop: 10,000 events in one hour from the pipeline's usual city (one observation).
-  if (days > 12) {
-    const t = DEMO_START + 11 * DAY + 14 * HOUR;
-    for (let k = 0; k < 5_000; k++)
-      emit(t + k * 600, OPS.deploy, deploySp, 'servicePrincipal', PLACES.amsterdam[5]);
-  }
+}
 
-  // Labelled credential abuse.
-  const attacks: AttackLabel[] = [];
-  const attack = (
-    id: string,
-    description: string,
-    caller: string,
-    callerType: CallerType,
-    ips: string[],
-    steps: [number, string][],
-  ) => {
-    const times = steps.map(([t]) => t);
-    steps.forEach(([t, op], i) => emit(t, op, caller, callerType, ips[i % ips.length]!, 'rg-data'));
-    attacks.push({
-      id,
-      description,
-      caller,
-      ips,
-      startMs: Math.min(...times),
-      endMs: Math.max(...times) + MIN,
-    });
-  };
-  const at = (day: number, hour: number, minute = 0) => DEMO_START + day * DAY + hour * HOUR + minute * MIN;
-  const admin = people[0]!.upn;
-  if (days > 20) {
-    attack(
-      'A1',
-      `admin ${admin} signs in from Lagos at 03:10 on a Saturday: storage keys, role assignment, NSG rule`,
-      admin,
-      'user',
-      [...PLACES.lagos],
-      [
-        [at(19, 3, 10), OPS.listKeys],
-        [at(19, 3, 14), OPS.listKeys],
-        [at(19, 3, 22), OPS.roleAssign],
-        [at(19, 3, 31), OPS.nsgRule],
-        [at(19, 3, 40), OPS.vmWrite],
-      ],
-    );
+/** One hour of automation: CI/CD, the AKS autoscaler, backups, Azure Policy, a build agent, a cost exporter. */
+function emitAutomationHour(log: TenantLog, d: number, weekday: number, h: number): void {
+  const { rand, pick, emit } = log;
+  const hourStart = DEMO_START + d * DAY + h * HOUR;
+  // CI/CD pipeline on working days: deployments, and the storage keys it fetches to upload artefacts.
+  if (weekday < 5 && h >= 7 && h <= 17 && rand() < 0.7) {
+    const ip = pick(PLACES.amsterdam.slice(3));
+    const t = hourStart + rand() * 40 * MIN;
+    emit(t, OPS.listKeys, DEPLOY_SP, 'servicePrincipal', ip, 'rg-data');
+    emit(t + MIN, OPS.deploy, DEPLOY_SP, 'servicePrincipal', ip);
+    emit(t + 3 * MIN, OPS.siteWrite, DEPLOY_SP, 'servicePrincipal', ip);
   }
-  if (days > 25) {
-    attack(
-      'A2',
-      'CI/CD service principal secret used from a Moscow ISP: storage keys and a SQL firewall opening',
-      deploySp,
-      'servicePrincipal',
-      [...PLACES.moscow],
-      [
-        [at(24, 22, 40), OPS.listKeys],
-        [at(24, 22, 44), OPS.containerWrite],
-        [at(24, 22, 51), OPS.sqlFirewall],
-      ],
+  // AKS autoscaler (managed identity) every half hour, around the clock.
+  emit(
+    hourStart + 5 * MIN + rand() * 20 * MIN,
+    OPS.vmssWrite,
+    SCALER_MI,
+    'managedIdentity',
+    PLACES.amsterdam[4],
+    'rg-aks',
+  );
+  emit(
+    hourStart + 35 * MIN + rand() * 20 * MIN,
+    OPS.vmssWrite,
+    SCALER_MI,
+    'managedIdentity',
+    PLACES.amsterdam[4],
+    'rg-aks',
+  );
+  // Nightly backups from North Europe.
+  if (h >= 1 && h <= 3)
+    emit(
+      hourStart + rand() * 50 * MIN,
+      OPS.snapshot,
+      BACKUP_MI,
+      'managedIdentity',
+      pick(PLACES.dublin),
+      'rg-data',
     );
-  }
-  const priya = 'priya.shah@contoso.com';
-  if (days > 33) {
-    const steps: [number, string][] = [];
-    for (let k = 0; k < 18; k++) {
-      steps.push([at(30, 1, 15) + k * 4 * HOUR, OPS.vmWrite]);
-      steps.push([at(30, 1, 20) + k * 4 * HOUR, OPS.vmStart]);
-    }
-    attack(
-      'A3',
-      `developer ${priya}'s token used from São Paulo every 4 hours for 3 days to create VMs (crypto mining)`,
-      priya,
-      'user',
-      [...PLACES.saoPaulo],
-      steps,
-    );
-  }
-  const sophie = people[2]!.upn;
-  if (days > 36) {
-    attack(
-      'A4',
-      `${sophie} used from Bucharest during office hours: role assignment and Key Vault access policy`,
-      sophie,
-      'user',
-      [...PLACES.bucharest],
-      [
-        [at(35, 14, 5), OPS.roleAssign],
-        [at(35, 14, 12), OPS.kvPolicy],
-      ],
-    );
-  }
-  const james = people[1]!.upn;
-  if (days > 39) {
-    attack(
-      'A5',
-      `admin ${james} used from Mumbai — the tenant's development office, never used for role assignments`,
-      james,
-      'user',
-      [PLACES.mumbai[6]],
-      [
-        [at(38, 10, 3), OPS.roleAssign],
-        [at(38, 10, 9), OPS.kvPolicy],
-      ],
-    );
-  }
+  // Azure Policy evaluations: no caller IP (Azure-internal), counted as internal, never alerted on.
+  if (h % 6 === 0) emit(hourStart + rand() * 30 * MIN, OPS.policyAudit, '', 'unknown', '', 'rg-web');
+  // A self-hosted build agent on a private network: private IP, internal.
+  if (weekday < 5 && h === 12)
+    emit(hourStart + 10 * MIN, OPS.deploy, RUNNER_SP, 'servicePrincipal', '10.20.4.17');
+  // New automation from day 28: a cost exporter doing a brand-new operation (learning: no alert).
+  if (d >= 28 && h % 2 === 0)
+    emit(hourStart + 7 * MIN, OPS.costExport, COST_SP, 'servicePrincipal', pick(PLACES.dublin), 'rg-data');
+}
 
-  events.sort((a, b) => a.timeMs - b.timeMs || a.eventDataId.localeCompare(b.eventDataId));
+/** A runaway deployment loop: 10,000 events in one hour from the pipeline's usual city (one observation). */
+function emitRunawayDeployLoop(log: TenantLog, days: number): void {
+  if (days <= 12) return;
+  const t = DEMO_START + 11 * DAY + 14 * HOUR;
+  for (let k = 0; k < 5_000; k++)
+    log.emit(t + k * 600, OPS.deploy, DEPLOY_SP, 'servicePrincipal', PLACES.amsterdam[5]);
+}
+
+/** Writes one attack's operations into the log and returns its label. */
+function emitAttack(log: TenantLog, a: PlannedAttack): AttackLabel {
+  const times = a.steps.map(([t]) => t);
+  a.steps.forEach(([t, op], i) =>
+    log.emit(t, op, a.caller, a.callerType, a.ips[i % a.ips.length]!, 'rg-data'),
+  );
   return {
-    events,
-    labels: { startMs: DEMO_START, endMs: DEMO_START + days * DAY, attacks },
-    people: people.length,
-    servicePrincipals: 5,
-    days,
+    id: a.id,
+    description: a.description,
+    caller: a.caller,
+    ips: a.ips,
+    startMs: Math.min(...times),
+    endMs: Math.max(...times) + MIN,
+  };
+}
+
+/** A time in the demo: day from DEMO_START, UTC hour and minute. */
+const at = (day: number, hour: number, minute = 0) => DEMO_START + day * DAY + hour * HOUR + minute * MIN;
+
+/** The labelled credential abuse, in the order it is written. */
+function plannedAttacks(people: readonly Person[]): PlannedAttack[] {
+  return [
+    lagosAdmin(people[0]!.upn),
+    moscowPipelineSecret(),
+    saoPauloMining('priya.shah@contoso.com'),
+    bucharestRoleGrant(people[2]!.upn),
+    mumbaiAdmin(people[1]!.upn),
+  ];
+}
+
+/** A1: an admin's account used from Lagos on a Saturday night. */
+function lagosAdmin(admin: string): PlannedAttack {
+  return {
+    afterDays: 20,
+    id: 'A1',
+    description: `admin ${admin} signs in from Lagos at 03:10 on a Saturday: storage keys, role assignment, NSG rule`,
+    caller: admin,
+    callerType: 'user',
+    ips: [...PLACES.lagos],
+    steps: [
+      [at(19, 3, 10), OPS.listKeys],
+      [at(19, 3, 14), OPS.listKeys],
+      [at(19, 3, 22), OPS.roleAssign],
+      [at(19, 3, 31), OPS.nsgRule],
+      [at(19, 3, 40), OPS.vmWrite],
+    ],
+  };
+}
+
+/** A2: the CI/CD service principal's secret used from Moscow. */
+function moscowPipelineSecret(): PlannedAttack {
+  return {
+    afterDays: 25,
+    id: 'A2',
+    description:
+      'CI/CD service principal secret used from a Moscow ISP: storage keys and a SQL firewall opening',
+    caller: DEPLOY_SP,
+    callerType: 'servicePrincipal',
+    ips: [...PLACES.moscow],
+    steps: [
+      [at(24, 22, 40), OPS.listKeys],
+      [at(24, 22, 44), OPS.containerWrite],
+      [at(24, 22, 51), OPS.sqlFirewall],
+    ],
+  };
+}
+
+/** A3: a developer's token used from São Paulo every 4 hours for 3 days to mine crypto. */
+function saoPauloMining(priya: string): PlannedAttack {
+  const steps: [number, string][] = [];
+  for (let k = 0; k < 18; k++) {
+    steps.push([at(30, 1, 15) + k * 4 * HOUR, OPS.vmWrite]);
+    steps.push([at(30, 1, 20) + k * 4 * HOUR, OPS.vmStart]);
+  }
+  return {
+    afterDays: 33,
+    id: 'A3',
+    description: `developer ${priya}'s token used from São Paulo every 4 hours for 3 days to create VMs (crypto mining)`,
+    caller: priya,
+    callerType: 'user',
+    ips: [...PLACES.saoPaulo],
+    steps,
+  };
+}
+
+/** A4: an account used from Bucharest in office hours for a role assignment and a Key Vault policy. */
+function bucharestRoleGrant(sophie: string): PlannedAttack {
+  return {
+    afterDays: 36,
+    id: 'A4',
+    description: `${sophie} used from Bucharest during office hours: role assignment and Key Vault access policy`,
+    caller: sophie,
+    callerType: 'user',
+    ips: [...PLACES.bucharest],
+    steps: [
+      [at(35, 14, 5), OPS.roleAssign],
+      [at(35, 14, 12), OPS.kvPolicy],
+    ],
+  };
+}
+
+/** A5: an admin used from the tenant's own development office, never used for role assignments. */
+function mumbaiAdmin(james: string): PlannedAttack {
+  return {
+    afterDays: 39,
+    id: 'A5',
+    description: `admin ${james} used from Mumbai — the tenant's development office, never used for role assignments`,
+    caller: james,
+    callerType: 'user',
+    ips: [PLACES.mumbai[6]],
+    steps: [
+      [at(38, 10, 3), OPS.roleAssign],
+      [at(38, 10, 9), OPS.kvPolicy],
+    ],
   };
 }

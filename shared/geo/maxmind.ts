@@ -161,14 +161,70 @@ export async function refreshGeoIpDatabase(opts: RefreshOptions): Promise<Refres
   }
 }
 
+/** A download from MaxMind: GET with credentials on their origin, at most `maxBytes`. */
+type Download = (url: string, what: string, maxBytes: number) => Promise<Buffer>;
+
+/** The edition to refresh and the clients of its blob. */
+interface RefreshTarget {
+  target: Edition;
+  container: ContainerClient;
+  blob: BlockBlobClient;
+  containerName: string;
+  /** `container/blob`, as log lines and reasons name it. */
+  blobName: string;
+}
+
 async function refresh(opts: RefreshOptions, log: LogFn, authorization: string): Promise<RefreshResult> {
-  const s = opts.settings;
   const { budget } = opts;
   const clock = opts.clock ?? Date.now;
+  const t = refreshTarget(opts);
+  const { edition, label } = t.target;
+
+  checkBudget(budget, 'reading the current blob');
+  const before = await readBlobState(t.container, t.blob, budget);
+  log(
+    'info',
+    before.etag === undefined
+      ? `${label} refresh: blob ${t.blobName} does not exist yet; downloading ${edition}.`
+      : `${label} refresh: blob ${t.blobName} holds ${before.edition ?? 'an unknown edition'} built ` +
+          `${before.buildEpoch === undefined ? '(unknown)' : isoDate(before.buildEpoch)}; checking MaxMind for ${edition}.`,
+  );
+
+  const download = downloader(opts, authorization, t.target.editionSetting);
+  const base = `${opts.settings.UC_MAXMIND_DOWNLOAD_URL}/${encodeURIComponent(edition)}/download`;
+  const expected = await expectedArchiveSha256(download, base);
+
+  // The cheap answer for the usual run: MaxMind still serves the archive this blob was made from.
+  if (before.archiveSha256 === expected && before.edition === edition) {
+    log('info', `${label} refresh: ${edition} unchanged (archive SHA-256 ${expected}); nothing to do.`);
+    return unchanged('MaxMind still serves the archive the blob was made from', before);
+  }
+
+  const mmdb = await downloadDatabase(opts, download, base, expected, edition);
+  const built = validateDatabase(mmdb, t.target, clock());
+  const digest = sha256(mmdb);
+  const buildEpoch = Math.round(built.getTime() / 1000);
+  log(
+    'info',
+    `${label} refresh: downloaded ${edition} built ${isoDate(buildEpoch)} (${mmdb.length} bytes, SHA-256 ${digest}); ` +
+      'checksum verified, database opens and answers lookups.',
+  );
+
+  const current = alreadyCurrent(before, digest, edition, buildEpoch);
+  if (current !== undefined) return current;
+
+  const metadata = { sha256: digest, archivesha256: expected, buildepoch: String(buildEpoch), edition };
+  await uploadDatabase(t, before, mmdb, metadata, budget);
+  log('info', `${label} refresh: blob ${t.blobName} now holds ${edition} built ${isoDate(buildEpoch)}.`);
+  return { status: 'updated', buildDate: built, sha256: digest };
+}
+
+/** Checks that every setting the refresh needs is set, and opens the edition's container and blob. */
+function refreshTarget(opts: RefreshOptions): RefreshTarget {
+  const s = opts.settings;
   const target = editionOf(s, opts.edition ?? 'city');
-  const { edition, label } = target;
   const missing = [
-    edition === '' ? target.editionSetting : '',
+    target.edition === '' ? target.editionSetting : '',
     target.blob === '' ? target.blobSetting : '',
     s.UC_MAXMIND_ACCOUNT_ID === '' ? 'UC_MAXMIND_ACCOUNT_ID' : '',
     s.UC_MAXMIND_LICENSE_KEY === '' ? 'UC_MAXMIND_LICENSE_KEY' : '',
@@ -179,32 +235,27 @@ async function refresh(opts: RefreshOptions, log: LogFn, authorization: string):
   const container = opts.blobService.getContainerClient(location.container);
   const blob = container.getBlockBlobClient(location.blob);
   const blobName = `${location.container}/${location.blob}`;
+  return { target, container, blob, containerName: location.container, blobName };
+}
 
-  checkBudget(budget, 'reading the current blob');
-  const before = await readBlobState(container, blob, budget);
-  log(
-    'info',
-    before.etag === undefined
-      ? `${label} refresh: blob ${blobName} does not exist yet; downloading ${edition}.`
-      : `${label} refresh: blob ${blobName} holds ${before.edition ?? 'an unknown edition'} built ` +
-          `${before.buildEpoch === undefined ? '(unknown)' : isoDate(before.buildEpoch)}; checking MaxMind for ${edition}.`,
-  );
-
-  const download = downloader(opts, authorization, target.editionSetting);
-  const base = `${s.UC_MAXMIND_DOWNLOAD_URL}/${encodeURIComponent(edition)}/download`;
+/** MaxMind's SHA-256 of the current archive, read from its checksum file. */
+async function expectedArchiveSha256(download: Download, base: string): Promise<string> {
   const checksumText = (await download(`${base}?suffix=tar.gz.sha256`, 'checksum file', MAX_CHECKSUM_BYTES))
     .toString('utf8')
     .trim();
   const checksum = /^([0-9a-fA-F]{64})(?:[ \t]+\*?(\S+))?$/.exec(checksumText);
   if (checksum === null) throw new RefreshFailure('the checksum file is not "<sha256>  <file name>"');
-  const expected = (checksum[1] ?? '').toLowerCase();
+  return (checksum[1] ?? '').toLowerCase();
+}
 
-  // The cheap answer for the usual run: MaxMind still serves the archive this blob was made from.
-  if (before.archiveSha256 === expected && before.edition === edition) {
-    log('info', `${label} refresh: ${edition} unchanged (archive SHA-256 ${expected}); nothing to do.`);
-    return unchanged('MaxMind still serves the archive the blob was made from', before);
-  }
-
+/** Downloads the archive, verifies it against MaxMind's checksum and unpacks the edition's .mmdb from it. */
+async function downloadDatabase(
+  opts: RefreshOptions,
+  download: Download,
+  base: string,
+  expected: string,
+  edition: string,
+): Promise<Buffer> {
   const archive = await download(
     `${base}?suffix=tar.gz`,
     'archive',
@@ -216,7 +267,7 @@ async function refresh(opts: RefreshOptions, log: LogFn, authorization: string):
       `checksum mismatch: the archive's SHA-256 is ${actual}, MaxMind's checksum file says ${expected}`,
     );
   }
-  checkBudget(budget, 'unpacking the archive');
+  checkBudget(opts.budget, 'unpacking the archive');
   const tar = await gunzip(archive, opts.limits?.maxDatabaseBytes ?? DEFAULT_MAX_DATABASE_BYTES);
   const file = `${edition}.mmdb`;
   const mmdb = extractFile(tar, (name) => {
@@ -224,16 +275,16 @@ async function refresh(opts: RefreshOptions, log: LogFn, authorization: string):
     return parts.at(-1) === file && parts.length <= 2;
   });
   if (mmdb === undefined) throw new RefreshFailure(`the archive holds no ${file}`);
+  return mmdb;
+}
 
-  const built = validateDatabase(mmdb, target, clock());
-  const digest = sha256(mmdb);
-  const buildEpoch = Math.round(built.getTime() / 1000);
-  log(
-    'info',
-    `${label} refresh: downloaded ${edition} built ${isoDate(buildEpoch)} (${mmdb.length} bytes, SHA-256 ${digest}); ` +
-      'checksum verified, database opens and answers lookups.',
-  );
-
+/** 'unchanged' when the blob already holds this database or a build not older than it. */
+function alreadyCurrent(
+  before: BlobState,
+  digest: string,
+  edition: string,
+  buildEpoch: number,
+): RefreshResult | undefined {
   if (before.sha256 === digest) {
     return unchanged('the blob already holds this database', before);
   }
@@ -243,26 +294,31 @@ async function refresh(opts: RefreshOptions, log: LogFn, authorization: string):
       before,
     );
   }
+  return undefined;
+}
 
+/** Writes the database and its metadata to the blob, only over the version read at the start. */
+async function uploadDatabase(
+  t: RefreshTarget,
+  before: BlobState,
+  mmdb: Buffer,
+  metadata: Record<string, string>,
+  budget: RunBudget,
+): Promise<void> {
   checkBudget(budget, 'uploading the database');
   if (before.containerMissing) {
     try {
-      await container.createIfNotExists({ abortSignal: AbortSignal.timeout(budget.remainingMs()) });
+      await t.container.createIfNotExists({ abortSignal: AbortSignal.timeout(budget.remainingMs()) });
     } catch (error) {
-      throw storageFailure(`creating container ${location.container}`, error);
+      throw storageFailure(`creating container ${t.containerName}`, error);
     }
   }
   try {
-    await blob.uploadData(mmdb, {
+    await t.blob.uploadData(mmdb, {
       // Only over the version read at the start (or only if there still is none): a concurrent refresh
       // cannot interleave, and the loser changes nothing.
       conditions: before.etag === undefined ? { ifNoneMatch: '*' } : { ifMatch: before.etag },
-      metadata: {
-        sha256: digest,
-        archivesha256: expected,
-        buildepoch: String(buildEpoch),
-        edition,
-      },
+      metadata,
       blobHTTPHeaders: {
         blobContentType: 'application/octet-stream',
         blobContentMD5: createHash('md5').update(mmdb).digest(),
@@ -273,13 +329,11 @@ async function refresh(opts: RefreshOptions, log: LogFn, authorization: string):
     const status = storageStatus(error);
     if (status === 412 || status === 409) {
       throw new RefreshFailure(
-        `blob ${blobName} changed while this refresh ran (another refresh?); left as the other writer made it`,
+        `blob ${t.blobName} changed while this refresh ran (another refresh?); left as the other writer made it`,
       );
     }
-    throw storageFailure(`uploading to blob ${blobName}`, error);
+    throw storageFailure(`uploading to blob ${t.blobName}`, error);
   }
-  log('info', `${label} refresh: blob ${blobName} now holds ${edition} built ${isoDate(buildEpoch)}.`);
-  return { status: 'updated', buildDate: built, sha256: digest };
 }
 
 function unchanged(reason: string, before: BlobState): RefreshResult {

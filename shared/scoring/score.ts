@@ -245,6 +245,59 @@ function finish(r: RarityScore, city: City, params: ScoringParams): void {
   r.score = Math.round(score * 10) / 10;
 }
 
+/** Decays a count to the hour scored. */
+type LiveHours = (c: { n: number; decayedAtMs: number }) => number;
+
+/** A city of the operation with its hours decayed to the hour scored. */
+interface LiveCity {
+  c: CityBaseline;
+  n: number;
+}
+
+/** The operation side: each known city's decayed hours, N_a and the Good–Turing missing mass. */
+interface OperationHours {
+  opCities: LiveCity[];
+  nA: number;
+  missingMass: number;
+}
+
+/** The tenant side: T_c per city, T and S1_T. */
+interface TenantHours {
+  byCity: Map<string, number>;
+  total: number;
+  singletons: number;
+}
+
+/** Where the city stands among the operation's cities: its nearest reference and the city it is scored as. */
+interface Placement {
+  /** The operation's established cities other than this one. */
+  established: LiveCity[];
+  nearest: RarityScore['nearest'];
+  own: CityBaseline | undefined;
+  /** The established city the observation is scored as (its own, or a known one within UC_MERGE_KM). */
+  subject: CityBaseline | undefined;
+  mergedInto: RarityScore['mergedInto'];
+}
+
+/** The probability of the observation and the distance factor behind it. */
+interface Odds {
+  probability: number;
+  distanceFactor: number;
+}
+
+/** The caller factors of a score made without a caller: none apply. */
+const NO_CALLER = {
+  callerBoost: 1,
+  networkFactor: 1,
+  throughKnownNetwork: false,
+  networkCapped: false,
+  absence: 1,
+  quarantinedForCaller: false,
+  newCityForCaller: false,
+  familiarToCaller: false,
+} as const satisfies Partial<RarityScore>;
+
+/** Scores an observation from the operation's and the tenant's baselines alone (no caller). */
 function baseRarity(
   op: OperationBaseline,
   tenant: TenantBaseline,
@@ -252,11 +305,57 @@ function baseRarity(
   hourMs: number,
   params: ScoringParams,
 ): RarityScore {
-  const half = params.halfLifeDays;
-  const live = (c: { n: number; decayedAtMs: number }) => decayed(c.n, c.decayedAtMs, hourMs, half);
+  const live: LiveHours = (c) => decayed(c.n, c.decayedAtMs, hourMs, params.halfLifeDays);
+  const ops = operationHours(op, live);
+  const th = tenantHours(tenant, live);
+  const place = placeCity(op, ops.opCities, city, params);
+  const countries = countryNovelty(ops.opCities, tenant, city, params);
+  const tenantPrior = tenantPriorOf(th, city.key);
+  const priorTerm = ops.missingMass * Math.pow(tenantPrior, params.priorWeight);
+  const odds =
+    place.subject !== undefined
+      ? seenCityOdds(place.subject, ops, th, priorTerm, params)
+      : newCityOdds(priorTerm, place.nearest, countries, params);
+  const seenAs = place.subject ?? place.own;
+  const result: RarityScore = {
+    score: 0,
+    rarity: 0,
+    probability: odds.probability,
+    seenForOperation: seenAs !== undefined,
+    hoursSeen: seenAs !== undefined ? decayedHoursOf(ops.opCities, seenAs.cityKey) : 0,
+    rawHoursSeen: seenAs?.rawHours ?? 0,
+    established: place.subject !== undefined,
+    missingMass: ops.missingMass,
+    tenantPrior,
+    tenantShare: tenantShareOf(th, city.key),
+    seenInTenant: (th.byCity.get(city.key) ?? 0) > 0,
+    distanceFactor: odds.distanceFactor,
+    ...countries,
+    quarantinedHours: place.own?.quarantinedHours ?? 0,
+    tenantQuarantinedHours: tenant.cities.get(city.key)?.quarantinedHours ?? 0,
+    nearestBasis: place.established.length > 0 ? 'established' : 'seen',
+    operationCities: ops.opCities.length,
+    ...NO_CALLER,
+    learningFactor: learningFactorOf(op, tenant, params),
+    operationActiveHours: op.activeHours,
+    tenantDays: tenant.observedDays,
+    capped: false,
+    knownCities: knownCitiesOf(ops.opCities, params),
+    operationHours: ops.nA,
+    sentence: '',
+  };
+  if (place.mergedInto) result.mergedInto = place.mergedInto;
+  if (place.nearest) result.nearest = place.nearest;
+  if (seenAs) result.lastSeenMs = seenAs.lastSeenMs;
+  if (city.egress !== undefined) result.egress = city.egress;
+  finish(result, city, params);
+  result.sentence = explain(op, city, result);
+  return result;
+}
 
-  // Operation side: N_a, S1_a and each known city's decayed hours.
-  const opCities: { c: CityBaseline; n: number }[] = [];
+/** Operation side: N_a, S1_a and each known city's decayed hours. */
+function operationHours(op: OperationBaseline, live: LiveHours): OperationHours {
+  const opCities: LiveCity[] = [];
   let nA = 0;
   let s1A = 0;
   for (const c of op.cities.values()) {
@@ -265,51 +364,55 @@ function baseRarity(
     nA += n;
     if (c.rawHours === 1) s1A += 1;
   }
-  const missingMass = (s1A + 1) / (nA + 1);
+  return { opCities, nA, missingMass: (s1A + 1) / (nA + 1) };
+}
 
-  // Tenant side: T_c, T, S1_T.
-  const tenantN = new Map<string, number>();
-  let tTotal = 0;
-  let s1T = 0;
+/** Tenant side: T_c, T, S1_T. */
+function tenantHours(tenant: TenantBaseline, live: LiveHours): TenantHours {
+  const byCity = new Map<string, number>();
+  let total = 0;
+  let singletons = 0;
   for (const tc of tenant.cities.values()) {
     const n = live(tc);
-    tenantN.set(tc.cityKey, n);
-    tTotal += n;
-    if (tc.rawHours === 1) s1T += 1;
+    byCity.set(tc.cityKey, n);
+    total += n;
+    if (tc.rawHours === 1) singletons += 1;
   }
-  const tenantPriorOf = (cityKey: string): number => {
-    const tc = tenantN.get(cityKey) ?? 0;
-    if (tc <= 0) return (s1T + 1) / (tTotal + 1);
-    let tail = 0;
-    for (const n of tenantN.values()) if (n <= tc) tail += n;
-    return Math.min(1, (tail + s1T + 1) / (tTotal + 1));
-  };
+  return { byCity, total, singletons };
+}
 
+/** How common the city is in the tenant: the share of this city and every rarer one; small when never seen. */
+function tenantPriorOf(th: TenantHours, cityKey: string): number {
+  const tc = th.byCity.get(cityKey) ?? 0;
+  if (tc <= 0) return (th.singletons + 1) / (th.total + 1);
+  let tail = 0;
+  for (const n of th.byCity.values()) if (n <= tc) tail += n;
+  return Math.min(1, (tail + th.singletons + 1) / (th.total + 1));
+}
+
+/** The city's share of all tenant hours (0 while the tenant has none). */
+function tenantShareOf(th: TenantHours, cityKey: string): number {
+  return th.total > 0 ? (th.byCity.get(cityKey) ?? 0) / th.total : 0;
+}
+
+/** The decayed hours of one of the operation's cities (0 when it has none). */
+function decayedHoursOf(opCities: readonly LiveCity[], cityKey: string): number {
+  return opCities.find(({ c }) => c.cityKey === cityKey)?.n ?? 0;
+}
+
+/** Finds the nearest reference city and the established city the observation is scored as, merging suburbs. */
+function placeCity(
+  op: OperationBaseline,
+  opCities: readonly LiveCity[],
+  city: City,
+  params: ScoringParams,
+): Placement {
   // Reference cities: the operation's established cities. An unestablished city (a one-off, a traveller,
   // an attacker's first days) does not make its country or neighbourhood "known". Until something is
   // established, every city the operation has seen is a reference.
   const others = opCities.filter(({ c }) => c.cityKey !== city.key);
   const established = others.filter(({ c }) => c.established);
-  const reference = established.length > 0 ? established : others;
-
-  // Geography: nearest reference city (only places with coordinates, not egress keys).
-  const hasCoords = city.egress === undefined && !(city.latitude === 0 && city.longitude === 0);
-  let nearest: RarityScore['nearest'];
-  if (hasCoords) {
-    for (const { c } of reference) {
-      if (c.cityKey.startsWith('e:') || (c.latitude === 0 && c.longitude === 0)) continue;
-      const d = haversineKm(city.latitude, city.longitude, c.latitude, c.longitude);
-      if (nearest === undefined || d < nearest.distanceKm) {
-        nearest = {
-          cityKey: c.cityKey,
-          name: placeName(c.name, c.region, c.country),
-          country: c.country,
-          distanceKm: d,
-        };
-      }
-    }
-  }
-
+  const nearest = nearestReference(city, established.length > 0 ? established : others);
   const own = op.cities.get(city.key);
   let subject = own?.established ? own : undefined;
   let mergedInto: RarityScore['mergedInto'];
@@ -318,46 +421,70 @@ function baseRarity(
     subject = op.cities.get(nearest.cityKey);
     mergedInto = { cityKey: nearest.cityKey, name: nearest.name, distanceKm: nearest.distanceKm };
   }
+  return { established, nearest, own, subject, mergedInto };
+}
 
-  const countries = countryNovelty(opCities, tenant, city, params);
-  const subjectKey = subject?.cityKey ?? city.key;
-  const tenantPrior = tenantPriorOf(city.key);
-  const tenantShare = tTotal > 0 ? (tenantN.get(city.key) ?? 0) / tTotal : 0;
-  const seenInTenant = (tenantN.get(city.key) ?? 0) > 0;
-  const priorTerm = missingMass * Math.pow(tenantPrior, params.priorWeight);
-
-  let probability: number;
-  let distanceFactor = 1;
-  let hoursSeen = own !== undefined ? (opCities.find(({ c }) => c.cityKey === own.cityKey)?.n ?? 0) : 0;
-  if (subject !== undefined) {
-    // Seen city: smoothed tail probability — this city or any rarer one, plus the chance of a new city.
-    const alpha = params.smoothingAlpha;
-    const share = (key: string) => (tTotal > 0 ? (tenantN.get(key) ?? 0) / tTotal : 0);
-    const pHat = (c: CityBaseline, n: number) => (n + alpha * share(c.cityKey)) / (nA + alpha);
-    const subjectN = opCities.find(({ c }) => c.cityKey === subjectKey)?.n ?? 0;
-    hoursSeen = subjectN;
-    const pSubject = pHat(subject, subjectN);
-    let tail = 0;
-    for (const { c, n } of opCities) {
-      const p = pHat(c, n);
-      if (p <= pSubject) tail += p;
+/** Geography: the nearest reference city (only places with coordinates, not egress keys). */
+function nearestReference(city: City, reference: readonly LiveCity[]): RarityScore['nearest'] {
+  const hasCoords = city.egress === undefined && !(city.latitude === 0 && city.longitude === 0);
+  let nearest: RarityScore['nearest'];
+  if (!hasCoords) return nearest;
+  for (const { c } of reference) {
+    if (c.cityKey.startsWith('e:') || (c.latitude === 0 && c.longitude === 0)) continue;
+    const d = haversineKm(city.latitude, city.longitude, c.latitude, c.longitude);
+    if (nearest === undefined || d < nearest.distanceKm) {
+      nearest = {
+        cityKey: c.cityKey,
+        name: placeName(c.name, c.region, c.country),
+        country: c.country,
+        distanceKm: d,
+      };
     }
-    probability = Math.min(1, tail + priorTerm);
-  } else {
-    // New city for the operation: Good–Turing missing mass, shrunk by how rare the city is in the tenant.
-    probability = priorTerm;
-    if (nearest !== undefined) {
-      const span = Math.max(1, params.distanceScaleKm - params.mergeKm);
-      const closeness = 1 - Math.min(1, Math.max(0, (nearest.distanceKm - params.mergeKm) / span));
-      distanceFactor = Math.pow(params.nearFactor, closeness);
-    }
-    probability *= distanceFactor;
-    if (countries.newCountryForOperation) probability /= params.newCountryOperationBoost;
-    if (countries.newCountryForTenant) probability /= params.newCountryTenantBoost;
-    probability = Math.min(1, probability);
   }
+  return nearest;
+}
 
-  // Learning: an operation or tenant without enough history cannot tell rare from new.
+/** Seen city: smoothed tail probability — this city or any rarer one, plus the chance of a new city. */
+function seenCityOdds(
+  subject: CityBaseline,
+  ops: OperationHours,
+  th: TenantHours,
+  priorTerm: number,
+  params: ScoringParams,
+): Odds {
+  const alpha = params.smoothingAlpha;
+  const pHat = (c: CityBaseline, n: number) => (n + alpha * tenantShareOf(th, c.cityKey)) / (ops.nA + alpha);
+  const pSubject = pHat(subject, decayedHoursOf(ops.opCities, subject.cityKey));
+  let tail = 0;
+  for (const { c, n } of ops.opCities) {
+    const p = pHat(c, n);
+    if (p <= pSubject) tail += p;
+  }
+  return { probability: Math.min(1, tail + priorTerm), distanceFactor: 1 };
+}
+
+/** New city for the operation: Good–Turing missing mass, shrunk by how rare the city is in the tenant. */
+function newCityOdds(
+  priorTerm: number,
+  nearest: RarityScore['nearest'],
+  countries: CountryNovelty,
+  params: ScoringParams,
+): Odds {
+  let probability = priorTerm;
+  let distanceFactor = 1;
+  if (nearest !== undefined) {
+    const span = Math.max(1, params.distanceScaleKm - params.mergeKm);
+    const closeness = 1 - Math.min(1, Math.max(0, (nearest.distanceKm - params.mergeKm) / span));
+    distanceFactor = Math.pow(params.nearFactor, closeness);
+  }
+  probability *= distanceFactor;
+  if (countries.newCountryForOperation) probability /= params.newCountryOperationBoost;
+  if (countries.newCountryForTenant) probability /= params.newCountryTenantBoost;
+  return { probability: Math.min(1, probability), distanceFactor };
+}
+
+/** Learning: an operation or tenant without enough history cannot tell rare from new. */
+function learningFactorOf(op: OperationBaseline, tenant: TenantBaseline, params: ScoringParams): number {
   const lOp =
     params.learningOperationHours <= 0
       ? 1
@@ -366,9 +493,12 @@ function baseRarity(
   const tenantDays = tenant.observedDays;
   const lTenant =
     params.learningTenantDays <= 0 ? 1 : Math.sqrt(Math.min(1, tenantDays / params.learningTenantDays));
-  const learningFactor = lOp * lTenant;
+  return lOp * lTenant;
+}
 
-  const knownCities: KnownCity[] = opCities
+/** The operation's top UC_TOP_CITIES cities by decayed hours, as the explanation lists them. */
+function knownCitiesOf(opCities: readonly LiveCity[], params: ScoringParams): KnownCity[] {
+  return opCities
     .map(({ c, n }) => ({
       cityKey: c.cityKey,
       name: placeName(c.name, c.region, c.country),
@@ -380,48 +510,6 @@ function baseRarity(
     }))
     .sort((a, b) => b.hours - a.hours || a.cityKey.localeCompare(b.cityKey))
     .slice(0, params.topCities);
-
-  const result: RarityScore = {
-    score: 0,
-    rarity: 0,
-    probability,
-    seenForOperation: subject !== undefined || own !== undefined,
-    hoursSeen,
-    rawHoursSeen: (subject ?? own)?.rawHours ?? 0,
-    established: subject !== undefined,
-    missingMass,
-    tenantPrior,
-    tenantShare,
-    seenInTenant,
-    distanceFactor,
-    ...countries,
-    quarantinedHours: own?.quarantinedHours ?? 0,
-    tenantQuarantinedHours: tenant.cities.get(city.key)?.quarantinedHours ?? 0,
-    nearestBasis: established.length > 0 ? 'established' : 'seen',
-    operationCities: opCities.length,
-    callerBoost: 1,
-    networkFactor: 1,
-    throughKnownNetwork: false,
-    networkCapped: false,
-    absence: 1,
-    quarantinedForCaller: false,
-    newCityForCaller: false,
-    familiarToCaller: false,
-    learningFactor,
-    operationActiveHours: op.activeHours,
-    tenantDays,
-    capped: false,
-    knownCities,
-    operationHours: nA,
-    sentence: '',
-  };
-  if (mergedInto) result.mergedInto = mergedInto;
-  if (nearest) result.nearest = nearest;
-  if (subject ?? own) result.lastSeenMs = (subject ?? own)!.lastSeenMs;
-  if (city.egress !== undefined) result.egress = city.egress;
-  finish(result, city, params);
-  result.sentence = explain(op, city, result);
-  return result;
 }
 
 type CountryNovelty = Pick<
