@@ -21,7 +21,7 @@ export const ALERT_COLUMNS = columnsFile.columns as ColumnSpec[];
 export const ALERT_STREAM = columnsFile.stream;
 
 /** Bumped whenever the scoring model changes meaning, so analysts can tell alerts of different models apart. */
-export const MODEL_REVISION = 'm2';
+export const MODEL_REVISION = 'm3';
 /** Lists in an alert are bounded: alerts must stay far below the Logs Ingestion 1 MB request limit. */
 export const MAX_LIST = 50;
 
