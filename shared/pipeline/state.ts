@@ -30,15 +30,15 @@ const str = (e: Entity, k: string): string => {
   const v = e[k];
   return typeof v === 'string' ? v : v === undefined ? '' : String(v);
 };
-const json = <T>(e: Entity, k: string, d: T): T => {
-  const v = e[k];
+const json = <T>(e: Entity, k: string, d: T): T => jsonText(e[k], d);
+function jsonText<T>(v: Entity[string] | undefined, d: T): T {
   if (typeof v !== 'string' || v === '') return d;
   try {
     return JSON.parse(v) as T;
   } catch {
     return d;
   }
-};
+}
 
 /**
  * Where a city is and how it has been seen: what an operation's city (CityBaseline) and a tenant city (TenantCity)
@@ -94,15 +94,34 @@ export function cityToEntity(c: CityBaseline): Entity {
   });
 }
 
+/**
+ * A city row of an operation. Its caller list and recent scores are JSON text that scoring never reads (only the
+ * update of the cities a run counts does): they are parsed on first use, not for every row of every partition
+ * read (issue 16). Reading, spreading or assigning them behaves as plain properties.
+ */
 export function cityFromEntity(cityKey: string, e: Entity): CityBaseline {
+  const callersText = e.callers;
+  const recentText = e.recent;
+  let callers: string[] | undefined;
+  let recent: [number, number][] | undefined;
   return {
     ...placeFromEntity(cityKey, e, true),
     days: num(e, 'days'),
     lastDay: num(e, 'lastDay', -1),
     lastWeightedDay: num(e, 'lastWeightedDay', -1),
-    callers: json<string[]>(e, 'callers', []),
+    get callers(): string[] {
+      return (callers ??= jsonText<string[]>(callersText, []));
+    },
+    set callers(v: string[]) {
+      callers = v;
+    },
     established: e.established === true,
-    recent: json<[number, number][]>(e, 'recent', []),
+    get recent(): [number, number][] {
+      return (recent ??= jsonText<[number, number][]>(recentText, []));
+    },
+    set recent(v: [number, number][]) {
+      recent = v;
+    },
     quarantinedHours: num(e, 'quarantinedHours'),
   };
 }
