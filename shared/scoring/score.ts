@@ -285,6 +285,92 @@ interface Odds {
   distanceFactor: number;
 }
 
+/**
+ * Per-hour snapshots (issue 16). Every observation of an hour is scored against the baselines as they were before
+ * that hour, and a baseline object is never changed once built (the updates in update.ts return copies, the store
+ * builds new ones): so the decayed counts of an operation, and of the tenant, are the same for every observation
+ * of the hour and are computed once per (baseline object, hour) instead of once per observation. The values are
+ * exactly those the per-observation computation gives (same arithmetic, same order).
+ */
+interface Snapshot<T> {
+  hourMs: number;
+  halfLifeDays: number;
+  hours: T;
+}
+
+interface OperationSnapshot extends Snapshot<OperationHours> {
+  knownCities?: KnownCity[];
+}
+
+interface TenantSnapshot extends Snapshot<TenantHours> {
+  /** tenantPriorOf by city key. */
+  priors: Map<string, number>;
+  /** The tenant side of countryNovelty by country. */
+  countries: Map<string, { establishedInCountry: boolean; countrySeenInTenant: boolean }>;
+  /** Some tenant city is established (the basis of "new country for the tenant"). */
+  tenantEstablished: boolean;
+}
+
+const operationSnapshots = new WeakMap<OperationBaseline, OperationSnapshot>();
+const tenantSnapshots = new WeakMap<TenantBaseline, TenantSnapshot>();
+
+const liveAt =
+  (hourMs: number, params: ScoringParams): LiveHours =>
+  (c) =>
+    decayed(c.n, c.decayedAtMs, hourMs, params.halfLifeDays);
+
+const sameHour = (s: Snapshot<unknown> | undefined, hourMs: number, params: ScoringParams): boolean =>
+  s !== undefined && s.hourMs === hourMs && s.halfLifeDays === params.halfLifeDays;
+
+/** The operation's decayed counts at the hour scored, once per (operation baseline, hour). */
+function operationSnapshot(op: OperationBaseline, hourMs: number, params: ScoringParams): OperationSnapshot {
+  const had = operationSnapshots.get(op);
+  if (had !== undefined && sameHour(had, hourMs, params)) return had;
+  const snap: OperationSnapshot = {
+    hourMs,
+    halfLifeDays: params.halfLifeDays,
+    hours: operationHours(op, liveAt(hourMs, params)),
+  };
+  operationSnapshots.set(op, snap);
+  return snap;
+}
+
+/** The tenant's decayed counts and country facts at the hour scored, once per (tenant baseline, hour). */
+function tenantSnapshot(tenant: TenantBaseline, hourMs: number, params: ScoringParams): TenantSnapshot {
+  const had = tenantSnapshots.get(tenant);
+  if (had !== undefined && sameHour(had, hourMs, params)) return had;
+  const countries: TenantSnapshot['countries'] = new Map();
+  let tenantEstablished = false;
+  for (const c of tenant.cities.values()) {
+    const est = tenantCityEstablished(c, params);
+    tenantEstablished ||= est;
+    const k = countries.get(c.country) ?? { establishedInCountry: false, countrySeenInTenant: false };
+    k.countrySeenInTenant ||= c.rawHours > 0 || c.quarantinedHours > 0;
+    k.establishedInCountry ||= est;
+    countries.set(c.country, k);
+  }
+  const snap: TenantSnapshot = {
+    hourMs,
+    halfLifeDays: params.halfLifeDays,
+    hours: tenantHours(tenant, liveAt(hourMs, params)),
+    priors: new Map(),
+    countries,
+    tenantEstablished,
+  };
+  tenantSnapshots.set(tenant, snap);
+  return snap;
+}
+
+/** tenantPriorOf, once per (tenant snapshot, city). */
+function tenantPriorCached(t: TenantSnapshot, cityKey: string): number {
+  let p = t.priors.get(cityKey);
+  if (p === undefined) {
+    p = tenantPriorOf(t.hours, cityKey);
+    t.priors.set(cityKey, p);
+  }
+  return p;
+}
+
 /** The caller factors of a score made without a caller: none apply. */
 const NO_CALLER = {
   callerBoost: 1,
@@ -305,12 +391,13 @@ function baseRarity(
   hourMs: number,
   params: ScoringParams,
 ): RarityScore {
-  const live: LiveHours = (c) => decayed(c.n, c.decayedAtMs, hourMs, params.halfLifeDays);
-  const ops = operationHours(op, live);
-  const th = tenantHours(tenant, live);
+  const opHour = operationSnapshot(op, hourMs, params);
+  const ops = opHour.hours;
+  const tenantHour = tenantSnapshot(tenant, hourMs, params);
+  const th = tenantHour.hours;
   const place = placeCity(op, ops.opCities, city, params);
-  const countries = countryNovelty(ops.opCities, tenant, city, params);
-  const tenantPrior = tenantPriorOf(th, city.key);
+  const countries = countryNovelty(ops.opCities, tenantHour, city);
+  const tenantPrior = tenantPriorCached(tenantHour, city.key);
   const priorTerm = ops.missingMass * Math.pow(tenantPrior, params.priorWeight);
   const odds =
     place.subject !== undefined
@@ -340,7 +427,7 @@ function baseRarity(
     operationActiveHours: op.activeHours,
     tenantDays: tenant.observedDays,
     capped: false,
-    knownCities: knownCitiesOf(ops.opCities, params),
+    knownCities: (opHour.knownCities ??= knownCitiesOf(ops.opCities, params)).slice(),
     operationHours: ops.nA,
     sentence: '',
   };
@@ -523,30 +610,21 @@ type CountryNovelty = Pick<
  */
 function countryNovelty(
   opCities: readonly { c: CityBaseline }[],
-  tenant: TenantBaseline,
+  tenant: TenantSnapshot,
   city: City,
-  params: ScoringParams,
 ): CountryNovelty {
   const country = city.country;
   const estOp = opCities.filter(({ c }) => c.established);
   const basis = estOp.length > 0 ? estOp : opCities.filter(({ c }) => c.rawHours > 0);
   const newCountryForOperation =
     country !== '' && basis.length > 0 && !basis.some(({ c }) => c.country === country);
-  let tenantEstablished = false;
-  let establishedInCountry = false;
-  let countrySeenInTenant = false;
-  for (const c of tenant.cities.values()) {
-    const est = tenantCityEstablished(c, params);
-    tenantEstablished ||= est;
-    if (c.country !== country) continue;
-    countrySeenInTenant ||= c.rawHours > 0 || c.quarantinedHours > 0;
-    establishedInCountry ||= est;
-  }
+  const inCountry = tenant.countries.get(country);
   return {
     newCountryForOperation,
     operationCountryBasis: estOp.length > 0 ? 'established' : 'seen',
-    newCountryForTenant: country !== '' && tenantEstablished && !establishedInCountry,
-    countrySeenInTenant,
+    newCountryForTenant:
+      country !== '' && tenant.tenantEstablished && !(inCountry?.establishedInCountry ?? false),
+    countrySeenInTenant: inCountry?.countrySeenInTenant ?? false,
   };
 }
 
