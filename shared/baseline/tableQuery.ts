@@ -46,6 +46,18 @@ export async function* queryEntities(
   filter: string,
   allowInsecureConnection: boolean,
 ): AsyncGenerator<QueriedEntity> {
+  for await (const raw of queryRawEntities(client, filter, allowInsecureConnection)) yield toEntity(raw);
+}
+
+/**
+ * The same query, each entity as the service sent it (JSON, `@odata.type` annotations beside typed values): for
+ * a reader that maps it to its own form in one pass (the store's rows, shared/baseline/tableStorage.ts).
+ */
+export async function* queryRawEntities(
+  client: TableClient,
+  filter: string,
+  allowInsecureConnection: boolean,
+): AsyncGenerator<Record<string, unknown>> {
   http ??= createDefaultHttpClient();
   const base = `${client.url.replace(/\/+$/, '')}/${client.tableName}()`;
   let next: { partition?: string; row?: string } = {};
@@ -60,7 +72,7 @@ export async function* queryEntities(
     const body = response.bodyAsText ?? '';
     if (response.status !== 200) throw serviceError(response.status, body, response);
     const page = JSON.parse(body) as { value?: Record<string, unknown>[] };
-    for (const raw of page.value ?? []) yield toEntity(raw);
+    yield* page.value ?? [];
     next = {
       partition: response.headers.get('x-ms-continuation-NextPartitionKey'),
       row: response.headers.get('x-ms-continuation-NextRowKey'),
@@ -71,13 +83,26 @@ export async function* queryEntities(
 /** What the SDK's deserialize makes of one entity of the answer (@azure/data-tables serialization.ts). */
 export function toEntity(raw: Record<string, unknown>): QueriedEntity {
   const out: Record<string, unknown> = {};
+  forEachProperty(raw, (name, value) => {
+    out[name] = value;
+  });
+  return out as QueriedEntity;
+}
+
+/**
+ * Calls `use` with each property of a raw entity as toEntity names and converts it (system properties renamed,
+ * typed values converted), in the answer's order, without building the SDK's entity.
+ */
+export function forEachProperty(
+  raw: Record<string, unknown>,
+  use: (name: string, value: unknown) => void,
+): void {
   for (const key in raw) {
     if (key.includes(TYPE_SUFFIX)) continue;
     const type = raw[key + TYPE_SUFFIX];
     const value = raw[key];
-    out[RENAMED.get(key) ?? key] = type === undefined ? value : typed(value, type);
+    use(RENAMED.get(key) ?? key, type === undefined ? value : typed(value, type));
   }
-  return out as QueriedEntity;
 }
 
 function typed(value: unknown, type: unknown): unknown {

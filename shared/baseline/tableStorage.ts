@@ -29,7 +29,7 @@ import {
   TABLE_NAMES,
   type TableName,
 } from './store.js';
-import { queryEntities } from './tableQuery.js';
+import { forEachProperty, queryRawEntities } from './tableQuery.js';
 
 export interface TableStorageStoreOptions {
   /** `https://{account}.table.core.windows.net`, or Azurite's `http://127.0.0.1:{port}/devstoreaccount1`. */
@@ -370,9 +370,9 @@ export class TableStorageStore implements BaselineStore {
       // odata`` quotes and escapes the key; never paste keys into a filter string.
       const filter = odata`PartitionKey eq ${encodeKey(partition)}`;
       // The lean query: the SDK's request and pipeline, one JSON.parse (shared/baseline/tableQuery.ts).
-      for await (const raw of queryEntities(this.clients[table], filter, this.allowInsecureConnection)) {
-        const rowKey = raw.rowKey ?? '';
-        rows.set(logicalKey(raw._rk, rowKey), fromTableEntity(raw, rowKey));
+      for await (const raw of queryRawEntities(this.clients[table], filter, this.allowInsecureConnection)) {
+        const row = storedRowFromRaw(raw);
+        rows.set(logicalKey(raw._rk, row.rowKey), row);
       }
     } catch (err) {
       throw this.serviceError(err, 'read', table, partition);
@@ -510,6 +510,24 @@ function fromTableEntity(raw: RawEntity, rowKey: string): StoredRow {
     if (scalar !== undefined) entity[name] = scalar;
   }
   return { entity, rowKey, etag: raw.etag };
+}
+
+/**
+ * fromTableEntity of what the lean query's toEntity makes of a raw entity, in one pass: the same properties, the
+ * same conversions, no intermediate entity (a warm run reads tens of thousands of rows).
+ */
+function storedRowFromRaw(raw: Record<string, unknown>): StoredRow {
+  const entity: Record<string, Scalar> = {};
+  let rowKey = '';
+  let etag = '';
+  forEachProperty(raw, (name, value) => {
+    if (name === 'rowKey') rowKey = typeof value === 'string' ? value : '';
+    else if (name === 'etag') etag = value as string;
+    if (SYSTEM_PROPERTIES.has(name) || name.startsWith('odata.')) return;
+    const scalar = toScalar(value);
+    if (scalar !== undefined) entity[name] = scalar;
+  });
+  return { entity, rowKey, etag };
 }
 
 const SYSTEM_PROPERTIES: ReadonlySet<string> = new Set([
