@@ -13,7 +13,7 @@ import type { City, Geolocator, Network, NetworkLocator } from '../geo/types.js'
 import type { LogFn } from '../run/log.js';
 import type {
   CallerActivity,
-  CallerCity,
+  CityBaseline,
   Observation,
   OperationBaseline,
   ScoringParams,
@@ -37,6 +37,7 @@ import {
   bucketsOnly,
   CALLER_LAYOUT_BUCKETS,
   CALLER_LAYOUT_PROPERTY,
+  type CallerHistories,
   readCallerHistories,
   updateCallerHistories,
 } from './callers.js';
@@ -300,17 +301,76 @@ async function runTickBatched(
   groups: readonly EventGroup[],
   options: { countOnly?: boolean },
 ): Promise<TickStats> {
-  const s = p.settings;
-  const params: ScoringParams = scoringParams(s);
-  const stats = newTickStats(tickMs, tickMs - s.UC_LOOKBACK);
+  const params: ScoringParams = scoringParams(p.settings);
+  const stats = newTickStats(tickMs, tickMs - p.settings.UC_LOOKBACK);
   stats.groups = groups.length;
   const observations = buildObservations(groups, p.geo, stats, p.networks);
   stats.observations = observations.length;
   if (observations.length === 0) return stats;
+  const run = await readBaselines(p, tickMs, observations, params, stats, options.countOnly === true);
+  for (const hourObs of byHour(observations)) {
+    const pending = scoreHour(run, hourObs);
+    countHour(run, hourObs, pending);
+  }
+  const eventAlerts = await screenFindings(run);
+  const { decision, policy, day, ledger } = await decideRun(run);
+  const alerts = await deliverAlerts(run, ledger, decision, policy, eventAlerts);
+  await rememberAlerts(run, alerts, day);
+  await rememberQuarantines(run);
+  await rememberOperations(run);
+  await rememberTenant(run);
+  await updateCallerHistories(p.store, run.callerUpdates, run.histories.legacy, run.rejected);
+  return stats;
+}
 
-  // Load: the tenant's cities (one partition) and each operation's cities (one partition per operation).
+/** One run between its stages: the baselines as read and as counted so far, and what scoring found. */
+interface TickRun {
+  p: Pipeline;
+  s: Settings;
+  params: ScoringParams;
+  tickMs: number;
+  stats: TickStats;
+  /** Bootstrap from history: counted, never alerted on. */
+  countOnly: boolean;
+  /** How a row the store refuses is logged and counted (shared/pipeline/isolate.ts). */
+  rejected: RejectHandler;
+  /** The tenant's cities: as stored, then with every hour this run counted. */
+  tenant: TenantBaseline;
+  /** Each operation's cities: as stored, then with every hour this run counted. */
+  ops: Map<string, OperationBaseline>;
+  /** Display name of each operation of the window. */
+  display: Map<string, string>;
+  /** The callers' cities (`histories.cities`, counted as the hours pass) and their old per-caller rows. */
+  histories: CallerHistories;
+  quarantine: Quarantine;
+  /** Quarantines started or extended by this hour's scores, applied before the hour is counted. */
+  quarantineNow: Map<string, number>;
+  /** Per-caller findings at or above UC_ALERT_THRESHOLD. */
+  findings: RareFinding[];
+  /** Activities from a city new to their caller, with networks: moves and waves (shared/pipeline/arrivals.ts). */
+  arrivals: Arrival[];
+  /** Hours to write: per operation, for the tenant, per caller. */
+  updates: Map<string, HourUpdate[]>;
+  tenantUpdates: { city: City; hourMs: number; quarantined: boolean }[];
+  callerUpdates: Map<string, CallerHourUpdate[]>;
+}
+
+/**
+ * Reads the baselines the window's observations are scored against: the tenant's cities (one partition), each
+ * operation's cities (one partition per operation) and the callers' cities (one read per bucket of callers,
+ * shared/pipeline/callers.ts, not one per caller).
+ */
+async function readBaselines(
+  p: Pipeline,
+  tickMs: number,
+  observations: readonly Observation[],
+  params: ScoringParams,
+  stats: TickStats,
+  countOnly: boolean,
+): Promise<TickRun> {
+  const s = p.settings;
   const tenantRows = await p.store.readPartition('tenant', TENANT_PARTITION);
-  let tenant: TenantBaseline = tenantFromRows(tenantRows);
+  const tenant: TenantBaseline = tenantFromRows(tenantRows);
   const opKeys = [...new Set(observations.map((o) => o.operationKey))];
   const display = new Map(observations.map((o) => [o.operationKey, o.operation]));
   const loaded = await mapLimit(opKeys, 8, async (k) =>
@@ -320,184 +380,264 @@ async function runTickBatched(
   const callerKeys = [...new Set(observations.flatMap((o) => o.callers.map((c) => c.caller)))].filter(
     (c) => c !== '',
   );
-  // Callers' cities: one read per bucket of callers (shared/pipeline/callers.ts), not one per caller.
   const histories = await readCallerHistories(p.store, callerKeys, tenantRows);
-  const callerCities: Map<string, Map<string, CallerCity>> = histories.cities;
-  const callerUpdates = new Map<string, CallerHourUpdate[]>();
-  const quarantine = new Quarantine(s.UC_QUARANTINE_DAYS, s.UC_QUARANTINE_SCORE, callerCities);
-  /** Scores one caller's part of an observation: the operation's rarity plus the caller's own history. */
-  const scoreFor = (
-    base: RarityScore,
-    op: OperationBaseline,
-    obs: Observation,
-    activity: CallerActivity,
-  ): RarityScore =>
-    activity.caller === ''
-      ? base
-      : forCaller(
-          base,
-          op,
-          obs.city,
-          callerContext(
-            activity.caller,
-            callerCities.get(activity.caller) ?? new Map(),
-            obs.city.key,
-            obs.hourMs,
-            activity.networks,
-            params.networkKnownDays,
-          ),
-          params,
-        );
-
-  const updates = new Map<string, HourUpdate[]>();
-  const tenantUpdates: { city: City; hourMs: number; quarantined: boolean }[] = [];
-  /** Quarantines started or extended by this run's scores, applied before the hour is counted. */
-  const quarantineNow = new Map<string, number>();
-  const noteScore = (obs: Observation, activity: CallerActivity, rarity: RarityScore): void => {
-    const end = quarantine.record(activity.caller, obs.city.key, obs.hourMs, rarity);
-    if (end !== undefined) quarantineNow.set(`${activity.caller}\u0000${obs.city.key}`, end);
+  const quarantine = new Quarantine(s.UC_QUARANTINE_DAYS, s.UC_QUARANTINE_SCORE, histories.cities);
+  return {
+    ...{ p, s, params, tickMs, stats, countOnly, tenant, ops, display, histories, quarantine },
+    rejected: { log: p.log, count: () => (stats.rowsRejected += 1) },
+    quarantineNow: new Map(),
+    findings: [],
+    arrivals: [],
+    updates: new Map(),
+    tenantUpdates: [],
+    callerUpdates: new Map(),
   };
-  const findings: RareFinding[] = [];
-  /** Activities from a city new to their caller, with networks: moves and waves (shared/pipeline/arrivals.ts). */
-  const arrivals: Arrival[] = [];
-  const noteArrival = (obs: Observation, activity: CallerActivity, rarity: RarityScore): void => {
-    const net = rarity.network;
-    if (!rarity.newCityForCaller || net === undefined || activity.networks === undefined) return;
-    const finding = { observation: obs, activity, rarity };
-    arrivals.push({ finding, asns: activity.networks.map((n) => n.asn), known: net.known, isNew: net.isNew });
-  };
+}
 
+/** The window's observations (sorted by hour) cut into hours. */
+function byHour(observations: readonly Observation[]): Observation[][] {
+  const hours: Observation[][] = [];
   let i = 0;
   while (i < observations.length) {
     const hourMs = observations[i]!.hourMs;
     let j = i;
     while (j < observations.length && observations[j]!.hourMs === hourMs) j++;
-    const hourObs = observations.slice(i, j);
-    const pending: { obs: Observation; score: number }[] = [];
-    for (const obs of hourObs) {
-      const op = ops.get(obs.operationKey) ?? emptyOperation(obs.operationKey, obs.operation);
-      const row = op.cities.get(obs.city.key);
-      let callers = obs.callers;
-      if (
-        row &&
-        alreadyCounted(
-          row.recent.map(([h]) => h),
-          hourMs,
-        )
-      ) {
-        // An earlier overlapping run scored and counted this hour. Only callers it did not see can still
-        // raise an alert; they are scored against today's state (conservative: it includes this hour).
-        stats.alreadyCounted += 1;
-        callers =
-          row.callers.length >= params.maxCallersPerCity
-            ? []
-            : obs.callers.filter((c) => c.caller !== '' && !row.callers.includes(c.caller));
-        if (callers.length === 0) continue;
-        const base = scoreObservation(op, tenant, obs.city, hourMs, params);
-        for (const activity of callers) {
-          const rarity = scoreFor(base, op, obs, activity);
-          noteScore(obs, activity, rarity);
-          noteArrival(obs, activity, rarity);
-          if (rarity.score >= s.UC_ALERT_THRESHOLD) findings.push({ observation: obs, activity, rarity });
-        }
-        continue;
-      }
-      const base = scoreObservation(op, tenant, obs.city, hourMs, params);
-      stats.scored += 1;
-      let best = base.score;
-      for (const activity of callers) {
-        const rarity = scoreFor(base, op, obs, activity);
-        noteScore(obs, activity, rarity);
-        noteArrival(obs, activity, rarity);
-        best = Math.max(best, rarity.score);
-        if (rarity.score >= s.UC_ALERT_THRESHOLD) findings.push({ observation: obs, activity, rarity });
-      }
-      pending.push({ obs, score: best });
-    }
-    // Only now does this hour become part of the baseline: every observation of the hour was scored
-    // against the state before it.
-    for (const { obs, score } of pending) {
-      const who = obs.callers.map((c) => c.caller);
-      const u: HourUpdate = {
-        city: obs.city,
-        hourMs,
-        callers: who,
-        score,
-        quarantined: quarantine.allOn(who, obs.city.key, hourMs),
-      };
-      const op = ops.get(obs.operationKey) ?? emptyOperation(obs.operationKey, obs.operation);
-      ops.set(obs.operationKey, countOperationHour(op, u, params).op);
-      const list = updates.get(obs.operationKey);
-      if (list) list.push(u);
-      else updates.set(obs.operationKey, [u]);
-    }
-    // Tenant and caller counts are per (city, hour) and per (caller, city, hour): count each once, however many
-    // operations saw it (counting is idempotent, but every call copies the caller's or the tenant's cities).
-    // A city-hour seen only from callers in quarantine is remembered, not counted, for the tenant.
-    const cityHours = new Map<string, { city: City; quarantined: boolean }>();
-    for (const obs of hourObs) {
-      const all = quarantine.allOn(
-        obs.callers.map((c) => c.caller),
-        obs.city.key,
-        hourMs,
-      );
-      const prev = cityHours.get(obs.city.key);
-      cityHours.set(obs.city.key, { city: obs.city, quarantined: (prev?.quarantined ?? true) && all });
-    }
-    for (const { city, quarantined } of cityHours.values()) {
-      tenant = countTenantHour(tenant, city, hourMs, params, quarantined).tenant;
-      tenantUpdates.push({ city, hourMs, quarantined });
-    }
-    const callerSeen = new Set<string>();
-    for (const obs of hourObs) {
-      for (const c of obs.callers) {
-        if (c.caller === '') continue;
-        // Networks used from a city in quarantine for the caller are not learned: an attacker who stays must not
-        // make their own network the caller's.
-        const held =
-          quarantineNow.has(`${c.caller}\u0000${obs.city.key}`) ||
-          quarantinedAt(callerCities.get(c.caller)?.get(obs.city.key), hourMs);
-        const keys = [obs.city.key, ...(held ? [] : (c.networks ?? []).map((n) => networkKey(n.asn)))];
-        for (const key of keys) {
-          const seen = `${c.caller}\u0000${key}`;
-          if (callerSeen.has(seen)) continue;
-          callerSeen.add(seen);
-          const u: CallerHourUpdate = {
-            cityKey: key,
-            hourMs,
-            quarantineUntilMs: quarantineNow.get(seen) ?? 0,
-          };
-          callerCities.set(
-            c.caller,
-            countCallerHour(callerCities.get(c.caller) ?? new Map(), key, hourMs, u.quarantineUntilMs).cities,
-          );
-          const list = callerUpdates.get(c.caller);
-          if (list) list.push(u);
-          else callerUpdates.set(c.caller, [u]);
-        }
-      }
-    }
-    quarantineNow.clear();
+    hours.push(observations.slice(i, j));
     i = j;
   }
+  return hours;
+}
+
+/** An observation the hour will count, with the best score of its callers (the operation's own when none). */
+interface PendingHour {
+  obs: Observation;
+  score: number;
+}
+
+/** Scores one hour's observations, every one against the baselines as they were before that hour. */
+function scoreHour(run: TickRun, hourObs: readonly Observation[]): PendingHour[] {
+  const pending: PendingHour[] = [];
+  for (const obs of hourObs) {
+    const op = run.ops.get(obs.operationKey) ?? emptyOperation(obs.operationKey, obs.operation);
+    const row = op.cities.get(obs.city.key);
+    if (
+      row &&
+      alreadyCounted(
+        row.recent.map(([h]) => h),
+        obs.hourMs,
+      )
+    ) {
+      scoreUncountedCallers(run, op, row, obs);
+      continue;
+    }
+    const base = scoreObservation(op, run.tenant, obs.city, obs.hourMs, run.params);
+    run.stats.scored += 1;
+    pending.push({ obs, score: scoreCallers(run, op, obs, base, obs.callers) });
+  }
+  return pending;
+}
+
+/**
+ * An hour an earlier overlapping run scored and counted: only callers it did not see can still raise an alert;
+ * they are scored against today's state (conservative: it includes this hour).
+ */
+function scoreUncountedCallers(
+  run: TickRun,
+  op: OperationBaseline,
+  row: CityBaseline,
+  obs: Observation,
+): void {
+  run.stats.alreadyCounted += 1;
+  const callers =
+    row.callers.length >= run.params.maxCallersPerCity
+      ? []
+      : obs.callers.filter((c) => c.caller !== '' && !row.callers.includes(c.caller));
+  if (callers.length === 0) return;
+  const base = scoreObservation(op, run.tenant, obs.city, obs.hourMs, run.params);
+  scoreCallers(run, op, obs, base, callers);
+}
+
+/** Scores callers' parts of an observation, noting quarantines, arrivals and findings; returns the best score. */
+function scoreCallers(
+  run: TickRun,
+  op: OperationBaseline,
+  obs: Observation,
+  base: RarityScore,
+  callers: readonly CallerActivity[],
+): number {
+  let best = base.score;
+  for (const activity of callers) {
+    const rarity = scoreFor(run, base, op, obs, activity);
+    noteScore(run, obs, activity, rarity);
+    noteArrival(run, obs, activity, rarity);
+    best = Math.max(best, rarity.score);
+    if (rarity.score >= run.s.UC_ALERT_THRESHOLD) run.findings.push({ observation: obs, activity, rarity });
+  }
+  return best;
+}
+
+/** Scores one caller's part of an observation: the operation's rarity plus the caller's own history. */
+function scoreFor(
+  run: TickRun,
+  base: RarityScore,
+  op: OperationBaseline,
+  obs: Observation,
+  activity: CallerActivity,
+): RarityScore {
+  if (activity.caller === '') return base;
+  const context = callerContext(
+    activity.caller,
+    run.histories.cities.get(activity.caller) ?? new Map(),
+    obs.city.key,
+    obs.hourMs,
+    activity.networks,
+    run.params.networkKnownDays,
+  );
+  return forCaller(base, op, obs.city, context, run.params);
+}
+
+/** Starts or extends the quarantine a score calls for (applied before the hour is counted). */
+function noteScore(run: TickRun, obs: Observation, activity: CallerActivity, rarity: RarityScore): void {
+  const end = run.quarantine.record(activity.caller, obs.city.key, obs.hourMs, rarity);
+  if (end !== undefined) run.quarantineNow.set(`${activity.caller}\u0000${obs.city.key}`, end);
+}
+
+/** Keeps an activity from a city new to its caller, through known networks: a possible move or wave. */
+function noteArrival(run: TickRun, obs: Observation, activity: CallerActivity, rarity: RarityScore): void {
+  const net = rarity.network;
+  if (!rarity.newCityForCaller || net === undefined || activity.networks === undefined) return;
+  const finding = { observation: obs, activity, rarity };
+  run.arrivals.push({
+    finding,
+    asns: activity.networks.map((n) => n.asn),
+    known: net.known,
+    isNew: net.isNew,
+  });
+}
+
+/**
+ * Only now does the hour become part of the baselines: every observation of the hour was scored against the
+ * state before it. Counts the operations' cities, the tenant's and the callers'.
+ */
+function countHour(run: TickRun, hourObs: readonly Observation[], pending: readonly PendingHour[]): void {
+  const hourMs = hourObs[0]!.hourMs;
+  countOperationHours(run, pending, hourMs);
+  countTenantHours(run, hourObs, hourMs);
+  countCallerHours(run, hourObs, hourMs);
+  run.quarantineNow.clear();
+}
+
+/** Counts the hour's scored observations in their operations' baselines (and notes them to write). */
+function countOperationHours(run: TickRun, pending: readonly PendingHour[], hourMs: number): void {
+  for (const { obs, score } of pending) {
+    const who = obs.callers.map((c) => c.caller);
+    const u: HourUpdate = {
+      city: obs.city,
+      hourMs,
+      callers: who,
+      score,
+      quarantined: run.quarantine.allOn(who, obs.city.key, hourMs),
+    };
+    const op = run.ops.get(obs.operationKey) ?? emptyOperation(obs.operationKey, obs.operation);
+    run.ops.set(obs.operationKey, countOperationHour(op, u, run.params).op);
+    const list = run.updates.get(obs.operationKey);
+    if (list) list.push(u);
+    else run.updates.set(obs.operationKey, [u]);
+  }
+}
+
+/**
+ * Tenant counts are per (city, hour): each once, however many operations saw it (counting is idempotent, but
+ * every call copies the tenant's cities). A city-hour seen only from callers in quarantine is remembered, not
+ * counted, for the tenant.
+ */
+function countTenantHours(run: TickRun, hourObs: readonly Observation[], hourMs: number): void {
+  const cityHours = new Map<string, { city: City; quarantined: boolean }>();
+  for (const obs of hourObs) {
+    const all = run.quarantine.allOn(
+      obs.callers.map((c) => c.caller),
+      obs.city.key,
+      hourMs,
+    );
+    const prev = cityHours.get(obs.city.key);
+    cityHours.set(obs.city.key, { city: obs.city, quarantined: (prev?.quarantined ?? true) && all });
+  }
+  for (const { city, quarantined } of cityHours.values()) {
+    run.tenant = countTenantHour(run.tenant, city, hourMs, run.params, quarantined).tenant;
+    run.tenantUpdates.push({ city, hourMs, quarantined });
+  }
+}
+
+/**
+ * Caller counts are per (caller, city or network, hour): each once, however many operations saw it. Networks
+ * used from a city in quarantine for the caller are not learned: an attacker who stays must not make their own
+ * network the caller's.
+ */
+function countCallerHours(run: TickRun, hourObs: readonly Observation[], hourMs: number): void {
+  const callerCities = run.histories.cities;
+  const callerSeen = new Set<string>();
+  for (const obs of hourObs) {
+    for (const c of obs.callers) {
+      if (c.caller === '') continue;
+      const held =
+        run.quarantineNow.has(`${c.caller}\u0000${obs.city.key}`) ||
+        quarantinedAt(callerCities.get(c.caller)?.get(obs.city.key), hourMs);
+      const keys = [obs.city.key, ...(held ? [] : (c.networks ?? []).map((n) => networkKey(n.asn)))];
+      for (const key of keys) {
+        const seen = `${c.caller}\u0000${key}`;
+        if (callerSeen.has(seen)) continue;
+        callerSeen.add(seen);
+        const u: CallerHourUpdate = {
+          cityKey: key,
+          hourMs,
+          quarantineUntilMs: run.quarantineNow.get(seen) ?? 0,
+        };
+        callerCities.set(
+          c.caller,
+          countCallerHour(callerCities.get(c.caller) ?? new Map(), key, hourMs, u.quarantineUntilMs).cities,
+        );
+        const list = run.callerUpdates.get(c.caller);
+        if (list) list.push(u);
+        else run.callerUpdates.set(c.caller, [u]);
+      }
+    }
+  }
+}
+
+/**
+ * The findings that reach the alert decision: none when counting history; the observer sees them before the
+ * allowlists; moves and waves (several callers arriving in one city together are one event,
+ * shared/pipeline/arrivals.ts) absorb theirs. Returns the move and wave alerts.
+ */
+async function screenFindings(run: TickRun): Promise<Alert[]> {
+  const { p, stats, findings } = run;
   stats.rareFindings = findings.length;
-  if (options.countOnly === true) findings.length = 0; // history is counted, never alerted on
-  p.onFindings?.(tickMs, findings);
+  if (run.countOnly) findings.length = 0; // history is counted, never alerted on
+  p.onFindings?.(run.tickMs, findings);
   if (p.suppress) {
     const kept = findings.filter((f) => p.suppress!(f) === undefined);
     stats.allowlisted = findings.length - kept.length;
     findings.splice(0, findings.length, ...kept);
   }
-  // Moves and waves: several callers arriving in one city together are one event (shared/pipeline/arrivals.ts).
-  let eventAlerts: Alert[] = [];
-  if (options.countOnly !== true && arrivals.length > 0) {
-    const settled = await settleArrivals(p.store, tickMs, arrivals, findings, arrivalPolicy(s), p.defaults);
-    findings.splice(0, findings.length, ...settled.findings);
-    stats.absorbedByMove = settled.absorbed;
-    eventAlerts = settled.alerts;
-  }
+  if (run.countOnly || run.arrivals.length === 0) return [];
+  const settled = await settleArrivals(
+    p.store,
+    run.tickMs,
+    run.arrivals,
+    findings,
+    arrivalPolicy(run.s),
+    p.defaults,
+  );
+  findings.splice(0, findings.length, ...settled.findings);
+  stats.absorbedByMove = settled.absorbed;
+  return settled.alerts;
+}
 
-  // Decide alerts against the ledger and today's count.
+/** The ledger rows of the findings' (caller, city) episodes: one read per caller. */
+async function readLedger(
+  store: BaselineStore,
+  findings: readonly RareFinding[],
+): Promise<Map<string, LedgerEntry>> {
   const ledger = new Map<string, LedgerEntry>();
   const byCaller = new Map<string, Set<string>>();
   for (const f of findings) {
@@ -506,12 +646,24 @@ async function runTickBatched(
     byCaller.set(f.activity.caller, set);
   }
   await mapLimit([...byCaller.entries()], 8, async ([caller, cities]) => {
-    const rows = await p.store.readRows('alerts', caller, [...cities]);
+    const rows = await store.readRows('alerts', caller, [...cities]);
     for (const e of rows.values()) {
       const l = ledgerFromEntity(e);
       ledger.set(ledgerKey(l.caller, l.cityKey), l);
     }
   });
+  return ledger;
+}
+
+/** Decides the alerts against the ledger and today's count (warning when the daily cap bites). */
+async function decideRun(run: TickRun): Promise<{
+  decision: EpisodeDecision;
+  policy: EpisodePolicy;
+  day: string;
+  ledger: Map<string, LedgerEntry>;
+}> {
+  const { p, s, stats, findings, tickMs } = run;
+  const ledger = await readLedger(p.store, findings);
   const day = new Date(tickMs).toISOString().slice(0, 10);
   const dayRows =
     findings.length > 0 ? await p.store.readPartition('state', dayPartition(day)) : new Map<string, Entity>();
@@ -520,14 +672,8 @@ async function runTickBatched(
     rescoreMargin: s.UC_RESCORE_MARGIN,
     dailyCap: s.UC_DAILY_ALERT_CAP,
   };
-  const decision = decideAlerts(
-    findings,
-    ledger,
-    new Map([[day, new Set(dayRows.keys())]]),
-    tickMs,
-    policy,
-    p.defaults,
-  );
+  const today = new Map([[day, new Set(dayRows.keys())]]);
+  const decision = decideAlerts(findings, ledger, today, tickMs, policy, p.defaults);
   stats.alerts = decision.alerts.length;
   stats.suppressedByCooldown = decision.suppressedByCooldown;
   stats.suppressedByCap = decision.suppressedByCap;
@@ -537,7 +683,21 @@ async function runTickBatched(
       `Daily alert cap UC_DAILY_ALERT_CAP=${s.UC_DAILY_ALERT_CAP} reached: ${decision.suppressedByCap} alert(s) suppressed`,
     );
   }
+  return { decision, policy, day, ledger };
+}
 
+/**
+ * Claims the decided alerts in the ledger, then writes those that hold to the sink with the move and wave alerts;
+ * returns the episode alerts written.
+ */
+async function deliverAlerts(
+  run: TickRun,
+  ledger: ReadonlyMap<string, LedgerEntry>,
+  decision: EpisodeDecision,
+  policy: EpisodePolicy,
+  eventAlerts: readonly Alert[],
+): Promise<Alert[]> {
+  const { p, stats } = run;
   // 1. The ledger, as a claim: each (caller, city) episode is decided again against its ledger row as stored at
   //    the moment of writing (updateRows re-reads and re-applies on an ETag conflict). Alone, this gives exactly
   //    the decision above. When another writer got there first — a queue-mode shard raising an alert for the
@@ -545,8 +705,7 @@ async function runTickBatched(
   //    episode instead of raising a second alert: at most one alert per episode.
   //    Crash-safe before the sink: a re-run finds its own AlertId in the ledger and raises the alert again
   //    (decideAlerts' same-AlertId rule), so an alert claimed but not yet written is not lost.
-  const rejected: RejectHandler = { log: p.log, count: () => (stats.rowsRejected += 1) };
-  const alerts = await claimAlerts(p, tickMs, findings, ledger, decision, policy, rejected);
+  const alerts = await claimAlerts(p, run.tickMs, run.findings, ledger, decision, policy, run.rejected);
   stats.alerts = alerts.length;
   const kept = new Set(alerts.map((a) => a.AlertId));
   stats.suppressedByCooldown += decision.alerts.filter((a) => !kept.has(a.AlertId)).length;
@@ -556,31 +715,44 @@ async function runTickBatched(
   await p.sink.write([...alerts, ...eventAlerts]);
   stats.eventAlerts = eventAlerts.length;
   stats.alerts += eventAlerts.length;
+  return alerts;
+}
 
-  // 3. The daily count (idempotent: rows keyed by alert id).
-  if (alerts.length > 0) {
-    const count = (cur: ReadonlyMap<string, Entity>) => {
-      const out = new Map<string, Entity | null>();
-      for (const a of alerts) if (!cur.has(a.AlertId)) out.set(a.AlertId, { tickMs, score: a.AnomalyScore });
-      return out;
-    };
-    await updateIsolated(p.store, 'state', dayPartition(day), count, rejected);
-    // 3a. The alert index (AlertId → caller, city, network): how an analyst's verdict finds its (caller, city).
-    const index = indexAlerts(alerts, findings);
-    await updateIsolated(p.store, 'state', ALERT_INDEX_PARTITION, index, rejected, [...kept]);
-  }
+/**
+ * 3. The daily count (idempotent: rows keyed by alert id), and 3a. the alert index (AlertId → caller, city,
+ * network): how an analyst's verdict finds its (caller, city).
+ */
+async function rememberAlerts(run: TickRun, alerts: readonly Alert[], day: string): Promise<void> {
+  if (alerts.length === 0) return;
+  const { p, tickMs } = run;
+  const count = (cur: ReadonlyMap<string, Entity>) => {
+    const out = new Map<string, Entity | null>();
+    for (const a of alerts) if (!cur.has(a.AlertId)) out.set(a.AlertId, { tickMs, score: a.AnomalyScore });
+    return out;
+  };
+  await updateIsolated(p.store, 'state', dayPartition(day), count, run.rejected);
+  const index = indexAlerts(alerts, run.findings);
+  const ids = [...new Set(alerts.map((a) => a.AlertId))];
+  await updateIsolated(p.store, 'state', ALERT_INDEX_PARTITION, index, run.rejected, ids);
+}
 
-  // 3b. Quarantines this run started, before any hour is counted: a crash after the baselines are written would
-  //     otherwise lose them (a re-run does not score hours already counted).
+/**
+ * 3b. Quarantines this run started, before any hour is counted: a crash after the baselines are written would
+ * otherwise lose them (a re-run does not score hours already counted).
+ */
+async function rememberQuarantines(run: TickRun): Promise<void> {
   const marks = new Map<string, CallerHourUpdate[]>();
-  for (const [caller, list] of callerUpdates) {
+  for (const [caller, list] of run.callerUpdates) {
     const mine = list.filter((u) => u.quarantineUntilMs > 0).map((u) => ({ ...u, markOnly: true }));
     if (mine.length > 0) marks.set(caller, mine);
   }
-  if (marks.size > 0) await updateCallerHistories(p.store, marks, new Map(), rejected);
+  if (marks.size > 0) await updateCallerHistories(run.p.store, marks, new Map(), run.rejected);
+}
 
-  // 4. Baselines: re-apply this run's hours to what is stored now (a concurrent writer may have moved it).
-  await mapLimit([...updates.entries()], 8, async ([opKey, hours]) => {
+/** 4. Baselines: re-applies this run's hours to each operation as stored now (a concurrent writer may have moved it). */
+async function rememberOperations(run: TickRun): Promise<void> {
+  const { p, params, display } = run;
+  await mapLimit([...run.updates.entries()], 8, async ([opKey, hours]) => {
     await updateIsolated(
       p.store,
       'baselines',
@@ -599,32 +771,34 @@ async function runTickBatched(
         for (const key of touched) next.set(key, cityToEntity(op.cities.get(key)!));
         return changedRows(cur, next);
       },
-      rejected,
+      run.rejected,
     );
-    stats.operationsWritten += 1;
+    run.stats.operationsWritten += 1;
   });
-  if (tenantUpdates.length > 0) {
-    await updateIsolated(
-      p.store,
-      'tenant',
-      TENANT_PARTITION,
-      (cur) => {
-        let t = tenantFromRows(cur);
-        for (const u of tenantUpdates) t = countTenantHour(t, u.city, u.hourMs, params, u.quarantined).tenant;
-        const next = new Map<string, Entity>();
-        next.set(TENANT_SUMMARY_ROW, {
-          ...tenantSummaryEntity(t),
-          // A store whose callers all live in buckets says so (no old per-caller partitions to look in).
-          ...(bucketsOnly(cur) ? { [CALLER_LAYOUT_PROPERTY]: CALLER_LAYOUT_BUCKETS } : {}),
-        });
-        for (const c of t.cities.values()) next.set(c.cityKey, tenantCityToEntity(c));
-        return changedRows(cur, next);
-      },
-      rejected,
-    );
-  }
-  await updateCallerHistories(p.store, callerUpdates, histories.legacy, rejected);
-  return stats;
+}
+
+/** Re-applies this run's city-hours to the tenant's cities as stored now. */
+async function rememberTenant(run: TickRun): Promise<void> {
+  if (run.tenantUpdates.length === 0) return;
+  await updateIsolated(
+    run.p.store,
+    'tenant',
+    TENANT_PARTITION,
+    (cur) => {
+      let t = tenantFromRows(cur);
+      for (const u of run.tenantUpdates)
+        t = countTenantHour(t, u.city, u.hourMs, run.params, u.quarantined).tenant;
+      const next = new Map<string, Entity>();
+      next.set(TENANT_SUMMARY_ROW, {
+        ...tenantSummaryEntity(t),
+        // A store whose callers all live in buckets says so (no old per-caller partitions to look in).
+        ...(bucketsOnly(cur) ? { [CALLER_LAYOUT_PROPERTY]: CALLER_LAYOUT_BUCKETS } : {}),
+      });
+      for (const c of t.cities.values()) next.set(c.cityKey, tenantCityToEntity(c));
+      return changedRows(cur, next);
+    },
+    run.rejected,
+  );
 }
 
 /**
