@@ -1,4 +1,4 @@
-import { type Alert, type AlertDefaults, alertIdFor, type RareFinding } from '../alerts/alert.js';
+import type { Alert, RareFinding } from '../alerts/alert.js';
 import {
   decideAlerts,
   type EpisodeDecision,
@@ -6,246 +6,34 @@ import {
   type LedgerEntry,
   ledgerKey,
 } from '../alerts/episodes.js';
-import type { AlertSink } from '../alerts/sinks.js';
-import type { BaselineStore, Entity, PartitionUpdate } from '../baseline/store.js';
-import type { Settings } from '../config/settings.js';
-import type { City, Geolocator, Network, NetworkLocator } from '../geo/types.js';
+import type { BaselineStore, Entity } from '../baseline/store.js';
 import type { LogFn } from '../run/log.js';
-import type {
-  CallerActivity,
-  CityBaseline,
-  Observation,
-  OperationBaseline,
-  ScoringParams,
-  TenantBaseline,
-} from '../scoring/model.js';
-import { emptyOperation, networkKey } from '../scoring/model.js';
+import type { Observation, OperationBaseline, ScoringParams, TenantBaseline } from '../scoring/model.js';
 import { scoringParams } from '../scoring/params.js';
-import { forCaller, type RarityScore, scoreObservation } from '../scoring/score.js';
-import {
-  alreadyCounted,
-  callerContext,
-  type CallerHourUpdate,
-  countCallerHour,
-  countOperationHour,
-  countTenantHour,
-  type HourUpdate,
-  quarantinedAt,
-} from '../scoring/update.js';
-import { type Arrival, arrivalPolicy, settleArrivals } from './arrivals.js';
-import {
-  bucketsOnly,
-  CALLER_LAYOUT_BUCKETS,
-  CALLER_LAYOUT_PROPERTY,
-  type CallerHistories,
-  readCallerHistories,
-  updateCallerHistories,
-} from './callers.js';
+import { arrivalPolicy, settleArrivals } from './arrivals.js';
+import { readCallerHistories, updateCallerHistories } from './callers.js';
+import { countHour, scoreHour } from './hours.js';
 import { type RejectHandler, updateIsolated } from './isolate.js';
+import { buildObservations, byHour } from './observations.js';
 import { Quarantine } from './quarantine.js';
+import { rememberAlerts, rememberOperations, rememberQuarantines, rememberTenant } from './remember.js';
 import {
   CHECKPOINT_PARTITION,
   CHECKPOINT_ROW,
-  cityToEntity,
   dayPartition,
   ledgerFromEntity,
   ledgerToEntity,
-  OPERATION_SUMMARY_ROW,
   operationFromRows,
-  operationSummaryEntity,
   sameEntity,
   TENANT_PARTITION,
-  TENANT_SUMMARY_ROW,
-  tenantCityToEntity,
   tenantFromRows,
-  tenantSummaryEntity,
 } from './state.js';
-import { type EventGroup, MAX_GROUP_LIST } from './types.js';
-import { ALERT_INDEX_PARTITION, alertIndexEntity } from './verdicts.js';
+import { mapLimit, type Pipeline, type TickRun, type TickStats } from './tickRun.js';
+import type { EventGroup } from './types.js';
 
 // LogFn lives in the leaf module shared/run/log.ts (low floors use it too); re-exported for the code that imports it
-// from here.
-export type { LogFn };
-
-/** Everything a detection run needs; built once per process and reused across runs. */
-export interface Pipeline {
-  store: BaselineStore;
-  geo: Geolocator;
-  /** The network (ASN) of each caller IP; absent: networks unknown, the model uses cities only. */
-  networks?: NetworkLocator;
-  settings: Settings;
-  sink: AlertSink;
-  defaults: AlertDefaults;
-  log?: LogFn;
-  /**
-   * Allowlists (settings and the allow table): returns why a rare finding must not alert, or undefined.
-   * Suppressed findings are still counted in baselines like any other observation; they only never alert.
-   */
-  suppress?: (finding: RareFinding) => string | undefined;
-  /**
-   * Observer (backtests): the rare findings of run `tickMs` — at or above UC_ALERT_THRESHOLD, before allowlists
-   * (`suppress`) and the alert decision — called once per run that has observations. Must not keep or modify the
-   * array (allowlists filter it in place afterwards); the findings themselves are not modified. Absent: no effect.
-   */
-  onFindings?: (tickMs: number, findings: readonly RareFinding[]) => void;
-}
-
-export interface TickStats {
-  tickMs: number;
-  windowStartMs: number;
-  groups: number;
-  events: number;
-  internalEvents: number;
-  noCityEvents: number;
-  notFoundEvents: number;
-  invalidIpEvents: number;
-  observations: number;
-  scored: number;
-  alreadyCounted: number;
-  rareFindings: number;
-  /** Rare findings an allowlist kept from alerting. */
-  allowlisted: number;
-  alerts: number;
-  suppressedByCooldown: number;
-  suppressedByCap: number;
-  operationsWritten: number;
-  /** Rows the store refused (size, content): logged and skipped, the run went on (shared/pipeline/isolate.ts). */
-  rowsRejected: number;
-  /** Findings an infrastructure move explained (shared/pipeline/arrivals.ts): counted, not alerted. */
-  absorbedByMove: number;
-  /** Move and wave alerts raised (besides `alerts`). */
-  eventAlerts: number;
-}
-
-const bounded = (into: string[], values: readonly string[]) => {
-  for (const v of values) if (v !== '' && into.length < MAX_GROUP_LIST && !into.includes(v)) into.push(v);
-};
-
-/** Geolocates event groups and folds them into (operation, city, hour) observations. */
-export function buildObservations(
-  groups: readonly EventGroup[],
-  geo: Geolocator,
-  stats: TickStats,
-  networks?: NetworkLocator,
-): Observation[] {
-  const byKey = new Map<string, Observation>();
-  const networkOf = networkCache(networks);
-  // (observation, caller) → its activity: a hot observation has thousands of callers (no linear search).
-  const activities = new Map<string, CallerActivity>();
-  for (const g of groups) {
-    stats.events += g.count;
-    const where = geo.locate(g.callerIp);
-    if (where.kind !== 'city') {
-      if (where.kind === 'internal') stats.internalEvents += g.count;
-      else if (where.kind === 'no-city') stats.noCityEvents += g.count;
-      else if (where.kind === 'not-found') stats.notFoundEvents += g.count;
-      else stats.invalidIpEvents += g.count;
-      continue;
-    }
-    const city: City = where.city;
-    const key = `${g.operationKey}\u0000${city.key}\u0000${g.hourMs}`;
-    let obs = byKey.get(key);
-    if (!obs) {
-      obs = {
-        operationKey: g.operationKey,
-        operation: g.operation,
-        city,
-        hourMs: g.hourMs,
-        events: 0,
-        callers: [],
-      };
-      byKey.set(key, obs);
-    }
-    obs.events += g.count;
-    const actKey = `${key}\u0000${g.caller}`;
-    let act: CallerActivity | undefined = activities.get(actKey);
-    if (!act) {
-      act = {
-        caller: g.caller,
-        callerType: g.callerType,
-        ips: [],
-        events: 0,
-        firstMs: g.firstMs,
-        lastMs: g.lastMs,
-        resourceIds: [],
-        correlationIds: [],
-        subscriptionId: g.subscriptionId,
-        resourceGroup: g.resourceGroup,
-      };
-      obs.callers.push(act);
-      activities.set(actKey, act);
-    }
-    act.events += g.count;
-    act.firstMs = Math.min(act.firstMs, g.firstMs);
-    act.lastMs = Math.max(act.lastMs, g.lastMs);
-    bounded(act.ips, [g.callerIp]);
-    const net = networkOf(g.callerIp);
-    if (net !== undefined) {
-      act.networks ??= [];
-      if (act.networks.length < MAX_NETWORKS && !act.networks.some((n) => n.asn === net.asn))
-        act.networks.push(net);
-    }
-    bounded(act.resourceIds, g.resourceIds);
-    bounded(act.correlationIds, g.correlationIds);
-  }
-  // Deterministic order: the same window always scores and alerts the same way.
-  const list = [...byKey.values()];
-  for (const o of list) o.callers.sort((a, b) => a.caller.localeCompare(b.caller));
-  return list.sort(
-    (a, b) =>
-      a.hourMs - b.hourMs ||
-      a.operationKey.localeCompare(b.operationKey) ||
-      a.city.key.localeCompare(b.city.key),
-  );
-}
-
-/** Distinct networks kept per caller activity (an attacker may rotate addresses across many). */
-const MAX_NETWORKS = 8;
-
-/** One lookup per distinct IP of a run (groups repeat IPs across operations and hours). */
-function networkCache(networks: NetworkLocator | undefined): (ip: string) => Network | undefined {
-  if (networks === undefined) return () => undefined;
-  const seen = new Map<string, Network | undefined>();
-  return (ip) => {
-    if (seen.has(ip)) return seen.get(ip);
-    const n = networks.network(ip);
-    seen.set(ip, n);
-    return n;
-  };
-}
-
-/**
- * Runs `fn` over items, at most `limit` at a time. When one fails, the others still finish before the error is
- * thrown: a run that fails leaves no write in flight behind it.
- */
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array<R>(items.length);
-  let next = 0;
-  let failure: { error: unknown } | undefined;
-  const worker = async () => {
-    while (next < items.length && failure === undefined) {
-      const i = next++;
-      try {
-        out[i] = await fn(items[i]!);
-      } catch (error) {
-        failure ??= { error };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failure !== undefined) throw failure.error;
-  return out;
-}
-
-/** Rows that differ between the stored partition and the new state. */
-function changedRows(
-  current: ReadonlyMap<string, Entity>,
-  next: Map<string, Entity>,
-): Map<string, Entity | null> {
-  const out = new Map<string, Entity | null>();
-  for (const [k, e] of next) if (!sameEntity(current.get(k), e)) out.set(k, e);
-  return out;
-}
+// from here. The run's types live in shared/pipeline/tickRun.ts, re-exported for the code that imports them from here.
+export type { LogFn, Pipeline, TickStats };
 
 export function newTickStats(tickMs: number, windowStartMs: number): TickStats {
   return {
@@ -323,38 +111,6 @@ async function runTickBatched(
   return stats;
 }
 
-/** One run between its stages: the baselines as read and as counted so far, and what scoring found. */
-interface TickRun {
-  p: Pipeline;
-  s: Settings;
-  params: ScoringParams;
-  tickMs: number;
-  stats: TickStats;
-  /** Bootstrap from history: counted, never alerted on. */
-  countOnly: boolean;
-  /** How a row the store refuses is logged and counted (shared/pipeline/isolate.ts). */
-  rejected: RejectHandler;
-  /** The tenant's cities: as stored, then with every hour this run counted. */
-  tenant: TenantBaseline;
-  /** Each operation's cities: as stored, then with every hour this run counted. */
-  ops: Map<string, OperationBaseline>;
-  /** Display name of each operation of the window. */
-  display: Map<string, string>;
-  /** The callers' cities (`histories.cities`, counted as the hours pass) and their old per-caller rows. */
-  histories: CallerHistories;
-  quarantine: Quarantine;
-  /** Quarantines started or extended by this hour's scores, applied before the hour is counted. */
-  quarantineNow: Map<string, number>;
-  /** Per-caller findings at or above UC_ALERT_THRESHOLD. */
-  findings: RareFinding[];
-  /** Activities from a city new to their caller, with networks: moves and waves (shared/pipeline/arrivals.ts). */
-  arrivals: Arrival[];
-  /** Hours to write: per operation, for the tenant, per caller. */
-  updates: Map<string, HourUpdate[]>;
-  tenantUpdates: { city: City; hourMs: number; quarantined: boolean }[];
-  callerUpdates: Map<string, CallerHourUpdate[]>;
-}
-
 /**
  * Reads the baselines the window's observations are scored against: the tenant's cities (one partition), each
  * operation's cities (one partition per operation) and the callers' cities (one read per bucket of callers,
@@ -392,216 +148,6 @@ async function readBaselines(
     tenantUpdates: [],
     callerUpdates: new Map(),
   };
-}
-
-/** The window's observations (sorted by hour) cut into hours. */
-function byHour(observations: readonly Observation[]): Observation[][] {
-  const hours: Observation[][] = [];
-  let i = 0;
-  while (i < observations.length) {
-    const hourMs = observations[i]!.hourMs;
-    let j = i;
-    while (j < observations.length && observations[j]!.hourMs === hourMs) j++;
-    hours.push(observations.slice(i, j));
-    i = j;
-  }
-  return hours;
-}
-
-/** An observation the hour will count, with the best score of its callers (the operation's own when none). */
-interface PendingHour {
-  obs: Observation;
-  score: number;
-}
-
-/** Scores one hour's observations, every one against the baselines as they were before that hour. */
-function scoreHour(run: TickRun, hourObs: readonly Observation[]): PendingHour[] {
-  const pending: PendingHour[] = [];
-  for (const obs of hourObs) {
-    const op = run.ops.get(obs.operationKey) ?? emptyOperation(obs.operationKey, obs.operation);
-    const row = op.cities.get(obs.city.key);
-    if (
-      row &&
-      alreadyCounted(
-        row.recent.map(([h]) => h),
-        obs.hourMs,
-      )
-    ) {
-      scoreUncountedCallers(run, op, row, obs);
-      continue;
-    }
-    const base = scoreObservation(op, run.tenant, obs.city, obs.hourMs, run.params);
-    run.stats.scored += 1;
-    pending.push({ obs, score: scoreCallers(run, op, obs, base, obs.callers) });
-  }
-  return pending;
-}
-
-/**
- * An hour an earlier overlapping run scored and counted: only callers it did not see can still raise an alert;
- * they are scored against today's state (conservative: it includes this hour).
- */
-function scoreUncountedCallers(
-  run: TickRun,
-  op: OperationBaseline,
-  row: CityBaseline,
-  obs: Observation,
-): void {
-  run.stats.alreadyCounted += 1;
-  const callers =
-    row.callers.length >= run.params.maxCallersPerCity
-      ? []
-      : obs.callers.filter((c) => c.caller !== '' && !row.callers.includes(c.caller));
-  if (callers.length === 0) return;
-  const base = scoreObservation(op, run.tenant, obs.city, obs.hourMs, run.params);
-  scoreCallers(run, op, obs, base, callers);
-}
-
-/** Scores callers' parts of an observation, noting quarantines, arrivals and findings; returns the best score. */
-function scoreCallers(
-  run: TickRun,
-  op: OperationBaseline,
-  obs: Observation,
-  base: RarityScore,
-  callers: readonly CallerActivity[],
-): number {
-  let best = base.score;
-  for (const activity of callers) {
-    const rarity = scoreFor(run, base, op, obs, activity);
-    noteScore(run, obs, activity, rarity);
-    noteArrival(run, obs, activity, rarity);
-    best = Math.max(best, rarity.score);
-    if (rarity.score >= run.s.UC_ALERT_THRESHOLD) run.findings.push({ observation: obs, activity, rarity });
-  }
-  return best;
-}
-
-/** Scores one caller's part of an observation: the operation's rarity plus the caller's own history. */
-function scoreFor(
-  run: TickRun,
-  base: RarityScore,
-  op: OperationBaseline,
-  obs: Observation,
-  activity: CallerActivity,
-): RarityScore {
-  if (activity.caller === '') return base;
-  const context = callerContext(
-    activity.caller,
-    run.histories.cities.get(activity.caller) ?? new Map(),
-    obs.city.key,
-    obs.hourMs,
-    activity.networks,
-    run.params.networkKnownDays,
-  );
-  return forCaller(base, op, obs.city, context, run.params);
-}
-
-/** Starts or extends the quarantine a score calls for (applied before the hour is counted). */
-function noteScore(run: TickRun, obs: Observation, activity: CallerActivity, rarity: RarityScore): void {
-  const end = run.quarantine.record(activity.caller, obs.city.key, obs.hourMs, rarity);
-  if (end !== undefined) run.quarantineNow.set(`${activity.caller}\u0000${obs.city.key}`, end);
-}
-
-/** Keeps an activity from a city new to its caller, through known networks: a possible move or wave. */
-function noteArrival(run: TickRun, obs: Observation, activity: CallerActivity, rarity: RarityScore): void {
-  const net = rarity.network;
-  if (!rarity.newCityForCaller || net === undefined || activity.networks === undefined) return;
-  const finding = { observation: obs, activity, rarity };
-  run.arrivals.push({
-    finding,
-    asns: activity.networks.map((n) => n.asn),
-    known: net.known,
-    isNew: net.isNew,
-  });
-}
-
-/**
- * Only now does the hour become part of the baselines: every observation of the hour was scored against the
- * state before it. Counts the operations' cities, the tenant's and the callers'.
- */
-function countHour(run: TickRun, hourObs: readonly Observation[], pending: readonly PendingHour[]): void {
-  const hourMs = hourObs[0]!.hourMs;
-  countOperationHours(run, pending, hourMs);
-  countTenantHours(run, hourObs, hourMs);
-  countCallerHours(run, hourObs, hourMs);
-  run.quarantineNow.clear();
-}
-
-/** Counts the hour's scored observations in their operations' baselines (and notes them to write). */
-function countOperationHours(run: TickRun, pending: readonly PendingHour[], hourMs: number): void {
-  for (const { obs, score } of pending) {
-    const who = obs.callers.map((c) => c.caller);
-    const u: HourUpdate = {
-      city: obs.city,
-      hourMs,
-      callers: who,
-      score,
-      quarantined: run.quarantine.allOn(who, obs.city.key, hourMs),
-    };
-    const op = run.ops.get(obs.operationKey) ?? emptyOperation(obs.operationKey, obs.operation);
-    run.ops.set(obs.operationKey, countOperationHour(op, u, run.params).op);
-    const list = run.updates.get(obs.operationKey);
-    if (list) list.push(u);
-    else run.updates.set(obs.operationKey, [u]);
-  }
-}
-
-/**
- * Tenant counts are per (city, hour): each once, however many operations saw it (counting is idempotent, but
- * every call copies the tenant's cities). A city-hour seen only from callers in quarantine is remembered, not
- * counted, for the tenant.
- */
-function countTenantHours(run: TickRun, hourObs: readonly Observation[], hourMs: number): void {
-  const cityHours = new Map<string, { city: City; quarantined: boolean }>();
-  for (const obs of hourObs) {
-    const all = run.quarantine.allOn(
-      obs.callers.map((c) => c.caller),
-      obs.city.key,
-      hourMs,
-    );
-    const prev = cityHours.get(obs.city.key);
-    cityHours.set(obs.city.key, { city: obs.city, quarantined: (prev?.quarantined ?? true) && all });
-  }
-  for (const { city, quarantined } of cityHours.values()) {
-    run.tenant = countTenantHour(run.tenant, city, hourMs, run.params, quarantined).tenant;
-    run.tenantUpdates.push({ city, hourMs, quarantined });
-  }
-}
-
-/**
- * Caller counts are per (caller, city or network, hour): each once, however many operations saw it. Networks
- * used from a city in quarantine for the caller are not learned: an attacker who stays must not make their own
- * network the caller's.
- */
-function countCallerHours(run: TickRun, hourObs: readonly Observation[], hourMs: number): void {
-  const callerCities = run.histories.cities;
-  const callerSeen = new Set<string>();
-  for (const obs of hourObs) {
-    for (const c of obs.callers) {
-      if (c.caller === '') continue;
-      const held =
-        run.quarantineNow.has(`${c.caller}\u0000${obs.city.key}`) ||
-        quarantinedAt(callerCities.get(c.caller)?.get(obs.city.key), hourMs);
-      const keys = [obs.city.key, ...(held ? [] : (c.networks ?? []).map((n) => networkKey(n.asn)))];
-      for (const key of keys) {
-        const seen = `${c.caller}\u0000${key}`;
-        if (callerSeen.has(seen)) continue;
-        callerSeen.add(seen);
-        const u: CallerHourUpdate = {
-          cityKey: key,
-          hourMs,
-          quarantineUntilMs: run.quarantineNow.get(seen) ?? 0,
-        };
-        callerCities.set(
-          c.caller,
-          countCallerHour(callerCities.get(c.caller) ?? new Map(), key, hourMs, u.quarantineUntilMs).cities,
-        );
-        const list = run.callerUpdates.get(c.caller);
-        if (list) list.push(u);
-        else run.callerUpdates.set(c.caller, [u]);
-      }
-    }
-  }
 }
 
 /**
@@ -719,89 +265,6 @@ async function deliverAlerts(
 }
 
 /**
- * 3. The daily count (idempotent: rows keyed by alert id), and 3a. the alert index (AlertId → caller, city,
- * network): how an analyst's verdict finds its (caller, city).
- */
-async function rememberAlerts(run: TickRun, alerts: readonly Alert[], day: string): Promise<void> {
-  if (alerts.length === 0) return;
-  const { p, tickMs } = run;
-  const count = (cur: ReadonlyMap<string, Entity>) => {
-    const out = new Map<string, Entity | null>();
-    for (const a of alerts) if (!cur.has(a.AlertId)) out.set(a.AlertId, { tickMs, score: a.AnomalyScore });
-    return out;
-  };
-  await updateIsolated(p.store, 'state', dayPartition(day), count, run.rejected);
-  const index = indexAlerts(alerts, run.findings);
-  const ids = [...new Set(alerts.map((a) => a.AlertId))];
-  await updateIsolated(p.store, 'state', ALERT_INDEX_PARTITION, index, run.rejected, ids);
-}
-
-/**
- * 3b. Quarantines this run started, before any hour is counted: a crash after the baselines are written would
- * otherwise lose them (a re-run does not score hours already counted).
- */
-async function rememberQuarantines(run: TickRun): Promise<void> {
-  const marks = new Map<string, CallerHourUpdate[]>();
-  for (const [caller, list] of run.callerUpdates) {
-    const mine = list.filter((u) => u.quarantineUntilMs > 0).map((u) => ({ ...u, markOnly: true }));
-    if (mine.length > 0) marks.set(caller, mine);
-  }
-  if (marks.size > 0) await updateCallerHistories(run.p.store, marks, new Map(), run.rejected);
-}
-
-/** 4. Baselines: re-applies this run's hours to each operation as stored now (a concurrent writer may have moved it). */
-async function rememberOperations(run: TickRun): Promise<void> {
-  const { p, params, display } = run;
-  await mapLimit([...run.updates.entries()], 8, async ([opKey, hours]) => {
-    await updateIsolated(
-      p.store,
-      'baselines',
-      opKey,
-      (cur) => {
-        let op = operationFromRows(opKey, display.get(opKey) ?? opKey, cur);
-        // Only the summary and the cities this run counted can change: build rows for those, not for every city
-        // of the operation (a busy operation has hundreds).
-        const touched = new Set<string>();
-        for (const u of hours) {
-          const r = countOperationHour(op, u, params);
-          op = r.op;
-          if (r.changedCity) touched.add(r.changedCity.cityKey);
-        }
-        const next = new Map<string, Entity>([[OPERATION_SUMMARY_ROW, operationSummaryEntity(op)]]);
-        for (const key of touched) next.set(key, cityToEntity(op.cities.get(key)!));
-        return changedRows(cur, next);
-      },
-      run.rejected,
-    );
-    run.stats.operationsWritten += 1;
-  });
-}
-
-/** Re-applies this run's city-hours to the tenant's cities as stored now. */
-async function rememberTenant(run: TickRun): Promise<void> {
-  if (run.tenantUpdates.length === 0) return;
-  await updateIsolated(
-    run.p.store,
-    'tenant',
-    TENANT_PARTITION,
-    (cur) => {
-      let t = tenantFromRows(cur);
-      for (const u of run.tenantUpdates)
-        t = countTenantHour(t, u.city, u.hourMs, run.params, u.quarantined).tenant;
-      const next = new Map<string, Entity>();
-      next.set(TENANT_SUMMARY_ROW, {
-        ...tenantSummaryEntity(t),
-        // A store whose callers all live in buckets says so (no old per-caller partitions to look in).
-        ...(bucketsOnly(cur) ? { [CALLER_LAYOUT_PROPERTY]: CALLER_LAYOUT_BUCKETS } : {}),
-      });
-      for (const c of t.cities.values()) next.set(c.cityKey, tenantCityToEntity(c));
-      return changedRows(cur, next);
-    },
-    run.rejected,
-  );
-}
-
-/**
  * Writes the ledger rows of a decision as claims (see runTick, step 1) and returns the alerts that hold: those
  * of `decision`, less any whose episode another writer claimed first, in the decision's order, followed by any
  * a concurrent writer's lower-scoring alert turned into a rescore.
@@ -888,30 +351,6 @@ async function claimAlerts(
   const listed = new Set(alerts.map((a) => a.AlertId));
   for (const list of outcome.values()) for (const a of list) if (!listed.has(a.AlertId)) alerts.push(a);
   return alerts;
-}
-
-/** The index rows of this run's alerts not indexed yet: each alert's id is that of one of its findings. */
-function indexAlerts(alerts: readonly Alert[], findings: readonly RareFinding[]): PartitionUpdate {
-  const wanted = new Set(alerts.map((a) => a.AlertId));
-  const rows = new Map<string, Entity>();
-  for (const f of findings) {
-    const { caller } = f.activity;
-    const o = f.observation;
-    const id = alertIdFor(caller, o.city.key, o.hourMs, o.operationKey);
-    if (!wanted.has(id) || rows.has(id)) continue;
-    const asn = f.activity.networks?.[0]?.asn;
-    rows.set(
-      id,
-      alertIndexEntity({
-        caller,
-        cityKey: o.city.key,
-        network: asn !== undefined ? `AS${asn}` : '',
-        hourMs: o.hourMs,
-        score: f.rarity.score,
-      }),
-    );
-  }
-  return (cur) => new Map([...rows].filter(([id]) => !cur.has(id)));
 }
 
 /** The last tick that completed (0 when none). */
