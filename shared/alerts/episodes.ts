@@ -56,6 +56,25 @@ export function decideAlerts(
   policy: EpisodePolicy,
   defaults: AlertDefaults,
 ): EpisodeDecision {
+  const day = new Date(tickMs).toISOString().slice(0, 10);
+  const out: EpisodeDecision = { alerts: [], ledger: [], suppressedByCooldown: 0, suppressedByCap: 0 };
+  const run: EpisodeRun = { today: new Set(alertsPerDay.get(day) ?? []), tickMs, policy, defaults, out };
+  for (const { key, fs } of episodesByScore(findings)) decideEpisode(fs, ledger.get(key), run);
+  return out;
+}
+
+/** One run's decision in the making: the alerts of today so far, the settings and what was decided. */
+interface EpisodeRun {
+  /** Alert ids of the tick's UTC day, this run's included as they are raised. */
+  today: Set<string>;
+  tickMs: number;
+  policy: EpisodePolicy;
+  defaults: AlertDefaults;
+  out: EpisodeDecision;
+}
+
+/** The findings grouped by (caller, city), highest-scoring episodes first so the daily cap keeps the most important. */
+function episodesByScore(findings: readonly RareFinding[]): { key: string; fs: RareFinding[] }[] {
   const groups = new Map<string, RareFinding[]>();
   for (const f of findings) {
     const key = ledgerKey(f.activity.caller, f.observation.city.key);
@@ -63,101 +82,133 @@ export function decideAlerts(
     if (list) list.push(f);
     else groups.set(key, [f]);
   }
-  const day = new Date(tickMs).toISOString().slice(0, 10);
-  const today = new Set(alertsPerDay.get(day) ?? []);
-  const out: EpisodeDecision = { alerts: [], ledger: [], suppressedByCooldown: 0, suppressedByCap: 0 };
-
-  // Highest-scoring episodes first, so the daily cap keeps the most important ones.
-  const ordered = [...groups.entries()]
+  return [...groups.entries()]
     .map(([key, fs]) => ({ key, fs, best: Math.max(...fs.map((f) => f.rarity.score)) }))
     .sort((a, b) => b.best - a.best || a.key.localeCompare(b.key));
-
-  for (const { key, fs } of ordered) {
-    const alert = buildAlert(fs, tickMs, defaults);
-    const triggerHour = Math.min(
-      ...fs.filter((f) => f.rarity.score === alert.AnomalyScore).map((f) => f.observation.hourMs),
-    );
-    const lastHour = Math.max(...fs.map((f) => f.observation.hourMs));
-    const prev = ledger.get(key);
-    // After a TruePositive verdict, activity of hours after the episode's last alert alerts again.
-    const confirmed = prev?.confirmedAlertId;
-    const later = prev && confirmed ? confirmedAlert(fs, prev, confirmed, tickMs, defaults) : undefined;
-    if (prev && later) {
-      if (today.size >= policy.dailyCap && !today.has(later.alert.AlertId)) {
-        out.suppressedByCap += 1;
-        continue;
-      }
-      today.add(later.alert.AlertId);
-      out.alerts.push(later.alert);
-      out.ledger.push({
-        ...prev,
-        lastActivityMs: Math.max(prev.lastActivityMs, lastHour),
-        update: { alertId: later.alert.AlertId, atMs: later.atMs, operations: later.alert.Operations },
-      });
-      continue;
-    }
-    if (prev !== undefined && prev.alertId === alert.AlertId) {
-      // The same alert again (a re-run after a crash): the sink dedupes by AlertId; keep it idempotent.
-      out.alerts.push(alert);
-      continue;
-    }
-    const again = prev?.update ? sameUpdate(fs, prev, tickMs, defaults) : undefined;
-    if (again !== undefined) {
-      out.alerts.push(again);
-      continue;
-    }
-    // The episode lasts while rare activity keeps coming from this caller and city: it ends only after a
-    // cooldown without any. A traveller gets one alert for the trip, not one per day or per operation.
-    const firstHour = Math.min(...fs.map((f) => f.observation.hourMs));
-    // While the (caller, city) is in quarantine (its alert not confirmed as benign), the episode stays open: the
-    // SOC has it already; only escalation (update alerts) and markedly higher scores raise alerts again.
-    const inQuarantine = fs.some((f) => f.rarity.quarantinedForCaller);
-    const inCooldown =
-      prev !== undefined &&
-      firstHour >= prev.alertedAtMs &&
-      (firstHour - prev.lastActivityMs < policy.cooldownMs || inQuarantine);
-    if (inCooldown && alert.AnomalyScore < prev.score + policy.rescoreMargin) {
-      const joined: LedgerEntry = {
-        ...prev,
-        lastActivityMs: Math.max(prev.lastActivityMs, lastHour),
-        operations: [...new Set([...prev.operations, ...alert.Operations])].slice(0, LEDGER_OPERATIONS),
-      };
-      const update = updateAlert(fs, prev, tickMs, policy, defaults);
-      if (update === undefined || (today.size >= policy.dailyCap && !today.has(update.AlertId))) {
-        if (update !== undefined) out.suppressedByCap += 1;
-        out.suppressedByCooldown += 1;
-        out.ledger.push(joined);
-        continue;
-      }
-      today.add(update.AlertId);
-      out.alerts.push(update);
-      out.ledger.push({
-        ...joined,
-        reported: [...new Set([...reportedOf(prev), ...update.Operations])].slice(0, LEDGER_OPERATIONS),
-        update: { alertId: update.AlertId, atMs: updateHour(fs, update), operations: update.Operations },
-      });
-      continue;
-    }
-    if (today.size >= policy.dailyCap && !today.has(alert.AlertId)) {
-      out.suppressedByCap += 1;
-      continue;
-    }
-    today.add(alert.AlertId);
-    out.alerts.push(confirmed !== undefined ? { ...alert, ParentAlertId: confirmed } : alert);
-    out.ledger.push({
-      ...(confirmed !== undefined ? { confirmedAlertId: confirmed } : {}),
-      caller: alert.Caller,
-      cityKey: fs[0]!.observation.city.key,
-      alertId: alert.AlertId,
-      alertedAtMs: triggerHour,
-      score: alert.AnomalyScore,
-      lastActivityMs: lastHour,
-      operations: alert.Operations,
-      reported: alert.Operations,
-    });
-  }
-  return out;
 }
+
+/** True when the day's alerts are at the cap and this alert is not one of them already. */
+const overCap = (run: EpisodeRun, alertId: string): boolean =>
+  run.today.size >= run.policy.dailyCap && !run.today.has(alertId);
+
+/** Decides one (caller, city) episode: after a verdict, a re-run, a joined finding or a new episode. */
+function decideEpisode(fs: RareFinding[], prev: LedgerEntry | undefined, run: EpisodeRun): void {
+  const { tickMs, defaults, out } = run;
+  const alert = buildAlert(fs, tickMs, defaults);
+  // After a TruePositive verdict, activity of hours after the episode's last alert alerts again.
+  const confirmed = prev?.confirmedAlertId;
+  const later = prev && confirmed ? confirmedAlert(fs, prev, confirmed, tickMs, defaults) : undefined;
+  if (prev && later) return alertAfterVerdict(fs, prev, later, run);
+  if (prev !== undefined && prev.alertId === alert.AlertId) {
+    // The same alert again (a re-run after a crash): the sink dedupes by AlertId; keep it idempotent.
+    out.alerts.push(alert);
+    return;
+  }
+  const again = prev?.update ? sameUpdate(fs, prev, tickMs, defaults) : undefined;
+  if (again !== undefined) {
+    out.alerts.push(again);
+    return;
+  }
+  if (
+    prev !== undefined &&
+    inCooldown(fs, prev, run.policy) &&
+    alert.AnomalyScore < prev.score + run.policy.rescoreMargin
+  )
+    return joinEpisode(fs, prev, alert, run);
+  openEpisode(fs, alert, confirmed, run);
+}
+
+/** Raises the alert of activity after a TruePositive verdict (within the cap) and records it as the episode's update. */
+function alertAfterVerdict(
+  fs: readonly RareFinding[],
+  prev: LedgerEntry,
+  later: { alert: Alert; atMs: number },
+  run: EpisodeRun,
+): void {
+  const { out } = run;
+  if (overCap(run, later.alert.AlertId)) {
+    out.suppressedByCap += 1;
+    return;
+  }
+  run.today.add(later.alert.AlertId);
+  out.alerts.push(later.alert);
+  out.ledger.push({
+    ...prev,
+    lastActivityMs: Math.max(prev.lastActivityMs, lastHourOf(fs)),
+    update: { alertId: later.alert.AlertId, atMs: later.atMs, operations: later.alert.Operations },
+  });
+}
+
+/**
+ * The episode lasts while rare activity keeps coming from this caller and city: it ends only after a cooldown
+ * without any. A traveller gets one alert for the trip, not one per day or per operation.
+ */
+function inCooldown(fs: readonly RareFinding[], prev: LedgerEntry, policy: EpisodePolicy): boolean {
+  const firstHour = Math.min(...fs.map((f) => f.observation.hourMs));
+  // While the (caller, city) is in quarantine (its alert not confirmed as benign), the episode stays open: the
+  // SOC has it already; only escalation (update alerts) and markedly higher scores raise alerts again.
+  const inQuarantine = fs.some((f) => f.rarity.quarantinedForCaller);
+  return (
+    firstHour >= prev.alertedAtMs && (firstHour - prev.lastActivityMs < policy.cooldownMs || inQuarantine)
+  );
+}
+
+/** Joins the findings to the open episode silently, unless new operations raise an update alert (within the cap). */
+function joinEpisode(fs: readonly RareFinding[], prev: LedgerEntry, alert: Alert, run: EpisodeRun): void {
+  const { out } = run;
+  const joined: LedgerEntry = {
+    ...prev,
+    lastActivityMs: Math.max(prev.lastActivityMs, lastHourOf(fs)),
+    operations: [...new Set([...prev.operations, ...alert.Operations])].slice(0, LEDGER_OPERATIONS),
+  };
+  const update = updateAlert(fs, prev, run.tickMs, run.policy, run.defaults);
+  if (update === undefined || overCap(run, update.AlertId)) {
+    if (update !== undefined) out.suppressedByCap += 1;
+    out.suppressedByCooldown += 1;
+    out.ledger.push(joined);
+    return;
+  }
+  run.today.add(update.AlertId);
+  out.alerts.push(update);
+  out.ledger.push({
+    ...joined,
+    reported: [...new Set([...reportedOf(prev), ...update.Operations])].slice(0, LEDGER_OPERATIONS),
+    update: { alertId: update.AlertId, atMs: updateHour(fs, update), operations: update.Operations },
+  });
+}
+
+/** Raises the alert of a new episode (within the cap; linked to a confirmed alert) and opens its ledger row. */
+function openEpisode(
+  fs: readonly RareFinding[],
+  alert: Alert,
+  confirmed: string | undefined,
+  run: EpisodeRun,
+): void {
+  const { out } = run;
+  if (overCap(run, alert.AlertId)) {
+    out.suppressedByCap += 1;
+    return;
+  }
+  const triggerHour = Math.min(
+    ...fs.filter((f) => f.rarity.score === alert.AnomalyScore).map((f) => f.observation.hourMs),
+  );
+  run.today.add(alert.AlertId);
+  out.alerts.push(confirmed !== undefined ? { ...alert, ParentAlertId: confirmed } : alert);
+  out.ledger.push({
+    ...(confirmed !== undefined ? { confirmedAlertId: confirmed } : {}),
+    caller: alert.Caller,
+    cityKey: fs[0]!.observation.city.key,
+    alertId: alert.AlertId,
+    alertedAtMs: triggerHour,
+    score: alert.AnomalyScore,
+    lastActivityMs: lastHourOf(fs),
+    operations: alert.Operations,
+    reported: alert.Operations,
+  });
+}
+
+/** Event hour of the episode's latest finding in this run. */
+const lastHourOf = (fs: readonly RareFinding[]): number => Math.max(...fs.map((f) => f.observation.hourMs));
 
 /** Operations already reported in the episode's alerts (old ledger rows: all its operations). */
 const reportedOf = (l: LedgerEntry): string[] => l.reported ?? l.operations;

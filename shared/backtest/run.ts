@@ -228,145 +228,207 @@ function periodOf(
  */
 export async function runBacktest(o: BacktestOptions): Promise<Backtest> {
   const variants = variantsOf(o);
-  // Allowlists of every variant, before the first replay (a bad service tags file fails here). No allow table:
-  // a backtest starts from an empty state, like replay without --state.
+  await applyAllowlists(variants);
+  const current = variants[0]!.settings.UC_ALERT_THRESHOLD;
+  const thresholds = [...new Set([...o.thresholds, current])].sort((a, b) => a - b);
+  const sweep: Sweep = { thresholds, current, floor: thresholds[0]! };
+  const { evaluated, period } = await evaluateVariants(o, variants, sweep);
+  const results = variants.map((v) => evaluated.get(v)!.result);
+  return {
+    results: resultsOf(o, sweep, period, variants, results),
+    decisions: evaluated.get(variants[0]!)!.decisions ?? [],
+    ...(o.keepAllDecisions === true
+      ? { variantDecisions: variants.map((v) => evaluated.get(v)!.decisions!) }
+      : {}),
+  };
+}
+
+/** The thresholds every variant is decided at: the sorted sweep, the current one and the lowest (the recording's floor). */
+interface Sweep {
+  thresholds: number[];
+  current: number;
+  floor: number;
+}
+
+/** One variant's numbers, and its decisions per threshold when the caller keeps them. */
+interface Evaluated {
+  result: VariantResult;
+  decisions?: ThresholdDecision[];
+}
+
+/**
+ * Allowlists of every variant, before the first replay (a bad service tags file fails here). No allow table:
+ * a backtest starts from an empty state, like replay without --state.
+ */
+async function applyAllowlists(variants: Variant[]): Promise<void> {
   for (const v of variants) {
     const allowlist = await (await AllowlistProvider.fromSettings(v.settings)).forRun();
     if (allowlist.size > 0) v.suppress = allowlist.suppress;
   }
+}
+
+/**
+ * Records and evaluates the variants: the current settings first, then the variants that re-use its findings,
+ * then one replay per other variant. The period is the current settings' (labels, history or events).
+ */
+async function evaluateVariants(
+  o: BacktestOptions,
+  variants: readonly Variant[],
+  sweep: Sweep,
+): Promise<{ evaluated: Map<Variant, Evaluated>; period: Period }> {
   const base = variants[0]!;
-  const current = base.settings.UC_ALERT_THRESHOLD;
-  const thresholds = [...new Set([...o.thresholds, current])].sort((a, b) => a - b);
-  const floor = thresholds[0]!;
   const replays = variants.filter((v) => v.method === 'replay');
   let baseRecording: Recording | undefined;
   let period: Period | undefined;
-  const results: VariantResult[] = [];
-  let decisions: ThresholdDecision[] = [];
-  const kept = new Map<Variant, ThresholdDecision[]>();
-
-  const verdictsOf = (v: Variant) =>
-    o.verdicts !== undefined && o.verdicts.length > 0
-      ? { list: o.verdicts, allowDays: v.settings.UC_VERDICT_ALLOW_DAYS }
-      : undefined;
-  const evaluateVariant = (v: Variant, rec: Recording): VariantResult => {
-    const defaults = alertDefaults(v.settings);
-    const policy = policyOf(v.settings);
-    const memo = new Map<number, ThresholdDecision>();
-    const check = (t: number) => {
-      if (t < floor) throw new Error(`backtest: threshold ${t} is below the recording's ${floor}`);
-    };
-    const decide = (t: number): ThresholdDecision => {
-      check(t);
-      let d = memo.get(t);
-      if (d === undefined) {
-        d = decideAt(rec.recorder.ticks, t, policy, defaults, v.suppress, verdictsOf(v));
-        memo.set(t, d);
-      }
-      return d;
-    };
-    const decideAllowing = (t: number, allowed: (f: RareFinding) => boolean): ThresholdDecision => {
-      check(t);
-      const own = v.suppress;
-      return decideAt(
-        rec.recorder.ticks,
-        t,
-        policy,
-        defaults,
-        (f) => (allowed(f) ? 'proposed allow rule' : own?.(f)),
-        verdictsOf(v),
-      );
-    };
-    const ctx: MetricsContext = {
-      ...(o.labels !== undefined ? { labels: o.labels } : {}),
-      period: period!,
-      settings: v.settings,
-      ticks: rec.recorder.ticks,
-      decide,
-      decideAllowing,
-      top: o.top ?? 10,
-    };
-    const perThreshold = thresholds.map((t) => thresholdResult(decide(t), current, ctx));
-    if (v === base) decisions = thresholds.map((t) => decide(t));
-    if (o.keepAllDecisions === true)
-      kept.set(
-        v,
-        thresholds.map((t) => decide(t)),
-      );
-    const s = rec.summary;
-    return {
-      name: v.name,
-      ...(v.change !== undefined ? { change: v.change } : {}),
-      currentThreshold: current,
-      method: v.method,
-      replay: {
-        events: s.events,
-        runs: s.ticks,
-        observations: s.observations,
-        internalEvents: s.internalEvents,
-        noCityEvents: s.noCityEvents,
-        notFoundEvents: s.notFoundEvents,
-        scores: rec.recorder.scores,
-        findingsKept: rec.recorder.kept,
-        seconds: v.method === 'replay' ? Math.round(rec.seconds * 10) / 10 : 0,
-      },
-      scoreHistogram: { binWidth: HISTOGRAM_BIN, counts: [...rec.recorder.histogram] },
-      results: perThreshold,
-    };
-  };
-
-  // The current settings first, then the variants that re-use its findings, then one replay per other variant.
   const order = [base, ...variants.filter((v) => v.method === 'decision'), ...replays.slice(1)];
-  const byVariant = new Map<Variant, VariantResult>();
+  const evaluated = new Map<Variant, Evaluated>();
   for (const v of order) {
     let rec: Recording;
     if (v.method === 'decision') {
       rec = baseRecording!;
     } else {
-      const index = replays.indexOf(v);
-      rec = await record(
-        o,
-        v.settings,
-        floor,
-        o.onProgress
-          ? (p) => o.onProgress!({ index: index + 1, count: replays.length, variant: v.name }, p)
-          : undefined,
-        v === base ? o.warn : undefined,
-      );
+      rec = await recordVariant(o, v, replays, sweep.floor);
       if (v === base) {
-        if (rec.summary.events === 0)
-          throw new Error(
-            `no events to backtest in ${o.history !== undefined ? describePeriod(o.history.source) : o.files.join(', ')} (after UC_CATEGORIES/UC_STATUSES filters)`,
-          );
         baseRecording = rec;
         period = periodOf(o.labels, rec.summary, o.history);
       }
     }
-    byVariant.set(v, evaluateVariant(v, rec));
+    const keep = v === base || o.keepAllDecisions === true;
+    evaluated.set(v, evaluateVariant(o, v, rec, { ...sweep, period: period! }, keep));
   }
-  for (const v of variants) results.push(byVariant.get(v)!);
+  return { evaluated, period: period! };
+}
 
-  const p = period!;
+/** Replays the period with one variant's settings (progress numbered among the replays); none: an error. */
+async function recordVariant(
+  o: BacktestOptions,
+  v: Variant,
+  replays: readonly Variant[],
+  floor: number,
+): Promise<Recording> {
+  const index = replays.indexOf(v);
+  const isBase = index === 0;
+  const rec = await record(
+    o,
+    v.settings,
+    floor,
+    o.onProgress
+      ? (p) => o.onProgress!({ index: index + 1, count: replays.length, variant: v.name }, p)
+      : undefined,
+    isBase ? o.warn : undefined,
+  );
+  if (isBase && rec.summary.events === 0)
+    throw new Error(
+      `no events to backtest in ${o.history !== undefined ? describePeriod(o.history.source) : o.files.join(', ')} (after UC_CATEGORIES/UC_STATUSES filters)`,
+    );
+  return rec;
+}
+
+/** The alert decisions of one variant's recording: memoised per threshold, and with one more allow rule. */
+function decidersOf(
+  o: BacktestOptions,
+  v: Variant,
+  rec: Recording,
+  floor: number,
+): Pick<MetricsContext, 'decide' | 'decideAllowing'> {
+  const defaults = alertDefaults(v.settings);
+  const policy = policyOf(v.settings);
+  const verdicts =
+    o.verdicts !== undefined && o.verdicts.length > 0
+      ? () => ({ list: o.verdicts!, allowDays: v.settings.UC_VERDICT_ALLOW_DAYS })
+      : () => undefined;
+  const memo = new Map<number, ThresholdDecision>();
+  const check = (t: number) => {
+    if (t < floor) throw new Error(`backtest: threshold ${t} is below the recording's ${floor}`);
+  };
+  const decide = (t: number): ThresholdDecision => {
+    check(t);
+    let d = memo.get(t);
+    if (d === undefined) {
+      d = decideAt(rec.recorder.ticks, t, policy, defaults, v.suppress, verdicts());
+      memo.set(t, d);
+    }
+    return d;
+  };
+  const decideAllowing = (t: number, allowed: (f: RareFinding) => boolean): ThresholdDecision => {
+    check(t);
+    const own = v.suppress;
+    const suppress: Suppress = (f) => (allowed(f) ? 'proposed allow rule' : own?.(f));
+    return decideAt(rec.recorder.ticks, t, policy, defaults, suppress, verdicts());
+  };
+  return { decide, decideAllowing };
+}
+
+/** Decides one variant's recording at every threshold and computes its numbers (and keeps its decisions if asked). */
+function evaluateVariant(
+  o: BacktestOptions,
+  v: Variant,
+  rec: Recording,
+  sweep: Sweep & { period: Period },
+  keep: boolean,
+): Evaluated {
+  const { thresholds, current } = sweep;
+  const ctx: MetricsContext = {
+    ...(o.labels !== undefined ? { labels: o.labels } : {}),
+    period: sweep.period,
+    settings: v.settings,
+    ticks: rec.recorder.ticks,
+    ...decidersOf(o, v, rec, sweep.floor),
+    top: o.top ?? 10,
+  };
+  const perThreshold = thresholds.map((t) => thresholdResult(ctx.decide(t), current, ctx));
+  const result: VariantResult = {
+    name: v.name,
+    ...(v.change !== undefined ? { change: v.change } : {}),
+    currentThreshold: current,
+    method: v.method,
+    replay: replayNumbers(v, rec),
+    scoreHistogram: { binWidth: HISTOGRAM_BIN, counts: [...rec.recorder.histogram] },
+    results: perThreshold,
+  };
+  return keep ? { result, decisions: thresholds.map((t) => ctx.decide(t)) } : { result };
+}
+
+/** What the variant's replay read and recorded (seconds only for a variant that replayed). */
+function replayNumbers(v: Variant, rec: Recording): VariantResult['replay'] {
+  const s = rec.summary;
   return {
-    results: {
-      tool: 'unusual-city backtest',
-      version: VERSION,
-      generatedAt: new Date().toISOString(),
-      files: [...o.files],
-      ...(o.history !== undefined ? { logAnalytics: o.history.source } : {}),
-      ...(o.labelsPath !== undefined ? { labels: o.labelsPath } : {}),
-      period: {
-        start: new Date(p.startMs).toISOString(),
-        end: new Date(p.endMs).toISOString(),
-        days: p.days,
-      },
-      thresholds,
-      set: { ...o.set },
-      replays: replays.length,
-      variants: results,
-      ...(o.vary.length > 0 ? { varied: variedSettings(o, results) } : {}),
+    events: s.events,
+    runs: s.ticks,
+    observations: s.observations,
+    internalEvents: s.internalEvents,
+    noCityEvents: s.noCityEvents,
+    notFoundEvents: s.notFoundEvents,
+    scores: rec.recorder.scores,
+    findingsKept: rec.recorder.kept,
+    seconds: v.method === 'replay' ? Math.round(rec.seconds * 10) / 10 : 0,
+  };
+}
+
+/** The backtest's JSON: what was replayed, the period, the thresholds, every variant and the varied settings. */
+function resultsOf(
+  o: BacktestOptions,
+  sweep: Sweep,
+  p: Period,
+  variants: readonly Variant[],
+  results: VariantResult[],
+): BacktestResults {
+  return {
+    tool: 'unusual-city backtest',
+    version: VERSION,
+    generatedAt: new Date().toISOString(),
+    files: [...o.files],
+    ...(o.history !== undefined ? { logAnalytics: o.history.source } : {}),
+    ...(o.labelsPath !== undefined ? { labels: o.labelsPath } : {}),
+    period: {
+      start: new Date(p.startMs).toISOString(),
+      end: new Date(p.endMs).toISOString(),
+      days: p.days,
     },
-    decisions,
-    ...(o.keepAllDecisions === true ? { variantDecisions: variants.map((v) => kept.get(v)!) } : {}),
+    thresholds: sweep.thresholds,
+    set: { ...o.set },
+    replays: variants.filter((v) => v.method === 'replay').length,
+    variants: results,
+    ...(o.vary.length > 0 ? { varied: variedSettings(o, results) } : {}),
   };
 }
