@@ -4,14 +4,8 @@ import type { AlertSink } from '../alerts/sinks.js';
 import type { BaselineStore } from '../baseline/store.js';
 import type { Settings } from '../config/settings.js';
 import type { Geolocator, NetworkLocator } from '../geo/types.js';
-import {
-  commitCheckpoint,
-  type LogFn,
-  type Pipeline,
-  readCheckpoint,
-  runTick,
-  type TickStats,
-} from './tick.js';
+import { runStateOf } from './runState.js';
+import { type LogFn, type Pipeline, runTick, type TickStats } from './tick.js';
 import { AggregatedEvents, slotOf } from './window.js';
 
 export interface ReplayOptions {
@@ -149,7 +143,8 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
   const last = Math.floor(agg.maxMs / tick) * tick + tick;
   if (o.fromMs !== undefined) first = Math.max(first, Math.ceil(o.fromMs / tick) * tick);
   const end = o.toMs !== undefined ? Math.min(last, Math.floor(o.toMs / tick) * tick) : last;
-  const checkpoint = await readCheckpoint(o.store);
+  const state = runStateOf(o.store);
+  const checkpoint = await state.checkpoint();
   if (checkpoint >= first) {
     summary.resumedFromMs = checkpoint;
     first = checkpoint + tick;
@@ -200,7 +195,7 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
         done += steps;
       }
     }
-    await commitCheckpoint(o.store, t);
+    await state.commitCheckpoint(t);
     summary.ticks += 1;
     done += 1;
     if (done % 96 === 0 || t + tick > end)

@@ -43,8 +43,6 @@ import {
 import { type RejectHandler, updateIsolated } from './isolate.js';
 import { Quarantine } from './quarantine.js';
 import {
-  CHECKPOINT_PARTITION,
-  CHECKPOINT_ROW,
   cityToEntity,
   dayPartition,
   ledgerFromEntity,
@@ -738,20 +736,4 @@ function indexAlerts(alerts: readonly Alert[], findings: readonly RareFinding[])
     );
   }
   return (cur) => new Map([...rows].filter(([id]) => !cur.has(id)));
-}
-
-/** The last tick that completed (0 when none). */
-export async function readCheckpoint(store: BaselineStore): Promise<number> {
-  const rows = await store.readRows('state', CHECKPOINT_PARTITION, [CHECKPOINT_ROW]);
-  const v = rows.get(CHECKPOINT_ROW)?.lastTickMs;
-  return typeof v === 'number' ? v : 0;
-}
-
-/** Records a completed tick; never moves the checkpoint backwards. */
-export async function commitCheckpoint(store: BaselineStore, tickMs: number): Promise<void> {
-  await store.updateRows('state', CHECKPOINT_PARTITION, [CHECKPOINT_ROW], (cur) => {
-    const prev = cur.get(CHECKPOINT_ROW)?.lastTickMs;
-    if (typeof prev === 'number' && prev >= tickMs) return new Map();
-    return new Map([[CHECKPOINT_ROW, { lastTickMs: tickMs, updatedAt: new Date(tickMs).toISOString() }]]);
-  });
 }

@@ -1,7 +1,8 @@
 import type { Alert } from '../alerts/alert.js';
 import type { AlertSink } from '../alerts/sinks.js';
-import { baselineGate, bootstrapPending } from '../ops/bootstrap.js';
-import { commitCheckpoint, readCheckpoint, runTick } from '../pipeline/tick.js';
+import { baselineGate } from '../ops/bootstrap.js';
+import { runStateOf } from '../pipeline/runState.js';
+import { runTick } from '../pipeline/tick.js';
 import { BudgetExceededError, RunBudget } from './budget.js';
 import type { DetectorDeps } from './deps.js';
 import { bootstrapDeps, deliverAndMaintain, newRunReport, runPipeline } from './report.js';
@@ -44,6 +45,7 @@ export async function runScheduled(
   const interval = s.UC_TICK_INTERVAL;
   const started = clock();
   const scheduledMs = Math.floor(started / interval) * interval;
+  const state = runStateOf(deps.store);
   const raised: Alert[] = [];
   const report: RunReport = {
     ...newRunReport(invocation, scheduledMs, raised),
@@ -73,7 +75,7 @@ export async function runScheduled(
     });
     report.baseline = gate.baseline;
     const allow = gate.baseline !== 'bootstrapping' && deps.allowlist ? await deps.allowlist() : undefined;
-    const checkpoint = await readCheckpoint(deps.store);
+    const checkpoint = await state.checkpoint();
     const ticks: number[] = [];
     if (gate.baseline === 'bootstrapping') report.stoppedBecause = 'bootstrap in progress';
     else if (checkpoint === 0)
@@ -101,7 +103,7 @@ export async function runScheduled(
         report.ticksLeft = ticks.length - i;
         break;
       }
-      if (i > 0 && (await bootstrapPending(deps.store))) {
+      if (i > 0 && (await state.bootstrapPending())) {
         report.stoppedBecause = 'a bootstrap started';
         report.ticksLeft = ticks.length - i;
         break;
@@ -127,7 +129,7 @@ export async function runScheduled(
       report.rowsFetched += deps.source.lastRead?.rows ?? groups.length;
       t = clock();
       const stats = await runTick(runPipeline(deps, geo, sink, allow), tick, groups);
-      await commitCheckpoint(deps.store, tick);
+      await state.commitCheckpoint(tick);
       report.durationsMs.detect += clock() - t;
       report.ticks.push(tick);
       report.groups += stats.groups;
