@@ -12,6 +12,7 @@ import {
   callerBucket,
   callerRowKey,
 } from '../shared/pipeline/callers.js';
+import { commitCheckpoint } from '../shared/pipeline/runState.js';
 import {
   callerCityToEntity,
   cityToEntity,
@@ -21,7 +22,6 @@ import {
   TENANT_SUMMARY_ROW,
   tenantCityToEntity,
 } from '../shared/pipeline/state.js';
-import { commitCheckpoint } from '../shared/pipeline/tick.js';
 import type { BenchPopulation } from './tenant.js';
 import { DAY_MS, HOUR_MS } from './tenant.js';
 

@@ -22,11 +22,11 @@ import {
   bootstrapJson,
   BootstrapRefusedError,
   cancelBootstrap,
-  readBootstrap,
   runBootstrap,
   startBootstrap,
 } from '../shared/ops/bootstrap.js';
 import { openAzureOps, type OpsClientOptions } from '../shared/ops/clients.js';
+import { runStateOf } from '../shared/pipeline/runState.js';
 import type { LogFn } from '../shared/pipeline/tick.js';
 import type { EventSource } from '../shared/pipeline/types.js';
 
@@ -167,7 +167,7 @@ async function answer(request: HttpRequest, scope: RequestScope): Promise<HttpRe
 
 /** GET: the bootstrap's status, or 404 when none was ever started. */
 async function statusResponse({ deps, statusUrl }: RequestScope): Promise<HttpResponseInit> {
-  const st = await readBootstrap(deps.store);
+  const st = await runStateOf(deps.store).bootstrap();
   return st
     ? json(200, { bootstrap: bootstrapJson(st), statusUrl })
     : json(404, { bootstrap: null, message: 'No bootstrap has been started: POST to start one.' });
@@ -223,7 +223,7 @@ async function startResponse(p: Record<string, string>, scope: RequestScope): Pr
     });
   } catch (error) {
     if (error instanceof BootstrapRefusedError) {
-      const current = await readBootstrap(deps.store);
+      const current = await runStateOf(deps.store).bootstrap();
       return json(409, { error: error.message, bootstrap: current ? bootstrapJson(current) : null });
     }
     throw error;

@@ -16,16 +16,15 @@ import { checkWhoAndWhy } from '../ops/audit.js';
 import {
   bootstrapJson,
   BootstrapRefusedError,
-  type BootstrapStatus,
   cancelBootstrap,
   formatBootstrap,
   historyDays,
-  readBootstrap,
   runBootstrap,
   type RunOutcome,
   startBootstrap,
 } from '../ops/bootstrap.js';
 import { openAzureOps, openStateStore } from '../ops/clients.js';
+import { type BootstrapStatus, runStateOf } from '../pipeline/runState.js';
 import type { LogFn } from '../pipeline/tick.js';
 import type { EventSource } from '../pipeline/types.js';
 import { AggregatedEvents } from '../pipeline/window.js';
@@ -189,7 +188,7 @@ async function showStatusOrCancel(
   const store = await openStateStore(settings, io.env, values.state, true);
   try {
     if (values.status === true) {
-      const st = await readBootstrap(store);
+      const st = await runStateOf(store).bootstrap();
       if (values.json === true) io.stdout(`${JSON.stringify(st ? bootstrapJson(st) : null, null, 2)}\n`);
       else io.stdout(st ? `${formatBootstrap(st)}\n` : 'no bootstrap has been started\n');
       return 0;

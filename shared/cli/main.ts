@@ -13,9 +13,9 @@ import { classReport, formatClassTable, hasClasses } from '../demo/classes.js';
 import { runDemo } from '../demo/demo.js';
 import { evaluateAlerts, formatEvaluation, readLabels } from '../demo/evaluate.js';
 import { AllowlistProvider } from '../ops/allowlist.js';
-import { bootstrapPending } from '../ops/bootstrap.js';
 import { describeSkipped, readVerdictFile, verdictPolicy } from '../ops/verdicts.js';
 import { replay, type ReplayProgress, type ReplaySummary } from '../pipeline/replay.js';
+import { runStateOf } from '../pipeline/runState.js';
 import { VerdictFeed } from '../pipeline/verdicts.js';
 import { VERSION } from '../version.js';
 import { CliError, EXIT, parseSets, parseTime, UsageError } from './args.js';
@@ -162,7 +162,7 @@ async function runReplay(
   try {
     const { fromMs, toMs } = replayWindow(values);
     // History before the present: an unfinished `bootstrap --from-files` into this state must end first.
-    if (stateDir !== undefined && (await bootstrapPending(store)))
+    if (stateDir !== undefined && (await runStateOf(store).bootstrapPending()))
       throw new UsageError(
         `${stateDir} holds an unfinished bootstrap: run it again to finish it, or --cancel it`,
       );

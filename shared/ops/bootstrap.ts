@@ -26,17 +26,15 @@ import { randomUUID } from 'node:crypto';
 
 import { alertDefaults } from '../alerts/defaults.js';
 import type { AlertSink } from '../alerts/sinks.js';
-import type { BaselineStore, Entity, TableName } from '../baseline/store.js';
+import type { BaselineStore, TableName } from '../baseline/store.js';
 import type { Settings } from '../config/settings.js';
 import type { Geolocator, NetworkLocator } from '../geo/types.js';
-import { TENANT_PARTITION, TENANT_SUMMARY_ROW } from '../pipeline/state.js';
-import { commitCheckpoint, type LogFn, readCheckpoint, runTick } from '../pipeline/tick.js';
+import { type BaselineCondition, type BootstrapStatus, runStateOf } from '../pipeline/runState.js';
+import { type LogFn, runTick } from '../pipeline/tick.js';
 import type { EventSource } from '../pipeline/types.js';
 import type { RunBudget } from '../run/budget.js';
 import { appendAudit, checkWhoAndWhy } from './audit.js';
 
-export const BOOTSTRAP_PARTITION = 'bootstrap';
-export const BOOTSTRAP_ROW = 'status';
 /** How long a worker owns the bootstrap without renewing (renewed before and after every window). */
 export const BOOTSTRAP_LEASE_MS = 5 * 60_000;
 const HOUR_MS = 3_600_000;
@@ -45,43 +43,6 @@ const DAY_MS = 86_400_000;
 export const DEFAULT_BOOTSTRAP_WINDOW_MS = DAY_MS;
 /** Default wait before clearing existing state, so a detection run in flight can finish its tick. */
 export const DEFAULT_CLEAR_GRACE_MS = 30_000;
-
-export type BootstrapState = 'running' | 'done' | 'cancelled';
-export type BootstrapPhase = 'clearing' | 'counting' | 'done';
-
-/** The status row (table 'state', partition 'bootstrap', row 'status'). Times are epoch milliseconds. */
-export interface BootstrapStatus {
-  id: string;
-  state: BootstrapState;
-  phase: BootstrapPhase;
-  source: 'log-analytics' | 'files';
-  days: number;
-  /** History period [startMs, endMs); endMs becomes the checkpoint. */
-  startMs: number;
-  endMs: number;
-  windowMs: number;
-  /** History is counted up to here. */
-  doneUntilMs: number;
-  windowsDone: number;
-  windowsTotal: number;
-  groups: number;
-  events: number;
-  observations: number;
-  /** Findings history held at or above the threshold (never alerted). */
-  rareFindings: number;
-  /** Existing baselines were cleared first (learned hours lie inside the period and are counted again). */
-  rebuild: boolean;
-  requestedBy: string;
-  reason: string;
-  createdMs: number;
-  updatedMs: number;
-  finishedMs: number;
-  /** Clearing waits until then (a detection run may still be finishing its tick). */
-  graceUntilMs: number;
-  owner: string;
-  leaseUntilMs: number;
-  lastError: string;
-}
 
 /** What the bootstrap needs: the same pieces as a detection run. */
 export interface BootstrapDeps {
@@ -101,87 +62,6 @@ export class BootstrapRefusedError extends Error {
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
-
-const num = (e: Entity, k: string): number => (typeof e[k] === 'number' ? e[k] : 0);
-const str = (e: Entity, k: string): string => (typeof e[k] === 'string' ? e[k] : '');
-
-function fromEntity(e: Entity): BootstrapStatus {
-  return {
-    id: str(e, 'id'),
-    state: str(e, 'state') as BootstrapState,
-    phase: str(e, 'phase') as BootstrapPhase,
-    source: str(e, 'source') === 'files' ? 'files' : 'log-analytics',
-    days: num(e, 'days'),
-    startMs: num(e, 'startMs'),
-    endMs: num(e, 'endMs'),
-    windowMs: num(e, 'windowMs'),
-    doneUntilMs: num(e, 'doneUntilMs'),
-    windowsDone: num(e, 'windowsDone'),
-    windowsTotal: num(e, 'windowsTotal'),
-    groups: num(e, 'groups'),
-    events: num(e, 'events'),
-    observations: num(e, 'observations'),
-    rareFindings: num(e, 'rareFindings'),
-    rebuild: e.rebuild === true,
-    requestedBy: str(e, 'requestedBy'),
-    reason: str(e, 'reason'),
-    createdMs: num(e, 'createdMs'),
-    updatedMs: num(e, 'updatedMs'),
-    finishedMs: num(e, 'finishedMs'),
-    graceUntilMs: num(e, 'graceUntilMs'),
-    owner: str(e, 'owner'),
-    leaseUntilMs: num(e, 'leaseUntilMs'),
-    lastError: str(e, 'lastError'),
-  };
-}
-
-function toEntity(s: BootstrapStatus): Entity {
-  // Table Storage limits strings to 32 K characters; an error message is never that useful.
-  return { ...s, lastError: s.lastError.slice(0, 4000) };
-}
-
-/** The bootstrap status, or undefined when none was ever started. */
-export async function readBootstrap(store: BaselineStore): Promise<BootstrapStatus | undefined> {
-  const rows = await store.readRows('state', BOOTSTRAP_PARTITION, [BOOTSTRAP_ROW]);
-  const e = rows.get(BOOTSTRAP_ROW);
-  return e ? fromEntity(e) : undefined;
-}
-
-/** True while a bootstrap is unfinished: detection must wait for it. */
-export async function bootstrapPending(store: BaselineStore): Promise<boolean> {
-  return (await readBootstrap(store))?.state === 'running';
-}
-
-/**
- * Read-modify-write of the status row with optimistic concurrency. `fn` returns the new status, or undefined
- * to leave the row as it is; the result is the row as written (or as found).
- */
-async function mutate(
-  store: BaselineStore,
-  fn: (cur: BootstrapStatus | undefined) => BootstrapStatus | undefined,
-): Promise<BootstrapStatus | undefined> {
-  let result: BootstrapStatus | undefined;
-  await store.updateRows('state', BOOTSTRAP_PARTITION, [BOOTSTRAP_ROW], (rows) => {
-    const e = rows.get(BOOTSTRAP_ROW);
-    const cur = e ? fromEntity(e) : undefined;
-    const next = fn(cur);
-    result = next ?? cur;
-    return next === undefined ? new Map<string, Entity | null>() : new Map([[BOOTSTRAP_ROW, toEntity(next)]]);
-  });
-  return result;
-}
-
-/** What the detector has learned so far: its checkpoint and the tenant's first counted hour (0: none). */
-export async function learnedState(
-  store: BaselineStore,
-): Promise<{ checkpointMs: number; firstSeenMs: number }> {
-  const [checkpointMs, tenant] = await Promise.all([
-    readCheckpoint(store),
-    store.readRows('tenant', TENANT_PARTITION, [TENANT_SUMMARY_ROW]),
-  ]);
-  const v = tenant.get(TENANT_SUMMARY_ROW)?.firstSeenMs;
-  return { checkpointMs, firstSeenMs: typeof v === 'number' ? v : 0 };
-}
 
 export interface StartOptions {
   days: number;
@@ -209,7 +89,8 @@ export async function startBootstrap(
   o: StartOptions,
 ): Promise<{ status: BootstrapStatus; created: boolean }> {
   const clock = o.clock ?? Date.now;
-  const existing = await readBootstrap(store);
+  const state = runStateOf(store);
+  const existing = await state.bootstrap();
   if (existing?.state === 'running') return { status: existing, created: false };
   if (!Number.isInteger(o.days) || o.days < 1) throw new BootstrapRefusedError(`days must be at least 1`);
   const windowMs = o.windowMs ?? DEFAULT_BOOTSTRAP_WINDOW_MS;
@@ -223,7 +104,7 @@ export async function startBootstrap(
       `nothing to bootstrap: the history period ${iso(startMs)} to ${iso(endMs)} is empty`,
     );
   }
-  const { checkpointMs, firstSeenMs } = await learnedState(store);
+  const { checkpointMs, firstSeenMs } = await state.learned();
   if (checkpointMs > endMs) {
     throw new BootstrapRefusedError(
       `the detector's checkpoint (${iso(checkpointMs)}) is after the end of the bootstrap period (${iso(endMs)}): ` +
@@ -271,7 +152,7 @@ export async function startBootstrap(
     leaseUntilMs: 0,
     lastError: '',
   };
-  const written = await mutate(store, (cur) => (cur?.state === 'running' ? undefined : mine));
+  const written = await state.updateBootstrap((cur) => (cur?.state === 'running' ? undefined : mine));
   if (!written || written.id !== mine.id) return { status: written ?? mine, created: false };
   await appendAudit(store, {
     action: 'bootstrap',
@@ -290,7 +171,7 @@ export async function cancelBootstrap(
   change: { by: string; reason: string; atMs: number },
 ): Promise<BootstrapStatus | undefined> {
   let cancelled = false;
-  const st = await mutate(store, (cur) => {
+  const st = await runStateOf(store).updateBootstrap((cur) => {
     cancelled = cur?.state === 'running';
     return cur?.state === 'running'
       ? {
@@ -399,7 +280,7 @@ export async function runBootstrap(d: BootstrapDeps, o: RunOptions): Promise<Run
 
 /** Takes the lease of a running bootstrap unless another owner holds it; the status as it then is. */
 function takeLease({ d, o, clock }: BootstrapRun): Promise<BootstrapStatus | undefined> {
-  return mutate(d.store, (cur) => {
+  return runStateOf(d.store).updateBootstrap((cur) => {
     if (cur?.state !== 'running') return undefined;
     if (cur.owner !== o.owner && cur.owner !== '' && cur.leaseUntilMs > clock() && o.takeOver !== true)
       return undefined;
@@ -413,7 +294,7 @@ async function renewLease(
   patch: (cur: BootstrapStatus) => Partial<BootstrapStatus> = () => ({}),
 ): Promise<BootstrapStatus | undefined> {
   let applied = false;
-  const next = await mutate(d.store, (cur) => {
+  const next = await runStateOf(d.store).updateBootstrap((cur) => {
     applied = cur?.state === 'running' && cur.owner === o.owner;
     return applied && cur
       ? { ...cur, leaseUntilMs: clock() + BOOTSTRAP_LEASE_MS, updatedMs: clock(), ...patch(cur) }
@@ -424,7 +305,7 @@ async function renewLease(
 
 /** The lease was lost: how the bootstrap stands now (done, cancelled, or another worker's). */
 async function lostLease({ d }: BootstrapRun): Promise<RunResult> {
-  const now = await readBootstrap(d.store);
+  const now = await runStateOf(d.store).bootstrap();
   return {
     outcome: now?.state === 'done' ? 'done' : now?.state === 'cancelled' ? 'cancelled' : 'busy',
     ...(now ? { status: now } : {}),
@@ -528,7 +409,7 @@ async function countWindow(
 async function finishBootstrap(run: BootstrapRun, st: BootstrapStatus): Promise<RunResult> {
   const { d, o, clock } = run;
   // The timer continues from the end of history; commitCheckpoint never moves it backwards.
-  await commitCheckpoint(d.store, st.endMs);
+  await runStateOf(d.store).commitCheckpoint(st.endMs);
   const done = await renewLease(run, () => ({
     state: 'done',
     phase: 'done',
@@ -549,14 +430,14 @@ async function finishBootstrap(run: BootstrapRun, st: BootstrapStatus): Promise<
 /** Records the failure and frees the lease, so the next attempt (a timer run, the CLI again) starts at once. */
 async function recordFailure({ d, o, clock }: BootstrapRun, error: unknown): Promise<void> {
   const message = error instanceof Error ? error.message : String(error);
-  await mutate(d.store, (cur) =>
-    cur?.state === 'running' && cur.owner === o.owner
-      ? { ...cur, lastError: message, owner: '', leaseUntilMs: 0, updatedMs: clock() }
-      : undefined,
-  ).catch(() => undefined);
+  await runStateOf(d.store)
+    .updateBootstrap((cur) =>
+      cur?.state === 'running' && cur.owner === o.owner
+        ? { ...cur, lastError: message, owner: '', leaseUntilMs: 0, updatedMs: clock() }
+        : undefined,
+    )
+    .catch(() => undefined);
 }
-
-export type BaselineCondition = 'ready' | 'empty' | 'bootstrapping';
 
 /**
  * Called by every timer run before it detects. An unfinished bootstrap is continued (within the run's budget)
@@ -567,8 +448,9 @@ export async function baselineGate(
   d: BootstrapDeps,
   o: { owner: string; budget: RunBudget; reserveMs: number },
 ): Promise<{ baseline: BaselineCondition; status?: BootstrapStatus }> {
-  const st = await readBootstrap(d.store);
-  if (st?.state === 'running') {
+  const gate = await runStateOf(d.store).gate();
+  const st = gate.status;
+  if (gate.baseline === 'bootstrapping' && st) {
     const r = await runBootstrap(d, { owner: o.owner, budget: o.budget, reserveMs: o.reserveMs });
     if (r.outcome === 'done' || r.outcome === 'cancelled' || r.outcome === 'none')
       return { baseline: 'ready', ...(r.status ? { status: r.status } : {}) };
@@ -580,9 +462,7 @@ export async function baselineGate(
     );
     return { baseline: 'bootstrapping', status: s };
   }
-  if (st) return { baseline: 'ready', status: st };
-  if ((await readCheckpoint(d.store)) > 0) return { baseline: 'ready' };
-  if ((await learnedState(d.store)).firstSeenMs > 0) return { baseline: 'ready' };
+  if (gate.baseline === 'ready') return gate;
   const s = d.settings;
   d.log(
     'warn',

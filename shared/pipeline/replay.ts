@@ -4,14 +4,9 @@ import type { AlertSink } from '../alerts/sinks.js';
 import type { BaselineStore } from '../baseline/store.js';
 import type { Settings } from '../config/settings.js';
 import type { Geolocator, NetworkLocator } from '../geo/types.js';
-import {
-  commitCheckpoint,
-  type LogFn,
-  type Pipeline,
-  readCheckpoint,
-  runTick,
-  type TickStats,
-} from './tick.js';
+import { type RunState, runStateOf } from './runState.js';
+import { type LogFn, type Pipeline, runTick, type TickStats } from './tick.js';
+import type { EventGroup } from './types.js';
 import { AggregatedEvents, slotOf } from './window.js';
 
 export interface ReplayOptions {
@@ -82,6 +77,29 @@ export interface ReplaySummary {
 
 /** Runs the production pipeline over files as the timer would have: one run per tick across their time range. */
 export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
+  const { agg, filteredOut, readMs } = await aggregateEvents(o);
+  const summary = emptySummary(o.readStats, agg, filteredOut, readMs);
+  countGeolocation(summary, agg, o.geo);
+  if (agg.events === 0) return summary;
+  const state = runStateOf(o.store);
+  const span = await replaySpan(o, agg, state, summary);
+  const t1 = performance.now();
+  await detectSpan(o, agg, state, span, summary);
+  summary.detectMs = performance.now() - t1;
+  return summary;
+}
+
+/** The runs to simulate: from the first (or after the checkpoint) to the last, and how many they are. */
+interface ReplaySpan {
+  first: number;
+  end: number;
+  total: number;
+}
+
+/** The events (files, filtered by UC_CATEGORIES/UC_STATUSES) or the history, aggregated per slot. */
+async function aggregateEvents(
+  o: ReplayOptions,
+): Promise<{ agg: AggregatedEvents; filteredOut: number; readMs: number }> {
   const s = o.settings;
   const tick = s.UC_TICK_INTERVAL;
   const lookback = s.UC_LOOKBACK;
@@ -110,10 +128,18 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
     agg.add(ev);
     if (n % 100_000 === 0) o.onProgress?.({ phase: 'reading', done: n, total: 0, alerts: 0 });
   }
-  const readMs = performance.now() - t0;
+  return { agg, filteredOut, readMs: performance.now() - t0 };
+}
 
-  const summary: ReplaySummary = {
-    read: o.readStats,
+/** The summary before any run: what was read, nothing detected yet. */
+function emptySummary(
+  read: ReadStats,
+  agg: AggregatedEvents,
+  filteredOut: number,
+  readMs: number,
+): ReplaySummary {
+  return {
+    read,
     events: agg.events,
     filteredOut,
     firstEventMs: agg.events > 0 ? agg.minMs : 0,
@@ -134,28 +160,56 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
     readMs,
     detectMs: 0,
   };
+}
+
+/** Counts the distinct events by what geolocation makes of their caller IP. */
+function countGeolocation(summary: ReplaySummary, agg: AggregatedEvents, geo: Geolocator): void {
   for (const g of agg.allGroups()) {
-    const r = o.geo.locate(g.callerIp);
+    const r = geo.locate(g.callerIp);
     if (r.kind === 'city') summary.locatedEvents += g.count;
     else if (r.kind === 'internal') summary.internalEvents += g.count;
     else if (r.kind === 'no-city') summary.noCityEvents += g.count;
     else if (r.kind === 'not-found') summary.notFoundEvents += g.count;
     else summary.invalidIpEvents += g.count;
   }
-  if (agg.events === 0) return summary;
+}
 
-  // The first run that sees the first event, through the first run that has seen the last one.
+/**
+ * The first run that sees the first event, through the first run that has seen the last one (within fromMs and
+ * toMs); a replay already past its first run resumes after the checkpoint.
+ */
+async function replaySpan(
+  o: ReplayOptions,
+  agg: AggregatedEvents,
+  state: RunState,
+  summary: ReplaySummary,
+): Promise<ReplaySpan> {
+  const tick = o.settings.UC_TICK_INTERVAL;
   let first = Math.floor(agg.minMs / tick) * tick + tick;
   const last = Math.floor(agg.maxMs / tick) * tick + tick;
   if (o.fromMs !== undefined) first = Math.max(first, Math.ceil(o.fromMs / tick) * tick);
   const end = o.toMs !== undefined ? Math.min(last, Math.floor(o.toMs / tick) * tick) : last;
-  const checkpoint = await readCheckpoint(o.store);
+  const checkpoint = await state.checkpoint();
   if (checkpoint >= first) {
     summary.resumedFromMs = checkpoint;
     first = checkpoint + tick;
   }
-  const total = Math.max(0, Math.floor((end - first) / tick) + 1);
-  const t1 = performance.now();
+  return { first, end, total: Math.max(0, Math.floor((end - first) / tick) + 1) };
+}
+
+/**
+ * Simulates every run of the span in order, moving the checkpoint after each; a stretch of runs with empty
+ * windows is skipped to its last run.
+ */
+async function detectSpan(
+  o: ReplayOptions,
+  agg: AggregatedEvents,
+  state: RunState,
+  { first, end, total }: ReplaySpan,
+  summary: ReplaySummary,
+): Promise<void> {
+  const tick = o.settings.UC_TICK_INTERVAL;
+  const lookback = o.settings.UC_LOOKBACK;
   let done = 0;
   let sinceYield = 0;
   let suppress = o.suppress;
@@ -169,27 +223,7 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
     if (agg.hasEvents(start, t)) {
       const changed = await o.beforeRun?.(t);
       if (changed) suppress = changed.suppress;
-      const stats: TickStats = await runTick(
-        {
-          store: o.store,
-          geo: o.geo,
-          ...(o.networks ? { networks: o.networks } : {}),
-          settings: s,
-          sink: o.sink,
-          defaults: o.defaults,
-          ...(o.log ? { log: o.log } : {}),
-          ...(o.onFindings ? { onFindings: o.onFindings } : {}),
-          ...(suppress ? { suppress } : {}),
-        },
-        t,
-        await agg.read(start, t),
-      );
-      summary.observations += stats.scored;
-      summary.alreadyCounted += stats.alreadyCounted;
-      summary.alerts += stats.alerts;
-      summary.suppressedByCooldown += stats.suppressedByCooldown;
-      summary.suppressedByCap += stats.suppressedByCap;
-      summary.allowlisted += stats.allowlisted;
+      addRunStats(summary, await runOnce(o, suppress, t, await agg.read(start, t)));
     } else {
       // An empty window: so is every run's up to the next event, which would only move the checkpoint. Skip to
       // the last of them (a file with a stray record years away must not mean years of simulated runs).
@@ -200,12 +234,44 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
         done += steps;
       }
     }
-    await commitCheckpoint(o.store, t);
+    await state.commitCheckpoint(t);
     summary.ticks += 1;
     done += 1;
     if (done % 96 === 0 || t + tick > end)
       o.onProgress?.({ phase: 'detecting', done, total, alerts: summary.alerts });
   }
-  summary.detectMs = performance.now() - t1;
-  return summary;
+}
+
+/** One simulated run: the production pipeline over a tick's window. */
+function runOnce(
+  o: ReplayOptions,
+  suppress: Pipeline['suppress'],
+  t: number,
+  groups: EventGroup[],
+): Promise<TickStats> {
+  return runTick(
+    {
+      store: o.store,
+      geo: o.geo,
+      ...(o.networks ? { networks: o.networks } : {}),
+      settings: o.settings,
+      sink: o.sink,
+      defaults: o.defaults,
+      ...(o.log ? { log: o.log } : {}),
+      ...(o.onFindings ? { onFindings: o.onFindings } : {}),
+      ...(suppress ? { suppress } : {}),
+    },
+    t,
+    groups,
+  );
+}
+
+/** Adds a run's counts to the summary. */
+function addRunStats(summary: ReplaySummary, stats: TickStats): void {
+  summary.observations += stats.scored;
+  summary.alreadyCounted += stats.alreadyCounted;
+  summary.alerts += stats.alerts;
+  summary.suppressedByCooldown += stats.suppressedByCooldown;
+  summary.suppressedByCap += stats.suppressedByCap;
+  summary.allowlisted += stats.allowlisted;
 }

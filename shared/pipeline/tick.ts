@@ -18,8 +18,6 @@ import { buildObservations, byHour } from './observations.js';
 import { Quarantine } from './quarantine.js';
 import { rememberAlerts, rememberOperations, rememberQuarantines, rememberTenant } from './remember.js';
 import {
-  CHECKPOINT_PARTITION,
-  CHECKPOINT_ROW,
   dayPartition,
   ledgerFromEntity,
   ledgerToEntity,
@@ -351,20 +349,4 @@ async function claimAlerts(
   const listed = new Set(alerts.map((a) => a.AlertId));
   for (const list of outcome.values()) for (const a of list) if (!listed.has(a.AlertId)) alerts.push(a);
   return alerts;
-}
-
-/** The last tick that completed (0 when none). */
-export async function readCheckpoint(store: BaselineStore): Promise<number> {
-  const rows = await store.readRows('state', CHECKPOINT_PARTITION, [CHECKPOINT_ROW]);
-  const v = rows.get(CHECKPOINT_ROW)?.lastTickMs;
-  return typeof v === 'number' ? v : 0;
-}
-
-/** Records a completed tick; never moves the checkpoint backwards. */
-export async function commitCheckpoint(store: BaselineStore, tickMs: number): Promise<void> {
-  await store.updateRows('state', CHECKPOINT_PARTITION, [CHECKPOINT_ROW], (cur) => {
-    const prev = cur.get(CHECKPOINT_ROW)?.lastTickMs;
-    if (typeof prev === 'number' && prev >= tickMs) return new Map();
-    return new Map([[CHECKPOINT_ROW, { lastTickMs: tickMs, updatedAt: new Date(tickMs).toISOString() }]]);
-  });
 }

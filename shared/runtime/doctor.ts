@@ -10,7 +10,7 @@ import type { BaselineStore } from '../baseline/store.js';
 import { loadSettings, type Settings, SettingsError } from '../config/settings.js';
 import { AlertOutbox } from '../delivery/outbox.js';
 import { GeoDatabaseProvider } from '../geo/provider.js';
-import { readBootstrap } from '../ops/bootstrap.js';
+import { runStateOf } from '../pipeline/runState.js';
 import { CHECKPOINT_PARTITION, CHECKPOINT_ROW } from '../pipeline/state.js';
 import { ArmReader, armScope } from './arm.js';
 import { type Check, why } from './check.js';
@@ -193,7 +193,7 @@ async function checkpointCheck(s: Settings, store: BaselineStore, nowMs: number)
 
 async function bootstrapCheck(store: BaselineStore): Promise<Check> {
   const name = 'bootstrap';
-  const b = await readBootstrap(store);
+  const b = await runStateOf(store).bootstrap();
   const fix =
     'run unusual-city bootstrap --days 30 (or POST /api/bootstrapBaselines): without it the first days are damped';
   if (b === undefined) return { name, ok: false, detail: 'never run', fix };

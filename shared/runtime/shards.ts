@@ -42,13 +42,14 @@ import { QueueClient, StorageSharedKeyCredential } from '@azure/storage-queue';
 
 import type { Alert } from '../alerts/alert.js';
 import type { AlertSink } from '../alerts/sinks.js';
-import type { BaselineStore, Entity } from '../baseline/store.js';
+import type { Entity } from '../baseline/store.js';
 import { type Settings, SettingsError } from '../config/settings.js';
 import type { Geolocator, NetworkLocator } from '../geo/types.js';
 import { baselineGate } from '../ops/bootstrap.js';
 import { fnv1a } from '../pipeline/callers.js';
+import { type RunState, runStateOf, shardTickComplete } from '../pipeline/runState.js';
 import { shardOf } from '../pipeline/shard.js';
-import { commitCheckpoint, type LogFn, readCheckpoint, runTick, type TickStats } from '../pipeline/tick.js';
+import { type LogFn, runTick, type TickStats } from '../pipeline/tick.js';
 import { BudgetExceededError, RunBudget } from './budget.js';
 import { parseLocalConnectionString } from './clients.js';
 import type { DetectorDeps, ShardMessage, ShardQueue } from './deps.js';
@@ -63,11 +64,6 @@ export type { ShardMessage, ShardQueue };
 export const REENQUEUE_AFTER_MS = 30 * 60_000;
 /** Most new ticks one timer run enqueues (a catch-up after a long outage continues on the next run). */
 export const MAX_TICKS_PER_RUN = 96;
-const TICK_ROW = 'tick';
-const POINTER_PARTITION = 'checkpoint';
-const POINTER_ROW = 'enqueued';
-export const shardsPartition = (tickMs: number): string => `shards:${tickMs}`;
-export const shardRow = (shard: number): string => `s${shard}`;
 
 export { shardOf };
 
@@ -165,55 +161,9 @@ export function shardQueueFromSettings(s: Settings, credential: TokenCredential)
   };
 }
 
-interface TickRecord {
-  shards: number;
-  windowStartMs: number;
-  windowEndMs: number;
-  enqueuedAtMs: number;
-  enqueues: number;
-  finalizedAtMs: number;
-  done: Set<number>;
-}
-
-function readTick(rows: ReadonlyMap<string, Entity>): TickRecord | undefined {
-  const t = rows.get(TICK_ROW);
-  if (t === undefined) return undefined;
-  const num = (k: string) => (typeof t[k] === 'number' ? t[k] : 0);
-  const done = new Set<number>();
-  for (const key of rows.keys()) if (/^s\d+$/.test(key)) done.add(Number(key.slice(1)));
-  return {
-    shards: num('shards'),
-    windowStartMs: num('windowStartMs'),
-    windowEndMs: num('windowEndMs'),
-    enqueuedAtMs: num('enqueuedAtMs'),
-    enqueues: num('enqueues'),
-    finalizedAtMs: num('finalizedAtMs'),
-    done,
-  };
-}
-
-const complete = (r: TickRecord | undefined): boolean =>
-  r !== undefined && r.shards > 0 && [...Array(r.shards).keys()].every((i) => r.done.has(i));
-
-async function readPointer(store: BaselineStore): Promise<{ firstTickMs: number; lastTickMs: number }> {
-  const row = (await store.readRows('state', POINTER_PARTITION, [POINTER_ROW])).get(POINTER_ROW);
-  const num = (k: string) => (typeof row?.[k] === 'number' ? row[k] : 0);
-  return { firstTickMs: num('firstTickMs'), lastTickMs: num('lastTickMs') };
-}
-
-async function advancePointer(store: BaselineStore, tickMs: number): Promise<void> {
-  await store.updateRows('state', POINTER_PARTITION, [POINTER_ROW], (cur) => {
-    const row = cur.get(POINTER_ROW);
-    const last = typeof row?.lastTickMs === 'number' ? row.lastTickMs : 0;
-    if (last >= tickMs) return new Map<string, Entity | null>();
-    const first = typeof row?.firstTickMs === 'number' && row.firstTickMs > 0 ? row.firstTickMs : tickMs;
-    return new Map([[POINTER_ROW, { firstTickMs: first, lastTickMs: tickMs }]]);
-  });
-}
-
 /** Enqueues the given shards of a tick, recording the enqueue first (so a crash in between re-enqueues). */
 async function enqueue(
-  store: BaselineStore,
+  state: RunState,
   queue: ShardQueue,
   tickMs: number,
   windowMs: number,
@@ -221,30 +171,8 @@ async function enqueue(
   which: readonly number[],
   nowMs: number,
 ): Promise<void> {
-  let record = { shards, windowStartMs: tickMs - windowMs, windowEndMs: tickMs, assignment: ASSIGNMENT };
-  await store.updateRows('state', shardsPartition(tickMs), [TICK_ROW], (cur) => {
-    const row = cur.get(TICK_ROW);
-    const num = (k: string, d: number) => (typeof row?.[k] === 'number' ? row[k] : d);
-    // A tick keeps the shard count and window it was first recorded with: shards own hash ranges of that count.
-    record = {
-      shards: num('shards', shards),
-      windowStartMs: num('windowStartMs', tickMs - windowMs),
-      windowEndMs: num('windowEndMs', tickMs),
-      // A tick recorded before assignments were recorded was enqueued with assignment 1.
-      assignment: num('assignment', row === undefined ? ASSIGNMENT : 1),
-    };
-    return new Map([
-      [
-        TICK_ROW,
-        {
-          ...record,
-          enqueuedAtMs: nowMs,
-          enqueues: num('enqueues', 0) + 1,
-          finalizedAtMs: num('finalizedAtMs', 0),
-        },
-      ],
-    ]);
-  });
+  const first = { shards, windowStartMs: tickMs - windowMs, windowEndMs: tickMs, assignment: ASSIGNMENT };
+  const record = await state.recordEnqueue(tickMs, first, nowMs);
   for (const shard of which) {
     if (shard >= record.shards) continue;
     await queue.send({
@@ -272,37 +200,22 @@ export interface Progress {
  * when a queue is given, enqueues again the shards of incomplete ticks that have waited REENQUEUE_AFTER_MS.
  */
 export async function advanceShardCheckpoint(
-  store: BaselineStore,
+  state: RunState,
   s: Settings,
   nowMs: number,
   queue?: ShardQueue,
 ): Promise<Progress> {
   const out: Progress = { checkpointed: [], waiting: [], reenqueued: 0 };
-  const interval = s.UC_TICK_INTERVAL;
-  const checkpoint = await readCheckpoint(store);
-  const pointer = await readPointer(store);
-  if (pointer.lastTickMs === 0) return out;
-  let t = checkpoint > 0 ? checkpoint + interval : pointer.firstTickMs;
-  let contiguous = true;
-  for (; t <= pointer.lastTickMs; t += interval) {
-    const record = readTick(await store.readPartition('state', shardsPartition(t)));
-    if (complete(record)) {
-      if (contiguous) {
-        await commitCheckpoint(store, t);
-        out.checkpointed.push(t);
-      }
-      continue;
-    }
-    contiguous = false;
+  out.checkpointed = await state.advanceShardCheckpoint(s.UC_TICK_INTERVAL, async (t, record) => {
     out.waiting.push(t);
-    if (queue === undefined) continue;
+    if (queue === undefined) return;
     const shards = record?.shards ?? s.UC_SHARD_COUNT;
     if (record === undefined || nowMs - record.enqueuedAtMs >= REENQUEUE_AFTER_MS) {
       const missing = [...Array(shards).keys()].filter((i) => !record?.done.has(i));
-      await enqueue(store, queue, t, s.UC_LOOKBACK, shards, missing, nowMs);
+      await enqueue(state, queue, t, s.UC_LOOKBACK, shards, missing, nowMs);
       out.reenqueued += missing.length;
     }
-  }
+  });
   return out;
 }
 
@@ -336,9 +249,10 @@ export async function runShardedTimer(
       deps.telemetry.run(report);
       return report;
     }
-    const progress = await advanceShardCheckpoint(deps.store, s, started, deps.shardQueue);
-    const checkpoint = await readCheckpoint(deps.store);
-    const pointer = await readPointer(deps.store);
+    const state = runStateOf(deps.store);
+    const progress = await advanceShardCheckpoint(state, s, started, deps.shardQueue);
+    const checkpoint = await state.checkpoint();
+    const pointer = await state.enqueued();
     const from = Math.max(checkpoint, pointer.lastTickMs);
     const ticks: number[] = [];
     if (from === 0) ticks.push(scheduledMs);
@@ -348,7 +262,7 @@ export async function runShardedTimer(
     for (const tick of ticks) {
       if (budget.remainingMs() <= 0) break;
       await enqueue(
-        deps.store,
+        state,
         deps.shardQueue,
         tick,
         s.UC_LOOKBACK,
@@ -356,7 +270,7 @@ export async function runShardedTimer(
         [...Array(s.UC_SHARD_COUNT).keys()],
         clock(),
       );
-      await advancePointer(deps.store, tick);
+      await state.markEnqueued(tick);
       report.ticks.push(tick);
     }
     report.ticksLeft = progress.waiting.length;
@@ -470,7 +384,8 @@ async function processShardMessage(
     finalized: false,
     raised: [],
   };
-  const before = readTick(await deps.store.readPartition('state', shardsPartition(m.tickMs)));
+  const state = runStateOf(deps.store);
+  const before = await state.shardProgress(m.tickMs);
   if (before?.done.has(m.shard)) {
     outcome.alreadyDone = true;
     deps.log('info', `Shard ${m.shard}/${m.shards} of ${new Date(m.tickMs).toISOString()} is already done`);
@@ -479,10 +394,10 @@ async function processShardMessage(
   const budget = new RunBudget(deps.settings.UC_RUN_BUDGET, clock);
   const geo = await deps.geo.current();
   const stats = await detectShard(deps, m, outcome, budget, geo);
-  await markShardDone(deps.store, m, invocation, stats, outcome.shardGroups, clock);
+  await markShardDone(state, m, invocation, stats, outcome.shardGroups, clock);
   const report = shardReport(m, invocation.invocationId, outcome, geo);
   report.durationsMs.detect = clock() - started;
-  await finalizeIfLast(deps, m, outcome, report, budget, clock);
+  await finalizeIfLast(deps, state, m, outcome, report, budget, clock);
   report.durationsMs.total = clock() - started;
   outcome.report = report;
   deps.telemetry.run(report);
@@ -526,7 +441,7 @@ async function detectShard(
 
 /** The shard's completion row: only now can the checkpoint count on this shard. */
 async function markShardDone(
-  store: BaselineStore,
+  state: RunState,
   m: ShardMessage,
   invocation: { invocationId: string; dequeueCount?: number },
   stats: TickStats,
@@ -541,12 +456,7 @@ async function markShardDone(
     observations: stats.scored,
     alerts: stats.alerts,
   };
-  await store.updateRows(
-    'state',
-    shardsPartition(m.tickMs),
-    [shardRow(m.shard)],
-    () => new Map([[shardRow(m.shard), row]]),
-  );
+  await state.markShardDone(m.tickMs, m.shard, row);
 }
 
 /**
@@ -555,25 +465,19 @@ async function markShardDone(
  */
 async function finalizeIfLast(
   deps: ShardDeps,
+  state: RunState,
   m: ShardMessage,
   outcome: ShardOutcome,
   report: RunReport,
   budget: RunBudget,
   clock: () => number,
 ): Promise<void> {
-  const partition = shardsPartition(m.tickMs);
-  const after = readTick(await deps.store.readPartition('state', partition));
-  if (!complete(after) || after!.finalizedAtMs !== 0) return;
-  let won = false;
+  const after = await state.shardProgress(m.tickMs);
+  if (!shardTickComplete(after) || after!.finalizedAtMs !== 0) return;
   const now = clock();
-  await deps.store.updateRows('state', partition, [TICK_ROW], (cur) => {
-    const row = cur.get(TICK_ROW);
-    won = row !== undefined && row.finalizedAtMs === 0;
-    return won ? new Map([[TICK_ROW, { ...row, finalizedAtMs: now }]]) : new Map<string, Entity | null>();
-  });
-  if (!won) return;
+  if (!(await state.claimFinalize(m.tickMs, now))) return;
   outcome.finalized = true;
-  await advanceShardCheckpoint(deps.store, deps.settings, now);
+  await advanceShardCheckpoint(state, deps.settings, now);
   try {
     const d = await deps.deliver(budget);
     report.delivered = d.delivered;

@@ -14,8 +14,8 @@ import { alertDefaults } from '../../shared/cli/runtime.js';
 import { loadSettings } from '../../shared/config/settings.js';
 import { embeddedDatabasePath, openGeolocator } from '../../shared/geo/geolocator.js';
 import { replay } from '../../shared/pipeline/replay.js';
+import { readCheckpoint } from '../../shared/pipeline/runState.js';
 import { CHECKPOINT_PARTITION } from '../../shared/pipeline/state.js';
-import { readCheckpoint } from '../../shared/pipeline/tick.js';
 import { ev, IP } from '../support/events.js';
 
 it('three events six years apart: a few runs, not 209,808, and the checkpoint at the end', async () => {

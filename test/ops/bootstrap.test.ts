@@ -21,17 +21,20 @@ import { embeddedDatabasePath, openGeolocator } from '../../shared/geo/geolocato
 import type { Geolocator } from '../../shared/geo/types.js';
 import { readAudit } from '../../shared/ops/audit.js';
 import {
-  BOOTSTRAP_PARTITION,
-  BOOTSTRAP_ROW,
   BootstrapRefusedError,
   cancelBootstrap,
-  readBootstrap,
   runBootstrap,
   startBootstrap,
 } from '../../shared/ops/bootstrap.js';
 import { replay } from '../../shared/pipeline/replay.js';
+import {
+  BOOTSTRAP_PARTITION,
+  BOOTSTRAP_ROW,
+  commitCheckpoint,
+  readBootstrap,
+  readCheckpoint,
+} from '../../shared/pipeline/runState.js';
 import { TENANT_PARTITION, TENANT_SUMMARY_ROW } from '../../shared/pipeline/state.js';
-import { commitCheckpoint, readCheckpoint } from '../../shared/pipeline/tick.js';
 import { AggregatedEvents } from '../../shared/pipeline/window.js';
 import { type DetectorDeps, runScheduled } from '../../shared/runtime/detector.js';
 import { makeTelemetry } from '../../shared/runtime/telemetry.js';

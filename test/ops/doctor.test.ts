@@ -14,7 +14,7 @@ import { TableStorageStore } from '../../shared/baseline/tableStorage.js';
 import { runDoctorCommand } from '../../shared/cli/doctor.js';
 import { loadSettings } from '../../shared/config/settings.js';
 import { AlertOutbox } from '../../shared/delivery/outbox.js';
-import { BOOTSTRAP_PARTITION, BOOTSTRAP_ROW } from '../../shared/ops/bootstrap.js';
+import { BOOTSTRAP_PARTITION, BOOTSTRAP_ROW } from '../../shared/pipeline/runState.js';
 import { CHECKPOINT_PARTITION, CHECKPOINT_ROW } from '../../shared/pipeline/state.js';
 import { ACTIVITY_HEALTH_QUERY, type Check, LAST_RUN_QUERY } from '../../shared/runtime/doctor.js';
 import { DETECTOR_ROLES } from '../../shared/runtime/doctorArm.js';

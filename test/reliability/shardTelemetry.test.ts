@@ -11,9 +11,10 @@ import { InvalidEntityError, type TableName } from '../../shared/baseline/store.
 import { loadSettings } from '../../shared/config/settings.js';
 import { generateTenant } from '../../shared/demo/tenant.js';
 import { embeddedDatabasePath, openGeolocator } from '../../shared/geo/geolocator.js';
+import { shardsPartition } from '../../shared/pipeline/runState.js';
 import { AggregatedEvents } from '../../shared/pipeline/window.js';
 import type { DetectorDeps } from '../../shared/runtime/deps.js';
-import { runShard, type ShardMessage, shardsPartition } from '../../shared/runtime/shards.js';
+import { runShard, type ShardMessage } from '../../shared/runtime/shards.js';
 import { makeTelemetry } from '../../shared/runtime/telemetry.js';
 import { allItems, loadWorkbook } from '../infra/workbook.js';
 import { embeddedGeo, memoryOutbox } from '../support/detectorDeps.js';

@@ -5,7 +5,7 @@ import { SqliteStore } from '../../shared/baseline/sqlite.js';
 import { loadSettings } from '../../shared/config/settings.js';
 import { generateTenant } from '../../shared/demo/tenant.js';
 import { embeddedDatabasePath, openGeolocator } from '../../shared/geo/geolocator.js';
-import { commitCheckpoint, readCheckpoint } from '../../shared/pipeline/tick.js';
+import { commitCheckpoint, readCheckpoint } from '../../shared/pipeline/runState.js';
 import type { EventGroup } from '../../shared/pipeline/types.js';
 import { AggregatedEvents } from '../../shared/pipeline/window.js';
 import { type DetectorDeps, runScheduled } from '../../shared/runtime/detector.js';

@@ -10,7 +10,7 @@ import { makeDetectHandler } from '../../functions/detectUnusualCity.js';
 import { toActivityRow } from '../../shared/activity/formats.js';
 import type { TableStorageStore } from '../../shared/baseline/tableStorage.js';
 import { loadSettings } from '../../shared/config/settings.js';
-import { readCheckpoint } from '../../shared/pipeline/tick.js';
+import { readCheckpoint } from '../../shared/pipeline/runState.js';
 import { type Harness, startHarness, WORKSPACE } from '../support/e2eHarness.js';
 import { ev, IP } from '../support/events.js';
 import { FAKE_DCR_ID, type FakeIngestion } from '../support/fakeIngestion.js';

@@ -18,8 +18,9 @@ import type { BaselineStore, Entity, TableName } from '../../shared/baseline/sto
 import type { TableStorageStore } from '../../shared/baseline/tableStorage.js';
 import { loadSettings } from '../../shared/config/settings.js';
 import { embeddedDatabasePath, openGeolocator } from '../../shared/geo/geolocator.js';
-import { commitCheckpoint, readCheckpoint } from '../../shared/pipeline/tick.js';
-import { shardOf, shardsPartition } from '../../shared/runtime/shards.js';
+import { commitCheckpoint, readCheckpoint } from '../../shared/pipeline/runState.js';
+import { shardsPartition } from '../../shared/pipeline/runState.js';
+import { shardOf } from '../../shared/runtime/shards.js';
 import { type AzuriteQueues, runQueueWorker } from '../support/azuriteQueue.js';
 import { type Harness, startHarness } from '../support/e2eHarness.js';
 import { ev, IP } from '../support/events.js';
