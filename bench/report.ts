@@ -194,7 +194,10 @@ function replayRows(x: ReplayResult): [string, string, string][] {
 }
 
 export function renderText(r: BenchResult): string {
-  const out: string[] = [`\nunusual-city benchmark, ${r.date}, ${r.machine.cpu}, Node ${r.machine.node}\n`];
+  const out: string[] = [
+    `\nunusual-city benchmark, ${r.date}, ${r.machine.cpu}, Node ${r.machine.node}, ` +
+      `load average ${r.machine.loadBefore} before, ${r.machine.loadAfter} after\n`,
+  ];
   for (const z of r.sizes) {
     out.push(`${int(z.rows)} rows in the window`);
     for (const [label, cold, warm] of sizeRows(z))
