@@ -6,8 +6,11 @@
  *   shared/runtime/azure.ts) against the services of bench/services.ts, for the tick given;
  * - floor: the same Log Analytics requests the timer run made, downloaded and JSON-decoded, nothing else;
  * - seed: warm baselines (bench/seed.ts);
- * - worker: a shard worker (queue mode): runs processShard for messages of the shard queue until the tick is done.
+ * - worker: a shard worker (queue mode): runs processShard for messages of the shard queue until the tick is done;
+ * - replay-floor: the replay's floor: reads a JSON Lines file (fs stream, split into lines) and JSON.parses every
+ *   line, nothing else (the replay itself is the production CLI in its own process: bench/replay.ts).
  */
+import { createReadStream } from 'node:fs';
 import { request } from 'node:https';
 import path from 'node:path';
 
@@ -33,7 +36,7 @@ import { buildPopulation } from './tenant.js';
 export const WORKSPACE = '7d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d';
 
 export interface StepInput {
-  step: 'timer' | 'floor' | 'seed' | 'worker';
+  step: 'timer' | 'floor' | 'seed' | 'worker' | 'replay-floor';
   info: ServicesInfo;
   root: string;
   prefix: string;
@@ -45,6 +48,8 @@ export interface StepInput {
   callers?: string[];
   checkpointMs?: number;
   windowStartMs?: number;
+  /** replay-floor: the JSON Lines file to read. */
+  file?: string;
 }
 
 export interface Usage {
@@ -231,6 +236,39 @@ async function floor(input: StepInput) {
   return { usage: usageSince(t0, cpu0), bytes, rows, requests: requests.length };
 }
 
+/**
+ * The least any reader of a JSON Lines export must spend: the file streamed in 1 MiB chunks, cut at newlines
+ * (whole lines only, so no character is split), decoded, and every line JSON.parsed.
+ */
+async function replayFloor(input: StepInput) {
+  if (input.file === undefined) throw new Error('replay-floor needs a file');
+  const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  let bytes = 0;
+  let rows = 0;
+  let rest: Buffer = Buffer.alloc(0);
+  const parseLines = (buf: Buffer) => {
+    for (const line of buf.toString('utf8').split('\n')) {
+      if (line.length === 0) continue;
+      JSON.parse(line);
+      rows += 1;
+    }
+  };
+  for await (const chunk of createReadStream(input.file, { highWaterMark: 1 << 20 })) {
+    const c = chunk as Buffer;
+    bytes += c.length;
+    const cut = c.lastIndexOf(10);
+    if (cut < 0) {
+      rest = Buffer.concat([rest, c]);
+      continue;
+    }
+    parseLines(rest.length > 0 ? Buffer.concat([rest, c.subarray(0, cut)]) : c.subarray(0, cut));
+    rest = Buffer.from(c.subarray(cut + 1));
+  }
+  parseLines(rest);
+  return { usage: usageSince(t0, cpu0), bytes, rows };
+}
+
 async function seed(input: StepInput) {
   const env = detectorEnv(input);
   const settings = loadSettings(env);
@@ -319,6 +357,9 @@ async function main(): Promise<void> {
       break;
     case 'worker':
       out = await worker(input);
+      break;
+    case 'replay-floor':
+      out = await replayFloor(input);
       break;
     default:
       throw new Error(`unknown step ${String(input.step)}`);

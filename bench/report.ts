@@ -71,12 +71,40 @@ export interface ShardResult {
   conflicts: number;
 }
 
+export interface ReplayFloorOut {
+  usage: TimerOut['usage'];
+  bytes: number;
+  rows: number;
+}
+
+/** The replay size: the production CLI replaying a JSON Lines export, against reading and parsing the file. */
+export interface ReplayResult {
+  rows: number;
+  days: number;
+  fileBytes: number;
+  /** Writing the export now (0: the cached file was used). */
+  writeMs: number;
+  floor: ReplayFloorOut;
+  replay: {
+    /** The whole CLI process, from its start to its exit. */
+    usage: TimerOut['usage'];
+    records: number;
+    /** The CLI's own split (its summary): reading and aggregating the file, then the simulated runs. */
+    readMs: number;
+    detectMs: number;
+    runs: number;
+    observations: number;
+    alerts: number;
+  };
+}
+
 export interface BenchResult {
   date: string;
   machine: { cpu: string; memoryGb: number; node: string; os: string; loadBefore: string; loadAfter: string };
   population: { callers: number; ips: number; cities: number; operations: number; attacks: number };
   sizes: SizeResult[];
   shards?: { rows: number; baselineWallMs: number; runs: ShardResult[] };
+  replay?: ReplayResult;
   totalSeconds: number;
 }
 
@@ -141,8 +169,35 @@ function sizeRows(z: SizeResult): [string, string, string][] {
   ];
 }
 
+const MB = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`;
+
+/** The replay size's table: label, floor (read + JSON.parse), replay (the CLI). */
+function replayRows(x: ReplayResult): [string, string, string][] {
+  const f = x.floor.usage;
+  const p = x.replay.usage;
+  return [
+    ['file', `${MB(x.fileBytes)}, ${int(x.floor.rows)} lines`, `${int(x.replay.records)} records read`],
+    ['wall time', `${s(f.wallMs)} s`, `${s(p.wallMs)} s (÷ floor: ${ratio(p.wallMs, f.wallMs)})`],
+    ['CPU time (user + system)', `${s(cpu(f))} s`, `${s(cpu(p))} s (÷ floor: ${ratio(cpu(p), cpu(f))})`],
+    ['peak RSS', `${int(f.peakRssMb)} MB`, `${int(p.peakRssMb)} MB`],
+    [
+      "the CLI's own split: start-up, read + aggregate, simulated runs",
+      '–',
+      `${s(p.wallMs - x.replay.readMs - x.replay.detectMs)} s, ${s(x.replay.readMs)} s, ${s(x.replay.detectMs)} s (${int(x.replay.runs)} runs)`,
+    ],
+    [
+      'observations (operation, city, hour), alerts',
+      '–',
+      `${int(x.replay.observations)}, ${int(x.replay.alerts)}`,
+    ],
+  ];
+}
+
 export function renderText(r: BenchResult): string {
-  const out: string[] = [`\nunusual-city benchmark, ${r.date}, ${r.machine.cpu}, Node ${r.machine.node}\n`];
+  const out: string[] = [
+    `\nunusual-city benchmark, ${r.date}, ${r.machine.cpu}, Node ${r.machine.node}, ` +
+      `load average ${r.machine.loadBefore} before, ${r.machine.loadAfter} after\n`,
+  ];
   for (const z of r.sizes) {
     out.push(`${int(z.rows)} rows in the window`);
     for (const [label, cold, warm] of sizeRows(z))
@@ -159,6 +214,12 @@ export function renderText(r: BenchResult): string {
           `${int(x.tableRequests)} table requests, ${x.conflicts} ETag retries, ${x.alerts} alerts`,
       );
     }
+  }
+  if (r.replay) {
+    out.push(`replay, ${int(r.replay.rows)} rows over ${r.replay.days} days (JSON Lines export)`);
+    for (const [label, floor, replay] of replayRows(r.replay))
+      out.push(`  ${label.padEnd(64)} ${floor.padEnd(30)} ${replay}`);
+    out.push('');
   }
   for (const t of targets(r)) out.push(`target ${t.label}: ${t.measured}, ${t.ok ? 'met' : 'MISSED'}`);
   out.push(`total ${r.totalSeconds.toFixed(0)} s`);
@@ -216,7 +277,25 @@ export function targets(r: BenchResult): Target[] {
     const warm = cpu(k.warm.usage);
     out.push({ label: '100k: warm run CPU ≤ 2 s', measured: `${s(warm)} s`, ok: warm <= 2000 });
   }
+  if (r.replay) out.push(...replayTargets(r.replay));
   return out;
+}
+
+function replayTargets(x: ReplayResult): Target[] {
+  const wall = x.replay.usage.wallMs / x.floor.usage.wallMs;
+  const work = x.replay.readMs + x.replay.detectMs;
+  const rss = x.replay.usage.peakRssMb;
+  const size = `replay of ${int(x.rows)} rows (${MB(x.fileBytes)})`;
+  return [
+    {
+      label: `${size}: wall ≤ 2× its read floor (reading + JSON.parse of the file)`,
+      measured:
+        `${wall.toFixed(1)}× (${s(x.replay.usage.wallMs)} s vs ${s(x.floor.usage.wallMs)} s; without the CLI's ` +
+        `start-up, read + detect alone: ${ratio(work, x.floor.usage.wallMs)})`,
+      ok: wall <= 2,
+    },
+    { label: `${size}: peak RSS ≤ 300 MB`, measured: `${int(rss)} MB`, ok: rss <= 300 },
+  ];
 }
 
 export function renderMarkdown(r: BenchResult, current: string): string {
@@ -267,6 +346,20 @@ export function renderMarkdown(r: BenchResult, current: string): string {
       );
     }
     lines.push('');
+  }
+  if (r.replay) {
+    const x = r.replay;
+    lines.push(
+      `### Replay: ${int(x.rows)} rows over ${x.days} days (AzureActivity JSON Lines, ${MB(x.fileBytes)})`,
+      '',
+      '`unusual-city replay <file> --out <alerts> --quiet` in its own process (wall, CPU and peak RSS from its start to its exit), ' +
+        'against the floor: the same file streamed, split into lines and JSON.parsed, nothing else.',
+      '',
+      '| | floor: read + JSON.parse | replay (the CLI) |',
+      '| --- | --- | --- |',
+      ...replayRows(x).map(([label, floor, replay]) => `| ${label} | ${floor} | ${replay} |`),
+      '',
+    );
   }
   lines.push(END_MARK);
   const block = lines.join('\n');

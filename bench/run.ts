@@ -5,25 +5,32 @@
  *
  * Per size: a cold run (empty Table Storage), the floor (downloading and JSON-decoding the same Log Analytics
  * answers, nothing else), and a warm run (baselines of the tenant's history already stored, next day's window).
- * At 1M rows, also queue mode (UC_SHARDING=queue) with 1, 2 and 4 shard worker processes.
+ * At 1M rows, also queue mode (UC_SHARDING=queue) with 1, 2 and 4 shard worker processes. Then the replay size
+ * (bench/replay.ts): the production CLI replaying a 266,000-row JSON Lines export of 3 days, against reading and
+ * JSON-parsing the same file.
  *
  * Each step runs in a fresh process (bench/measure.ts) so its CPU time and peak RSS are its own; the services
  * run in another (bench/services.ts). Options: --sizes 10000,100000 (subset), --no-shards, --no-write (do not
- * touch docs/performance.md), --profile (CPU profiles of the timer runs into .data/bench/profiles).
+ * touch docs/performance.md), --profile (CPU profiles of the timer runs into .data/bench/profiles), --replay-rows N
+ * (rows of the replay export; 0: no replay).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { loadIpSample } from './ips.js';
 import type { StepInput } from './measure.js';
+import { REPLAY_ROWS, replayExport, runReplayCli } from './replay.js';
 import {
   type BenchResult,
   type Counters,
   type FloorOut,
   renderMarkdown,
   renderText,
+  type ReplayFloorOut,
+  type ReplayResult,
   type SeedOut,
   type ShardResult,
   type SizeResult,
@@ -50,6 +57,17 @@ const option = (name: string): string | undefined => {
 const flag = (name: string): boolean => args.includes(name);
 const SIZES = (option('--sizes') ?? '10000,100000,1000000,3000000').split(',').map(Number);
 const say = (line: string) => process.stderr.write(`${line}\n`);
+
+/** --replay-rows N: a whole number of rows, at least as many as the export has days; 0 skips the replay. */
+function replayRowsOption(value: string | undefined): number {
+  if (value === undefined) return REPLAY_ROWS;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || (n > 0 && n < 3))
+    throw new Error(
+      `--replay-rows ${JSON.stringify(value)}: expected 0 (no replay) or a whole number of rows ≥ 3`,
+    );
+  return n;
+}
 
 interface Services {
   proc: ChildProcess;
@@ -235,6 +253,39 @@ async function measureSize(s: Services, info: ServicesInfo, rows: number): Promi
   };
 }
 
+/** The replay size: the export (cached), its read floor and the CLI's replay, each in a fresh process. */
+async function measureReplay(info: ServicesInfo, rows: number): Promise<ReplayResult> {
+  const cacheDir = path.join(root, '.data', 'bench');
+  const x = await replayExport(cacheDir, loadIpSample(cacheDir, say), rows, WINDOW_START);
+  say(
+    `  export: ${(x.bytes / 1e6).toFixed(1)} MB, ${x.writeMs > 0 ? `written in ${(x.writeMs / 1000).toFixed(1)} s` : 'cached'} (${path.relative(root, x.file)})`,
+  );
+  // Read once unmeasured, so the floor and the replay both find the file in the page cache.
+  for await (const chunk of createReadStream(x.file, { highWaterMark: 1 << 20 })) void chunk;
+  const floor = await step<ReplayFloorOut>({
+    info,
+    root,
+    prefix: 'replay',
+    tickMs: 0,
+    step: 'replay-floor',
+    file: x.file,
+  });
+  say(
+    `  floor: ${(floor.usage.wallMs / 1000).toFixed(2)} s wall, ${((floor.usage.cpuUserMs + floor.usage.cpuSystemMs) / 1000).toFixed(2)} s CPU, ` +
+      `${Math.round(floor.usage.peakRssMb)} MB peak, ${floor.rows} lines`,
+  );
+  const replay = await runReplayCli(root, x.file);
+  say(
+    `  replay: ${(replay.usage.wallMs / 1000).toFixed(2)} s wall, ${((replay.usage.cpuUserMs + replay.usage.cpuSystemMs) / 1000).toFixed(2)} s CPU, ` +
+      `${Math.round(replay.usage.peakRssMb)} MB peak, ${replay.records} records, ${replay.alerts} alerts`,
+  );
+  if (floor.rows !== rows || replay.records !== rows)
+    throw new Error(
+      `replay export of ${rows} rows: the floor read ${floor.rows} lines, the CLI ${replay.records} records`,
+    );
+  return { rows, days: x.days, fileBytes: x.bytes, writeMs: x.writeMs, floor, replay };
+}
+
 interface WorkerOut {
   usage: TimerOut['usage'];
   doneAtMs: number;
@@ -310,6 +361,7 @@ async function measureShards(s: Services, info: ServicesInfo, rows: number, base
 
 async function main(): Promise<void> {
   const started = Date.now();
+  const replayRows = replayRowsOption(option('--replay-rows'));
   const m = machine();
   say(`unusual-city benchmark on ${m.cpu}, ${m.memoryGb} GB, Node ${m.node} (load ${m.loadBefore})`);
   const s = await startServices();
@@ -325,6 +377,11 @@ async function main(): Promise<void> {
       ? undefined
       : (say(`queue mode, ${shardRows.toLocaleString('en-US')} rows`),
         await measureShards(s, info, shardRows, sizes.find((z) => z.rows === shardRows)!.warm.usage.wallMs));
+    let replay: ReplayResult | undefined;
+    if (replayRows > 0) {
+      say(`replay, ${replayRows.toLocaleString('en-US')} rows`);
+      replay = await measureReplay(info, replayRows);
+    }
     const result: BenchResult = {
       date: new Date().toISOString(),
       machine: {
@@ -337,6 +394,7 @@ async function main(): Promise<void> {
       population: info.population,
       sizes,
       ...(shards ? { shards } : {}),
+      ...(replay ? { replay } : {}),
       totalSeconds: (Date.now() - started) / 1000,
     };
     process.stdout.write(renderText(result));
