@@ -1,6 +1,7 @@
 /** Formatting of benchmark results: a text summary for the terminal and the generated part of docs/performance.md. */
 import type { TableRequestCounts } from './azurite.js';
 import type { StoreCalls } from './measure.js';
+import type { ReplayRunOut } from './replay.js';
 
 /** What each measured step (bench/measure.ts) prints as its last line. */
 export interface TimerOut {
@@ -85,17 +86,8 @@ export interface ReplayResult {
   /** Writing the export now (0: the cached file was used). */
   writeMs: number;
   floor: ReplayFloorOut;
-  replay: {
-    /** The whole CLI process, from its start to its exit. */
-    usage: TimerOut['usage'];
-    records: number;
-    /** The CLI's own split (its summary): reading and aggregating the file, then the simulated runs. */
-    readMs: number;
-    detectMs: number;
-    runs: number;
-    observations: number;
-    alerts: number;
-  };
+  /** The CLI process (usage: from its start to its exit) and its own split of the time (bench/replay.ts). */
+  replay: Omit<ReplayRunOut, 'exitCode'>;
 }
 
 export interface BenchResult {

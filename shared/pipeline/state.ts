@@ -68,27 +68,10 @@ function placeToEntity(c: Place & { region?: string }, withRegion: boolean, own:
  * spread (`{ ...place, days }`) of a fresh object takes V8's slow path, about 17 µs a row against under 1 µs, and a
  * warm run reads tens of thousands of rows (issue 16).
  */
-function placeFromEntity(cityKey: string, e: Entity, withRegion: true): Place & { region: string };
-function placeFromEntity(cityKey: string, e: Entity, withRegion: false): Place;
-function placeFromEntity(cityKey: string, e: Entity, withRegion: boolean): Place & { region?: string } {
-  const name = str(e, 'name');
-  if (withRegion)
-    return {
-      cityKey,
-      name,
-      region: str(e, 'region'),
-      country: str(e, 'country'),
-      latitude: num(e, 'latitude'),
-      longitude: num(e, 'longitude'),
-      n: num(e, 'n'),
-      decayedAtMs: num(e, 'decayedAtMs'),
-      rawHours: num(e, 'rawHours'),
-      firstSeenMs: num(e, 'firstSeenMs'),
-      lastSeenMs: num(e, 'lastSeenMs'),
-    };
+function placeFromEntity(cityKey: string, e: Entity): Place {
   return {
     cityKey,
-    name,
+    name: str(e, 'name'),
     country: str(e, 'country'),
     latitude: num(e, 'latitude'),
     longitude: num(e, 'longitude'),
@@ -114,7 +97,8 @@ export function cityToEntity(c: CityBaseline): Entity {
 }
 
 export function cityFromEntity(cityKey: string, e: Entity): CityBaseline {
-  const c = placeFromEntity(cityKey, e, true) as CityBaseline;
+  const c = placeFromEntity(cityKey, e) as CityBaseline;
+  c.region = str(e, 'region');
   c.days = num(e, 'days');
   c.lastDay = num(e, 'lastDay', -1);
   c.lastWeightedDay = num(e, 'lastWeightedDay', -1);
@@ -192,7 +176,7 @@ export function tenantFromRows(rows: ReadonlyMap<string, Entity>): TenantBaselin
       t.lastObservedDay = num(e, 'lastObservedDay', -1);
       continue;
     }
-    const c = placeFromEntity(key, e, false) as TenantCity;
+    const c = placeFromEntity(key, e) as TenantCity;
     c.days = num(e, 'days', spannedDays(c));
     c.lastDay = num(e, 'lastDay', Math.floor(c.lastSeenMs / DAY));
     c.recentHours = json<number[]>(e, 'recentHours', []);
