@@ -16,7 +16,8 @@
  * State: one row in table 'state', partition 'bootstrap' ({@link BootstrapStatus}): the period, progress,
  * counts, and a lease (owner, expiry) so that only one worker — the CLI, the HTTP function's background work or
  * a timer run — counts at a time. A crash leaves the lease to expire; whoever comes next redoes the window
- * that was in flight (idempotent) and goes on.
+ * that was in flight (idempotent) and goes on. The row, its parsing and the checkpoint are kept by
+ * {@link runStateOf} (shared/pipeline/runState.ts); this module holds the policy: lease, windows, refusal.
  *
  * Existing state: if the detector already learned something (a few timer runs before the bootstrap), the
  * baselines are cleared and rebuilt from history, which covers those hours too. If it learned from before the
