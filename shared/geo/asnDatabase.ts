@@ -5,10 +5,10 @@
  */
 import { readFile } from 'node:fs/promises';
 
-import { AddressNotFoundError, type Asn, Reader, type ReaderModel } from '@maxmind/geoip2-node';
+import { AddressNotFoundError, type Asn } from '@maxmind/geoip2-node';
 
 import { isInternal, parseIp } from './ip.js';
-import { readMmdbMetadata } from './mmdb-metadata.js';
+import { openMmdb } from './mmdb-metadata.js';
 import type { Network, NetworkLocator } from './types.js';
 
 /** How to fix a missing or wrong ASN database; appended to every open error. */
@@ -38,18 +38,12 @@ export async function openNetworkLocator(path: string, setting = 'UC_ASN_DB_PATH
  * when the bytes are not a MaxMind DB or not an ASN / ISP edition.
  */
 export function openNetworkLocatorFromBuffer(buffer: Buffer, source = 'in memory'): NetworkLocator {
-  let databaseType: string;
-  let databaseBuildDate: Date;
-  let reader: ReaderModel;
-  try {
-    ({ databaseType, buildDate: databaseBuildDate } = readMmdbMetadata(buffer));
-    reader = Reader.openBuffer(buffer);
-  } catch (error) {
-    throw new Error(
-      `ASN database ${source} is not a valid MaxMind DB file: ${(error as Error).message}. ${HOW_TO_GET_AN_ASN_DATABASE}`,
-      { cause: error },
-    );
-  }
+  const { databaseType, databaseBuildDate, reader } = openMmdb(
+    buffer,
+    'ASN database',
+    source,
+    HOW_TO_GET_AN_ASN_DATABASE,
+  );
   // geoip2-node's own gates: isp() for a type containing "ISP", asn() for one containing "ASN".
   let lookup: (ip: string) => Asn & { organization?: string; isp?: string };
   if (databaseType.includes('ISP')) lookup = (ip) => reader.isp(ip);

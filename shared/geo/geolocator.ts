@@ -6,14 +6,13 @@ import {
   AddressNotFoundError,
   type City as CityResponse,
   type Names,
-  Reader,
   type ReaderModel,
 } from '@maxmind/geoip2-node';
 
 import type { EgressRanges } from './egress.js';
 import { isInternal, parseIp } from './ip.js';
 import { LruCache } from './lru.js';
-import { readMmdbMetadata } from './mmdb-metadata.js';
+import { openMmdb } from './mmdb-metadata.js';
 import type { City, Geolocator, GeoResult, GeoStats } from './types.js';
 
 /** What to do with an address MaxMind places in a country but no city (UC_NO_CITY_MODE). */
@@ -102,18 +101,12 @@ function geolocatorFromBuffer(
   cache: LruCache<string, GeoResult>,
   opts: Omit<GeolocatorOptions, 'databasePath'>,
 ): Geolocator {
-  let databaseType: string;
-  let databaseBuildDate: Date;
-  let reader: ReaderModel;
-  try {
-    ({ databaseType, buildDate: databaseBuildDate } = readMmdbMetadata(buffer));
-    reader = Reader.openBuffer(buffer);
-  } catch (error) {
-    throw new Error(
-      `GeoIP database ${label} is not a valid MaxMind DB file: ${(error as Error).message}. ${HOW_TO_GET_A_DATABASE}`,
-      { cause: error },
-    );
-  }
+  const { databaseType, databaseBuildDate, reader } = openMmdb(
+    buffer,
+    'GeoIP database',
+    label,
+    HOW_TO_GET_A_DATABASE,
+  );
   // Same test the MaxMind reader applies before city() – but failing here, once, at startup, with advice.
   if (!databaseType.includes('City')) {
     throw new Error(

@@ -7,6 +7,8 @@
  * sturdier choice. It also lets the caller reject a wrong kind of database before building a reader.
  */
 
+import { Reader, type ReaderModel } from '@maxmind/geoip2-node';
+
 export interface MmdbMetadata {
   /** e.g. 'GeoLite2-City', 'GeoIP2-City', 'GeoLite2-Country'. */
   databaseType: string;
@@ -112,5 +114,28 @@ export function decodeMmdbValue(buffer: Buffer, offset: number): [unknown, numbe
       return [buffer.readFloatBE(offset), offset + 4];
     default:
       throw new Error(`unexpected data type ${type} at byte ${offset}`);
+  }
+}
+
+/**
+ * Opens a MaxMind DB already in memory: its metadata and a reader over it. Throws naming the database (`what`,
+ * e.g. "GeoIP database", and `label`) and the advice when the bytes are not a MaxMind DB.
+ */
+export function openMmdb(
+  buffer: Buffer,
+  what: string,
+  label: string,
+  advice: string,
+): { databaseType: string; databaseBuildDate: Date; reader: ReaderModel } {
+  try {
+    const { databaseType, buildDate } = readMmdbMetadata(buffer);
+    return { databaseType, databaseBuildDate: buildDate, reader: Reader.openBuffer(buffer) };
+  } catch (error) {
+    throw new Error(
+      `${what} ${label} is not a valid MaxMind DB file: ${(error as Error).message}. ${advice}`,
+      {
+        cause: error,
+      },
+    );
   }
 }
