@@ -133,7 +133,8 @@ export function buildAlert(findings: readonly RareFinding[], tickMs: number, def
     Explanation: {
       summary: displaySafe(rarity.sentence),
       operations: sorted.map((f) => {
-        const { sentence, knownCities: _known, ...factors } = f.rarity;
+        // The caller's countries decide only city+network allow rules, never the score: not a factor.
+        const { sentence, knownCities: _known, callerCountries: _countries, ...factors } = f.rarity;
         return {
           operation: f.observation.operation,
           score: f.rarity.score,

@@ -50,6 +50,9 @@ export const BASELINE_USAGE = `  unusual-city baseline show [<operation>] [--jso
       Adds / removes an allow rule; honoured from the next run. Kinds, narrowest first:
         caller+city <caller> <city>        one caller from one city (a commuter, a trip)
         caller+network <caller> AS<n>      one caller through one network (their VPN, their carrier)
+        city+network <city id> AS<n>       one network in one city (a carrier's hub city), for callers who
+                                           have worked from that country and are not in quarantine there;
+                                           the city as a geoname id or key (g:<id>), not a name
         operation+city <operation> <city>  one operation from one city, whoever calls it
         caller <upn|id>, operation <name>, city <city>, range <cidr>
       <city> is a geoname id (2988507), a city key (g:<id>, c:<CC>, e:<label>) or a name the tenant's

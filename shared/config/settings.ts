@@ -354,6 +354,7 @@ const schema = z.object({
   UC_VERDICT_LOOKBACK: duration(3_600_000, ' (at least 1h)'),
   UC_VERDICT_ALLOW_DAYS: number(0, 3650, true),
   UC_VERDICT_ALLOW_NETWORK: bool,
+  UC_VERDICT_ALLOW_CITY_NETWORK: bool,
   UC_BOOTSTRAP_DAYS: number(1, 730, true),
   UC_SHARDING: oneOf(['off', 'queue'] as const),
   UC_SHARD_COUNT: number(1, 64, true),

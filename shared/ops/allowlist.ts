@@ -32,6 +32,7 @@ export const ALLOW_KINDS = [
   'operation+city',
   'caller+city',
   'caller+network',
+  'city+network',
 ] as const;
 export type AllowKind = (typeof ALLOW_KINDS)[number];
 export const ALLOW_PARTITION = 'allow';
@@ -42,7 +43,7 @@ export interface AllowRule {
   /**
    * Canonical value: a CIDR block (`20.50.0.0/16`), a city key (`g:<geonameId>`, `c:<country>`, `e:<egress
    * label>`), a caller or an operation (lower-case), `<operation> <city key>`, `<caller> <city key>` or
-   * `<caller> AS<number>`.
+   * `<caller> AS<number>` or `<city key> AS<number>`.
    */
   value: string;
   /** Where the rule comes from, e.g. `UC_ALLOW_CALLERS`, `UC_ALLOW_SERVICE_TAGS` or `allow table`. */
@@ -83,6 +84,7 @@ export function parseAllowValue(kind: string, args: readonly string[]): { kind: 
     'operation+city': '<operation> <city>',
     'caller+city': '<caller> <city>',
     'caller+network': '<caller> <AS number, e.g. AS8075>',
+    'city+network': '<city> <AS number, e.g. AS45609>',
   };
   const pair = pairs[k];
   if (args.length !== (pair !== undefined ? 2 : 1)) {
@@ -134,6 +136,8 @@ export function parseAllowValue(kind: string, args: readonly string[]): { kind: 
       return { kind: k, value: `${caller(a)} ${city(args[1]!)}` };
     case 'caller+network':
       return { kind: k, value: `${caller(a)} ${network(args[1]!)}` };
+    case 'city+network':
+      return { kind: k, value: `${city(a)} ${network(args[1]!)}` };
     case 'operation':
       return { kind: k, value: operation(a) };
     case 'operation+city':
@@ -440,7 +444,8 @@ export class Allowlist {
         (caller !== ''
           ? (p.allows('caller+city', `${caller} ${city}`, h) ??
             p.allows('caller', caller, h) ??
-            this.networkAllows(p, caller, f.activity.networks, h))
+            this.networkAllows(p, caller, f.activity.networks, h) ??
+            cityNetworkAllows(p, f))
           : undefined) ??
         p.allows('city', city, h);
       if (r !== undefined) return r;
@@ -489,6 +494,27 @@ export class Allowlist {
     for (const v of this.counts.values()) n += v;
     return n;
   }
+}
+
+/**
+ * A (city, network) rule — a carrier's hub city or a shared ISP an analyst confirmed benign for one caller —
+ * allows a finding only for a caller who has worked from a city of that country (on UC_ESTABLISH_DAYS days,
+ * outside quarantine), whom no analyst confirmed as compromised in that city (a TruePositive verdict), and when
+ * every network the caller used for it is allowed in the city. A stranger's credential used there still alerts.
+ */
+function cityNetworkAllows(p: RuleSet, f: RareFinding): string | undefined {
+  const networks = f.activity.networks;
+  const { city } = f.observation;
+  if (networks === undefined || networks.length === 0 || f.rarity.confirmedForCaller === true)
+    return undefined;
+  if (city.country === '' || !(f.rarity.callerCountries ?? []).includes(city.country)) return undefined;
+  let first: string | undefined;
+  for (const n of networks) {
+    const r = p.allows('city+network', `${city.key} AS${n.asn}`, f.observation.hourMs);
+    if (r === undefined) return undefined;
+    first ??= r;
+  }
+  return first;
 }
 
 /**

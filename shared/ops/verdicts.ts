@@ -15,6 +15,7 @@ import { addAllowRule } from './allowlist.js';
 export function verdictPolicy(store: BaselineStore, settings: Settings, log?: LogFn): VerdictPolicy {
   return {
     allowNetwork: settings.UC_VERDICT_ALLOW_NETWORK,
+    allowCityNetwork: settings.UC_VERDICT_ALLOW_CITY_NETWORK,
     allowDays: settings.UC_VERDICT_ALLOW_DAYS,
     allow: (rule, change) => addAllowRule(store, rule, change),
     ...(log ? { log } : {}),

@@ -108,6 +108,7 @@ function scoreFor(
     obs.hourMs,
     activity.networks,
     run.params.networkKnownDays,
+    { days: run.params.establishDays, countryOf: (key) => run.tenant.cities.get(key)?.country },
   );
   return forCaller(base, op, obs.city, context, run.params);
 }

@@ -14,7 +14,7 @@
  */
 import type { BaselineStore, Entity } from '../baseline/store.js';
 import { displaySafe } from '../display.js';
-import { DAY_MS } from '../scoring/model.js';
+import { CONFIRMED_UNTIL_MS, DAY_MS } from '../scoring/model.js';
 import { liftQuarantine, updateCallerHistories } from './callers.js';
 
 export const CLASSIFICATIONS = ['Undetermined', 'TruePositive', 'BenignPositive', 'FalsePositive'] as const;
@@ -192,17 +192,22 @@ function indexedFromEntity(e: Entity): IndexedAlert | undefined {
 
 export const VERDICTS_PARTITION = 'verdicts';
 /** A confirmed quarantine: it does not age out (only an allow rule lifts it). */
-export const CONFIRMED_UNTIL_MS = Date.UTC(9999, 11, 31);
+export { CONFIRMED_UNTIL_MS };
 
 /** An allow rule to add (shared/ops/allowlist.ts addAllowRule, injected: ops stands above the pipeline). */
 export type AllowFn = (
-  rule: { kind: 'caller+city' | 'caller+network'; value: string; expiresMs?: number },
+  rule: { kind: 'caller+city' | 'caller+network' | 'city+network'; value: string; expiresMs?: number },
   change: { by: string; reason: string; atMs: number },
 ) => Promise<unknown>;
 
 export interface VerdictPolicy {
   /** UC_VERDICT_ALLOW_NETWORK: a benign verdict also allows the caller's network of the alert. */
   allowNetwork: boolean;
+  /**
+   * UC_VERDICT_ALLOW_CITY_NETWORK: a benign verdict also allows the alert's (city, network) for the tenant's
+   * other callers who work from that country (allow rule kind city+network). Absent: false.
+   */
+  allowCityNetwork?: boolean;
   /** UC_VERDICT_ALLOW_DAYS: expiry of the rules a benign verdict adds; 0 = none. */
   allowDays: number;
   allow: AllowFn;
@@ -305,6 +310,8 @@ async function allowBenign(
   await policy.allow({ kind: 'caller+city', value: `${caller} ${a.cityKey}`, ...expires }, change);
   if (policy.allowNetwork && /^AS\d{1,10}$/.test(a.network))
     await policy.allow({ kind: 'caller+network', value: `${caller} ${a.network}`, ...expires }, change);
+  if (policy.allowCityNetwork === true && /^AS\d{1,10}$/.test(a.network))
+    await policy.allow({ kind: 'city+network', value: `${a.cityKey} ${a.network}`, ...expires }, change);
   // The quarantine ends with the exact caller as stored (the rule's value is lower-cased, stored callers are not).
   await liftQuarantine(store, { caller: a.caller, cityKey: a.cityKey });
   // A benign verdict after a true one (reclassified): later activity no longer re-alerts.

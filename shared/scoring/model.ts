@@ -86,6 +86,9 @@ export interface CallerCity {
   quarantinedUntilMs: number;
 }
 
+/** A quarantine an analyst confirmed (a TruePositive verdict): it does not age out (only an allow rule lifts it). */
+export const CONFIRMED_UNTIL_MS = Date.UTC(9999, 11, 31);
+
 /** What the scorer needs to know about the caller of an observation. */
 export interface CallerContext {
   caller: string;
@@ -99,8 +102,15 @@ export interface CallerContext {
   cityDaysTotal: number;
   /** The city is quarantined for the caller: an alert for it that no analyst has confirmed as benign. */
   quarantined: boolean;
+  /** That quarantine is an analyst's TruePositive verdict (CONFIRMED_UNTIL_MS): every later hour alerts. */
+  confirmed: boolean;
   /** The caller's history with the networks of this activity; absent when no network is known (no ASN data). */
   network?: CallerNetworkContext;
+  /**
+   * Countries of the caller's familiar cities (UC_ESTABLISH_DAYS days or more outside quarantine), when the
+   * scorer was given their countries (callerContext's `countryOf`); sorted, distinct.
+   */
+  countries?: string[];
 }
 
 /** What the caller's history says about the networks (autonomous systems) an activity came through. */

@@ -100,6 +100,10 @@ export interface RarityScore {
   throughKnownNetwork: boolean;
   /** The score was lowered to UC_KNOWN_NETWORK_SCORE_CAP for that. */
   networkCapped: boolean;
+  /** Countries of the caller's familiar cities (CallerContext.countries; for `city+network` allow rules). */
+  callerCountries?: string[];
+  /** The caller's quarantine in this city is an analyst's TruePositive verdict (CallerContext.confirmed). */
+  confirmedForCaller?: boolean;
   learningFactor: number;
   operationActiveHours: number;
   tenantDays: number;
@@ -187,6 +191,8 @@ export function forCaller(
     ...(network !== undefined ? { network } : {}),
     networkFactor,
     throughKnownNetwork: throughKnown,
+    ...(caller.countries !== undefined ? { callerCountries: caller.countries } : {}),
+    ...(caller.confirmed ? { confirmedForCaller: true } : {}),
     probability: Math.min(1, (base.probability / callerBoost) * absence * networkFactor),
   };
   finish(r, city, params);

@@ -5,6 +5,7 @@ import {
   type CallerContext,
   type CallerNetworkContext,
   type CityBaseline,
+  CONFIRMED_UNTIL_MS,
   DAY_MS,
   isNetworkKey,
   networkKey,
@@ -282,11 +283,13 @@ export function callerContext(
   hourMs: number,
   networks?: readonly Network[],
   knownDays = 1,
+  familiar?: { days: number; countryOf: (cityKey: string) => string | undefined },
 ): CallerContext {
   let historyHours = 0;
   let known = 0;
   let days = 0;
   let networkHistory = false;
+  const countries = familiar ? new Set<string>() : undefined;
   for (const c of cities.values()) {
     if (isNetworkKey(c.cityKey)) {
       networkHistory ||= c.days >= knownDays;
@@ -296,6 +299,8 @@ export function callerContext(
     historyHours += c.rawHours;
     known += 1;
     days += c.days;
+    if (familiar && c.days >= familiar.days && !quarantinedAt(c, hourMs))
+      addCountry(countries!, familiar.countryOf(c.cityKey));
   }
   const here = cities.get(cityKey);
   const quarantined = quarantinedAt(here, hourMs);
@@ -307,11 +312,17 @@ export function callerContext(
     cities: known,
     cityDaysTotal: days,
     quarantined,
+    confirmed: (here?.quarantinedUntilMs ?? 0) >= CONFIRMED_UNTIL_MS,
     ...(networks !== undefined && networks.length > 0
       ? { network: networkContext(cities, networks, networkHistory) }
       : {}),
+    ...(countries ? { countries: [...countries].sort() } : {}),
   };
 }
+
+const addCountry = (countries: Set<string>, country: string | undefined): void => {
+  if (country !== undefined && country !== '') countries.add(country);
+};
 
 /** The caller's days on each of the activity's networks (the fewest decides) — days before this run's hours count. */
 function networkContext(

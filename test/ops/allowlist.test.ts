@@ -316,6 +316,50 @@ describe('allow rules at the grain of a caller', () => {
   });
 });
 
+describe('allow rules for a (city, network): a carrier hub an analyst confirmed benign', () => {
+  it('allow a caller of that country through that network, never a stranger, a confirmed compromise or another network', async () => {
+    expect(parseAllowValue('city+network', ['2332459', 'as45609'])).toEqual({
+      kind: 'city+network',
+      value: 'g:2332459 AS45609',
+    });
+    expect(() => parseAllowValue('city+network', ['2332459'])).toThrow(/two values: <city> <AS number/);
+    expect(() => parseAllowValue('city+network', ['Lagos', 'AS45609'])).toThrow(/is not a city/);
+
+    const store = SqliteStore.open(':memory:');
+    const change = { by: 'soc@contoso.com', reason: 'incident 7: BenignPositive', atMs: T0 };
+    await addAllowRule(
+      store,
+      { ...parseAllowValue('city+network', ['2332459', 'AS45609']), expiresMs: T0 + DAY },
+      change,
+    );
+    const allow = await (await AllowlistProvider.fromSettings(loadSettings({}))).forRun(store);
+    const via = (o: { countries?: string[]; confirmed?: boolean; asns?: number[]; hourMs?: number }) => {
+      const f = finding({ caller: 'ann@contoso.com' });
+      return {
+        ...f,
+        observation: { ...f.observation, hourMs: o.hourMs ?? T0 },
+        activity: { ...f.activity, networks: (o.asns ?? [45609]).map((asn) => ({ asn, org: '' })) },
+        rarity: {
+          score: 90,
+          quarantinedForCaller: o.confirmed ?? false,
+          ...(o.confirmed ? { confirmedForCaller: true } : {}),
+          ...(o.countries ? { callerCountries: o.countries } : {}),
+        } as RarityScore,
+      };
+    };
+    expect(allow.suppress(via({ countries: ['GB', 'NG'] }))).toMatch(
+      /^city\+network g:2332459 AS45609 \(allow table: soc@contoso\.com, /,
+    );
+    expect(allow.suppress(via({ countries: ['GB'] }))).toBeUndefined(); // never worked from Nigeria
+    expect(allow.suppress(via({}))).toBeUndefined(); // countries unknown
+    expect(allow.suppress(via({ countries: ['NG'], confirmed: true }))).toBeUndefined(); // TruePositive there
+    expect(allow.suppress(via({ countries: ['NG'], asns: [45609, 37148] }))).toBeUndefined();
+    expect(allow.suppress(via({ countries: ['NG'], asns: [] }))).toBeUndefined(); // network unknown
+    expect(allow.suppress(via({ countries: ['NG'], hourMs: T0 + DAY }))).toBeUndefined(); // expired
+    await store.close();
+  });
+});
+
 describe('allowlists in runs', () => {
   const attack = () => [
     ...history(10),

@@ -129,6 +129,26 @@ describe('applyVerdicts', () => {
     await store.close();
   });
 
+  it('the (city, network) too under UC_VERDICT_ALLOW_CITY_NETWORK, with the same expiry and audit; never without a network', async () => {
+    const store = await storeWithAlert('AS45609');
+    await applyVerdicts(store, [verdict()], policy(store, { allowCityNetwork: true }));
+    const rules = await readAllowTable(store);
+    expect(rules.map((r) => `${r.kind} ${r.value} ${r.expiresMs}`).sort()).toEqual([
+      `caller+city dev1@contoso.com ${CITY} ${T + 90 * DAY}`,
+      `city+network ${CITY} AS45609 ${T + 90 * DAY}`,
+    ]);
+    expect((await readAudit(store)).map((a) => a.subject).sort()).toEqual([
+      `caller+city dev1@contoso.com ${CITY}`,
+      `city+network ${CITY} AS45609`,
+    ]);
+    await store.close();
+
+    const unknown = await storeWithAlert('');
+    await applyVerdicts(unknown, [verdict()], policy(unknown, { allowCityNetwork: true }));
+    expect((await readAllowTable(unknown)).map((r) => r.kind)).toEqual(['caller+city']);
+    await unknown.close();
+  });
+
   it('true positive: the quarantine no longer ages out and the ledger remembers the confirmed alert; a reclassification applies again', async () => {
     const store = await storeWithAlert();
     const mark = { cityKey: CITY, hourMs: T - DAY, quarantineUntilMs: T + 13 * DAY, markOnly: true };

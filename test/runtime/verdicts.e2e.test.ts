@@ -124,14 +124,26 @@ describe('verdicts end to end: the timer reads a verdict from Log Analytics, the
         by: 'ana@contoso.com',
         expiresMs: closedMs + 90 * DAY,
       }),
+      // UC_VERDICT_ALLOW_CITY_NETWORK (default true): the alert's city through its network, for colleagues.
+      expect.objectContaining({
+        kind: 'city+network',
+        value: `${NEW_YORK} AS12271`,
+        by: 'ana@contoso.com',
+        expiresMs: closedMs + 90 * DAY,
+      }),
     ]);
     const audit = (await readAudit(store)).filter((a) => a.action === 'allow');
-    expect(audit).toHaveLength(1);
-    expect(audit[0]!.by).toBe('ana@contoso.com');
-    expect(audit[0]!.reason).toBe(
-      'incident 101: BenignPositive/SuspiciousButExpected: dev1 is at the New York office this week',
-    );
-    expect(audit[0]!.subject).toBe(`caller+city dev1@contoso.com ${NEW_YORK}`);
+    expect(audit).toHaveLength(2);
+    for (const a of audit) {
+      expect(a.by).toBe('ana@contoso.com');
+      expect(a.reason).toBe(
+        'incident 101: BenignPositive/SuspiciousButExpected: dev1 is at the New York office this week',
+      );
+    }
+    expect(audit.map((a) => a.subject)).toEqual([
+      `caller+city dev1@contoso.com ${NEW_YORK}`,
+      `city+network ${NEW_YORK} AS12271`,
+    ]);
     // The true positive's quarantine no longer ages out.
     expect((await readCallerCities(store, 'admin@contoso.com')).get(LAGOS)?.quarantinedUntilMs).toBe(
       CONFIRMED_UNTIL_MS,
@@ -143,7 +155,7 @@ describe('verdicts end to end: the timer reads a verdict from Log Analytics, the
     const before = harness.ingestion.received.length;
     await invoke();
     expect(harness.ingestion.received.length).toBe(before);
-    expect((await readAudit(store)).filter((a) => a.action === 'allow')).toHaveLength(1);
+    expect((await readAudit(store)).filter((a) => a.action === 'allow')).toHaveLength(2);
   });
 
   it('a failing verdict query is a warning: detection goes on', async () => {

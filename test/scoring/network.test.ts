@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 
 import type { City, Network } from '../../shared/geo/types.js';
-import { networkKey } from '../../shared/scoring/model.js';
+import { type CallerCity, networkKey } from '../../shared/scoring/model.js';
 import type { RarityScore } from '../../shared/scoring/score.js';
 import { scoreObservation } from '../../shared/scoring/score.js';
 import { callerContext, countCallerHour } from '../../shared/scoring/update.js';
@@ -87,5 +87,35 @@ describe('networks in scoring', () => {
     const r = score(h, PARIS, [M247, BOUYGUES]);
     expect(r.throughKnownNetwork).toBe(false);
     expect(r.score).toBeGreaterThanOrEqual(50);
+  });
+});
+
+describe("the caller's countries (for city+network allow rules)", () => {
+  it('are the countries of cities familiar to the caller, outside quarantine, and only when asked for', () => {
+    const at = hour(40, 11);
+    let cities: ReadonlyMap<string, CallerCity> = new Map();
+    const day = (d: number, h = 9) => hour(d, h);
+    for (let d = 0; d < 3; d++) cities = countCallerHour(cities, 'g:london', day(d)).cities;
+    cities = countCallerHour(cities, 'g:lagos', day(5)).cities; // one day: not familiar
+    for (let d = 6; d < 9; d++) cities = countCallerHour(cities, 'g:delhi', day(d), at + 3_600_000).cities;
+    cities = countCallerHour(cities, networkKey(45609), day(1)).cities;
+    const countryOf = (key: string) => ({ 'g:london': 'GB', 'g:lagos': 'NG', 'g:delhi': 'IN' })[key];
+    const ctx = callerContext('ann@contoso.com', cities, 'g:paris', at, [], 2, { days: 2, countryOf });
+    expect(ctx.countries).toEqual(['GB']); // Delhi is in quarantine until after the hour, Lagos seen one day
+    const later = callerContext('ann@contoso.com', cities, 'g:paris', at + 7_200_000, [], 2, {
+      days: 2,
+      countryOf,
+    });
+    expect(later.countries).toEqual(['GB', 'IN']);
+    expect(callerContext('ann@contoso.com', cities, 'g:paris', at).countries).toBeUndefined();
+    const r = scoreObservation(
+      contosoHistory().op('listkeys/action'),
+      contosoHistory().tenant,
+      PARIS,
+      at,
+      contosoHistory().params,
+      ctx,
+    );
+    expect(r.callerCountries).toEqual(['GB']);
   });
 });

@@ -121,6 +121,7 @@ function verdictFeed(
   if (feedback.verdicts.length === 0 && feedback.analystHours === undefined) return undefined;
   const policy = {
     allowNetwork: settings.UC_VERDICT_ALLOW_NETWORK,
+    allowCityNetwork: settings.UC_VERDICT_ALLOW_CITY_NETWORK,
     allowDays: settings.UC_VERDICT_ALLOW_DAYS,
     allow: (rule: Parameters<typeof addAllowRule>[1], change: Parameters<typeof addAllowRule>[2]) =>
       addAllowRule(store, rule, change),
