@@ -55,6 +55,11 @@ export interface AllowRule {
   addedMs?: number;
   /** The rule allows findings of hours before this instant only; absent: no expiry. */
   expiresMs?: number;
+  /**
+   * city+network only: the network's organisation (from the ASN data, e.g. `Bharti Airtel Limited`); the rule
+   * then also allows the organisation's other AS numbers in that city (a carrier announces several).
+   */
+  org?: string;
 }
 
 /** A value that is not valid for its kind; the message says what is expected. */
@@ -169,8 +174,17 @@ function ruleFromEntity(e: Entity): AllowRule | undefined {
     reason: typeof e.reason === 'string' ? e.reason : '',
     addedMs: typeof e.addedMs === 'number' ? e.addedMs : 0,
     ...(typeof e.expiresMs === 'number' && e.expiresMs > 0 ? { expiresMs: e.expiresMs } : {}),
+    ...(kind === 'city+network' && typeof e.org === 'string' && e.org !== ''
+      ? { org: boundedOrg(e.org) }
+      : {}),
   };
 }
+
+/** An organisation name as a rule keeps it: trimmed, at most 128 characters. */
+const boundedOrg = (org: string): string => org.trim().slice(0, 128);
+
+/** How organisations are compared: case and surrounding space do not matter. */
+const orgKey = (cityKey: string, org: string): string => `${cityKey}\u0000${boundedOrg(org).toLowerCase()}`;
 
 /** The allow table's rules, in row order. */
 export async function readAllowTable(store: BaselineStore): Promise<AllowRule[]> {
@@ -192,9 +206,10 @@ export interface Change {
 /** Adds (or re-records, with the new who and why) a rule; audited. Returns false when it already existed. */
 export async function addAllowRule(
   store: BaselineStore,
-  rule: { kind: AllowKind; value: string; expiresMs?: number },
+  rule: { kind: AllowKind; value: string; expiresMs?: number; org?: string },
   change: Change,
 ): Promise<boolean> {
+  const org = rule.kind === 'city+network' && rule.org ? boundedOrg(rule.org) : '';
   const key = rowKey(rule.kind, rule.value);
   let existed = false;
   await store.updateRows('state', ALLOW_PARTITION, [key], (cur) => {
@@ -209,6 +224,7 @@ export async function addAllowRule(
           reason: change.reason,
           addedMs: change.atMs,
           ...(rule.expiresMs !== undefined ? { expiresMs: rule.expiresMs } : {}),
+          ...(org !== '' ? { org } : {}),
         },
       ],
     ]);
@@ -226,6 +242,7 @@ export async function addAllowRule(
       replaced: existed,
       quarantineLifted,
       ...(rule.expiresMs !== undefined ? { expires: new Date(rule.expiresMs).toISOString() } : {}),
+      ...(org !== '' ? { org } : {}),
     }),
   });
   return !existed;
@@ -358,7 +375,8 @@ export async function allowRulesFromSettings(
 
 /** How a rule reads in a log line and in `baseline allows`. */
 export function describeRule(r: AllowRule): string {
-  const what = r.label !== undefined ? r.label : `${r.kind} ${r.value}`;
+  const what =
+    r.label !== undefined ? r.label : `${r.kind} ${r.value}${r.org !== undefined ? ` (${r.org})` : ''}`;
   if (r.source !== 'allow table') return `${what} (${r.source})`;
   const when = r.addedMs ? new Date(r.addedMs).toISOString().slice(0, 10) : '?';
   const until =
@@ -381,6 +399,8 @@ const KEYED_KINDS = ALLOW_KINDS.filter((k): k is KeyedKind => k !== 'range');
 export class RuleSet {
   readonly ranges: CidrSet;
   readonly byKind = new Map<KeyedKind, Map<string, Allowed>>(KEYED_KINDS.map((k) => [k, new Map()]));
+  /** city+network rules that name their network's organisation, keyed by city and organisation (orgKey). */
+  readonly byCityOrg = new Map<string, Allowed>();
   readonly size: number;
 
   constructor(rules: readonly AllowRule[]) {
@@ -395,6 +415,10 @@ export class RuleSet {
       }
       const map = this.byKind.get(r.kind)!;
       if (!map.has(r.value)) map.set(r.value, { reason, untilMs: r.expiresMs ?? Infinity });
+      if (r.kind === 'city+network' && r.org !== undefined) {
+        const key = orgKey(r.value.slice(0, r.value.lastIndexOf(' ')), r.org);
+        if (!this.byCityOrg.has(key)) this.byCityOrg.set(key, { reason, untilMs: r.expiresMs ?? Infinity });
+      }
     }
     this.ranges = new CidrSet(blocks.values());
     let size = this.ranges.size;
@@ -405,6 +429,14 @@ export class RuleSet {
   /** Why a rule of this kind allows `value` for a finding of the hour `hourMs`, or undefined. */
   allows(kind: KeyedKind, value: string, hourMs: number): string | undefined {
     const a = this.byKind.get(kind)!.get(value);
+    return a !== undefined && hourMs < a.untilMs ? a.reason : undefined;
+  }
+
+  /** Why a city+network rule allows the network (by its AS number, or by its organisation) in the city. */
+  allowsNetworkIn(cityKey: string, n: Network, hourMs: number): string | undefined {
+    const byAsn = this.allows('city+network', `${cityKey} AS${n.asn}`, hourMs);
+    if (byAsn !== undefined || n.org.trim() === '') return byAsn;
+    const a = this.byCityOrg.get(orgKey(cityKey, n.org));
     return a !== undefined && hourMs < a.untilMs ? a.reason : undefined;
   }
 }
@@ -500,7 +532,8 @@ export class Allowlist {
  * A (city, network) rule — a carrier's hub city or a shared ISP an analyst confirmed benign for one caller —
  * allows a finding only for a caller who has worked from a city of that country (on UC_ESTABLISH_DAYS days,
  * outside quarantine), whom no analyst confirmed as compromised in that city (a TruePositive verdict), and when
- * every network the caller used for it is allowed in the city. A stranger's credential used there still alerts.
+ * every network the caller used for it is allowed in the city (by AS number, or by the organisation the rule
+ * names: a carrier announces several AS numbers). A stranger's credential used there still alerts.
  */
 function cityNetworkAllows(p: RuleSet, f: RareFinding): string | undefined {
   const networks = f.activity.networks;
@@ -510,7 +543,7 @@ function cityNetworkAllows(p: RuleSet, f: RareFinding): string | undefined {
   if (city.country === '' || !(f.rarity.callerCountries ?? []).includes(city.country)) return undefined;
   let first: string | undefined;
   for (const n of networks) {
-    const r = p.allows('city+network', `${city.key} AS${n.asn}`, f.observation.hourMs);
+    const r = p.allowsNetworkIn(city.key, n, f.observation.hourMs);
     if (r === undefined) return undefined;
     first ??= r;
   }

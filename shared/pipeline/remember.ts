@@ -119,13 +119,14 @@ function indexAlerts(alerts: readonly Alert[], findings: readonly RareFinding[])
     const o = f.observation;
     const id = alertIdFor(caller, o.city.key, o.hourMs, o.operationKey);
     if (!wanted.has(id) || rows.has(id)) continue;
-    const asn = f.activity.networks?.[0]?.asn;
+    const net = f.activity.networks?.[0];
     rows.set(
       id,
       alertIndexEntity({
         caller,
         cityKey: o.city.key,
-        network: asn !== undefined ? `AS${asn}` : '',
+        network: net !== undefined ? `AS${net.asn}` : '',
+        ...(net !== undefined && net.org.trim() !== '' ? { org: net.org.trim().slice(0, 128) } : {}),
         hourMs: o.hourMs,
         score: f.rarity.score,
       }),

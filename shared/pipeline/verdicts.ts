@@ -168,6 +168,8 @@ export interface IndexedAlert {
   cityKey: string;
   /** `AS<number>` of the caller's network for the alert, '' when unknown. */
   network: string;
+  /** That network's organisation (ASN data), absent when unknown or for alerts indexed before it was kept. */
+  org?: string;
   /** Event hour of the alert's top finding. */
   hourMs: number;
   score: number;
@@ -176,13 +178,14 @@ export interface IndexedAlert {
 export const alertIndexEntity = (a: IndexedAlert): Entity => ({ ...a });
 
 function indexedFromEntity(e: Entity): IndexedAlert | undefined {
-  const { caller, cityKey, network, hourMs, score } = e;
+  const { caller, cityKey, network, org, hourMs, score } = e;
   if (typeof caller !== 'string' || typeof cityKey !== 'string' || caller === '' || cityKey === '')
     return undefined;
   return {
     caller,
     cityKey,
     network: typeof network === 'string' ? network : '',
+    ...(typeof org === 'string' && org !== '' ? { org: org.slice(0, 128) } : {}),
     hourMs: typeof hourMs === 'number' ? hourMs : 0,
     score: typeof score === 'number' ? score : 0,
   };
@@ -196,7 +199,12 @@ export { CONFIRMED_UNTIL_MS };
 
 /** An allow rule to add (shared/ops/allowlist.ts addAllowRule, injected: ops stands above the pipeline). */
 export type AllowFn = (
-  rule: { kind: 'caller+city' | 'caller+network' | 'city+network'; value: string; expiresMs?: number },
+  rule: {
+    kind: 'caller+city' | 'caller+network' | 'city+network';
+    value: string;
+    expiresMs?: number;
+    org?: string;
+  },
   change: { by: string; reason: string; atMs: number },
 ) => Promise<unknown>;
 
@@ -311,7 +319,15 @@ async function allowBenign(
   if (policy.allowNetwork && /^AS\d{1,10}$/.test(a.network))
     await policy.allow({ kind: 'caller+network', value: `${caller} ${a.network}`, ...expires }, change);
   if (policy.allowCityNetwork === true && /^AS\d{1,10}$/.test(a.network))
-    await policy.allow({ kind: 'city+network', value: `${a.cityKey} ${a.network}`, ...expires }, change);
+    await policy.allow(
+      {
+        kind: 'city+network',
+        value: `${a.cityKey} ${a.network}`,
+        ...expires,
+        ...(a.org ? { org: a.org } : {}),
+      },
+      change,
+    );
   // The quarantine ends with the exact caller as stored (the rule's value is lower-cased, stored callers are not).
   await liftQuarantine(store, { caller: a.caller, cityKey: a.cityKey });
   // A benign verdict after a true one (reclassified): later activity no longer re-alerts.

@@ -358,6 +358,44 @@ describe('allow rules for a (city, network): a carrier hub an analyst confirmed 
     expect(allow.suppress(via({ countries: ['NG'], hourMs: T0 + DAY }))).toBeUndefined(); // expired
     await store.close();
   });
+
+  it("a rule that names the network's organisation also allows the organisation's other AS numbers there", async () => {
+    const store = SqliteStore.open(':memory:');
+    const change = { by: 'soc@contoso.com', reason: 'incident 8: BenignPositive', atMs: T0 };
+    const rule = {
+      ...parseAllowValue('city+network', ['2332459', 'AS45609']),
+      org: ' Bharti Airtel Limited ',
+    };
+    await addAllowRule(store, rule, change);
+    expect(await readAllowTable(store)).toEqual([
+      expect.objectContaining({
+        kind: 'city+network',
+        value: 'g:2332459 AS45609',
+        org: 'Bharti Airtel Limited',
+      }),
+    ]);
+    expect(JSON.parse((await readAudit(store))[0]!.detail ?? '{}')).toMatchObject({
+      org: 'Bharti Airtel Limited',
+    });
+    const allow = await (await AllowlistProvider.fromSettings(loadSettings({}))).forRun(store);
+    const via = (networks: { asn: number; org: string }[], city: City = LAGOS): RareFinding => {
+      const f = finding({ caller: 'ann@contoso.com', city });
+      return {
+        ...f,
+        activity: { ...f.activity, networks },
+        rarity: { score: 90, quarantinedForCaller: false, callerCountries: ['NG'] } as RarityScore,
+      };
+    };
+    expect(allow.suppress(via([{ asn: 24560, org: 'BHARTI AIRTEL LIMITED' }]))).toMatch(
+      /^city\+network g:2332459 AS45609 \(Bharti Airtel Limited\) \(allow table: /,
+    );
+    expect(allow.suppress(via([{ asn: 24560, org: '' }]))).toBeUndefined(); // organisation unknown
+    expect(allow.suppress(via([{ asn: 9009, org: 'M247 Europe SRL' }]))).toBeUndefined();
+    expect(
+      allow.suppress(via([{ asn: 24560, org: 'Bharti Airtel Limited' }], { ...LAGOS, key: 'g:1' })),
+    ).toBeUndefined();
+    await store.close();
+  });
 });
 
 describe('allowlists in runs', () => {

@@ -36,9 +36,16 @@ const verdict = (over: Partial<Verdict> = {}): Verdict => ({
   ...over,
 });
 
-async function storeWithAlert(network = ''): Promise<SqliteStore> {
+async function storeWithAlert(network = '', org = ''): Promise<SqliteStore> {
   const store = SqliteStore.open(':memory:');
-  const row = alertIndexEntity({ caller: CALLER, cityKey: CITY, network, hourMs: T - DAY, score: 80 });
+  const row = alertIndexEntity({
+    caller: CALLER,
+    cityKey: CITY,
+    network,
+    ...(org !== '' ? { org } : {}),
+    hourMs: T - DAY,
+    score: 80,
+  });
   await store.updateRows('state', ALERT_INDEX_PARTITION, [ALERT], () => new Map([[ALERT, row]]));
   return store;
 }
@@ -130,12 +137,12 @@ describe('applyVerdicts', () => {
   });
 
   it('the (city, network) too under UC_VERDICT_ALLOW_CITY_NETWORK, with the same expiry and audit; never without a network', async () => {
-    const store = await storeWithAlert('AS45609');
+    const store = await storeWithAlert('AS45609', 'Bharti Airtel Limited');
     await applyVerdicts(store, [verdict()], policy(store, { allowCityNetwork: true }));
     const rules = await readAllowTable(store);
-    expect(rules.map((r) => `${r.kind} ${r.value} ${r.expiresMs}`).sort()).toEqual([
-      `caller+city dev1@contoso.com ${CITY} ${T + 90 * DAY}`,
-      `city+network ${CITY} AS45609 ${T + 90 * DAY}`,
+    expect(rules.map((r) => `${r.kind} ${r.value} ${r.expiresMs} ${r.org}`).sort()).toEqual([
+      `caller+city dev1@contoso.com ${CITY} ${T + 90 * DAY} undefined`,
+      `city+network ${CITY} AS45609 ${T + 90 * DAY} Bharti Airtel Limited`,
     ]);
     expect((await readAudit(store)).map((a) => a.subject).sort()).toEqual([
       `caller+city dev1@contoso.com ${CITY}`,
