@@ -8,6 +8,7 @@ import type { ReadStats } from '../activity/types.js';
 import type { Alert } from '../alerts/alert.js';
 import { type AlertSink, JsonlAlertSink, MemoryAlertSink } from '../alerts/sinks.js';
 import { SqliteStore } from '../baseline/sqlite.js';
+import { formatDuration, parseDuration } from '../config/duration.js';
 import { loadSettings, type Settings, SettingsError } from '../config/settings.js';
 import { classReport, formatClassTable, hasClasses } from '../demo/classes.js';
 import { runDemo } from '../demo/demo.js';
@@ -89,6 +90,7 @@ const replayOptions = {
   json: { type: 'boolean' },
   verdicts: { type: 'string' },
   'analyst-hours': { type: 'string' },
+  reorder: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -141,9 +143,32 @@ export function formatSummary(s: ReplaySummary): string {
     ...(s.allowlisted > 0
       ? [`allowlisted:         ${s.allowlisted} rare finding(s) kept from alerting`]
       : []),
+    ...(s.lateEvents > 0 ? [lateNote(s)] : []),
     `throughput:          ${secs > 0 ? Math.round(s.read.records / secs).toLocaleString('en-US') : '-'} events/s (read ${(s.readMs / 1000).toFixed(1)} s, detect ${(s.detectMs / 1000).toFixed(1)} s)`,
   ];
   return lines.join('\n') + '\n';
+}
+
+/** Events out of time order beyond --reorder: what happened to them and the option that replays them in order. */
+function lateNote(s: ReplaySummary): string {
+  const hours = Math.ceil(s.lateByMs / 3_600_000);
+  return (
+    `late events:         ${s.lateEvents.toLocaleString('en-US')} arrived up to ${formatDuration(s.lateByMs)} behind ` +
+    'later ones, after runs that read them: counted only by the runs after (as the timer counts events ' +
+    `ingested that late); --reorder ${hours}h (or all) replays them as a sorted file`
+  );
+}
+
+/** --reorder DURATION|all: how far out of time order events may arrive (undefined: the default). */
+export function reorderOption(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (value.trim() === 'all') return Number.POSITIVE_INFINITY;
+  const ms = parseDuration(value);
+  if (ms === undefined)
+    throw new UsageError(
+      `--reorder expects a duration such as 1h or 30m, or all, got ${JSON.stringify(value)}`,
+    );
+  return ms;
 }
 
 async function runReplay(
@@ -153,6 +178,7 @@ async function runReplay(
   settings: Settings,
 ) {
   const stats: ReadStats = newReadStats();
+  const reorderMs = reorderOption(values.reorder as string | undefined);
   const stateDir = values.state as string | undefined;
   if (stateDir !== undefined) await makeStateDir(stateDir);
   const { geo, networks, warning } = await openGeo(settings);
@@ -183,6 +209,7 @@ async function runReplay(
       defaults: alertDefaults(settings),
       ...(fromMs !== undefined ? { fromMs } : {}),
       ...(toMs !== undefined ? { toMs } : {}),
+      ...(reorderMs !== undefined ? { reorderMs } : {}),
       log: (level, message) => process.stderr.write(`${level}: ${message}\n`),
       onProgress: progressPrinter(values.quiet === true),
       ...(allowlist.size > 0 ? { suppress: allowlist.suppress } : {}),
@@ -382,6 +409,7 @@ async function main(argv: string[]): Promise<number> {
   const settings = settingsFrom(values);
   // Bad times are usage errors: reject them before anything touches --out (torn-line repair) or --state.
   replayWindow(values);
+  reorderOption(values.reorder);
   if (command === 'replay') return replayCommand(positionals, values, settings);
   if (command === 'evaluate') return evaluateCommand(positionals, values, settings);
   await runDemo({

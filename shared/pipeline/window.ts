@@ -25,6 +25,8 @@ export class AggregatedEvents implements EventSource {
   maxMs = Number.NEGATIVE_INFINITY;
   events = 0;
   groups = 0;
+  /** Groups held now: `groups` less those of the slots dropped. */
+  groupsHeld = 0;
 
   constructor(tickMs: number, lookbackMs: number) {
     this.slotMs = slotOf(tickMs, lookbackMs);
@@ -54,6 +56,7 @@ export class AggregatedEvents implements EventSource {
     const { slotMs: _slot, ...group } = g;
     groups.set(key, { ...group, resourceIds: [...g.resourceIds], correlationIds: [...g.correlationIds] });
     this.groups += 1;
+    this.groupsHeld += 1;
     this.events += g.count;
     this.minMs = Math.min(this.minMs, g.firstMs);
     this.maxMs = Math.max(this.maxMs, g.lastMs);
@@ -93,6 +96,7 @@ export class AggregatedEvents implements EventSource {
       };
       groups.set(key, g);
       this.groups += 1;
+      this.groupsHeld += 1;
     }
     g.count += 1;
     if (ev.timeMs < g.firstMs) {
@@ -121,6 +125,20 @@ export class AggregatedEvents implements EventSource {
     this.minMs = Math.min(this.minMs, ev.timeMs);
     this.maxMs = Math.max(this.maxMs, ev.timeMs);
     this.events += 1;
+  }
+
+  /**
+   * Forgets the slots that start before `ms` (a streaming replay's runs are past them), passing each of their
+   * groups to `visit` first. The totals (events, groups, first and last time) keep counting them.
+   */
+  dropBefore(ms: number, visit: (g: EventGroup) => void): void {
+    for (const [slot, groups] of this.slots) {
+      if (slot >= ms) continue;
+      for (const g of groups.values()) visit(g);
+      this.groupsHeld -= groups.size;
+      this.slots.delete(slot);
+      this.sortedSlots = undefined;
+    }
   }
 
   /** Every group of every slot (for whole-data statistics). */
