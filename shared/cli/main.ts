@@ -8,7 +8,6 @@ import type { ReadStats } from '../activity/types.js';
 import type { Alert } from '../alerts/alert.js';
 import { type AlertSink, JsonlAlertSink, MemoryAlertSink } from '../alerts/sinks.js';
 import { SqliteStore } from '../baseline/sqlite.js';
-import { formatDuration, parseDuration } from '../config/duration.js';
 import { loadSettings, type Settings, SettingsError } from '../config/settings.js';
 import { classReport, formatClassTable, hasClasses } from '../demo/classes.js';
 import { runDemo } from '../demo/demo.js';
@@ -22,6 +21,7 @@ import { VERSION } from '../version.js';
 import { CliError, EXIT, parseSets, parseTime, UsageError } from './args.js';
 import { checkInputs, checkOut, checkReadable, makeStateDir } from './files.js';
 import { HELP } from './help.js';
+import { lateNote, reorderOption } from './reorder.js';
 import { alertDefaults, openGeo } from './runtime.js';
 import { evaluateSuite } from './suite.js';
 
@@ -147,28 +147,6 @@ export function formatSummary(s: ReplaySummary): string {
     `throughput:          ${secs > 0 ? Math.round(s.read.records / secs).toLocaleString('en-US') : '-'} events/s (read ${(s.readMs / 1000).toFixed(1)} s, detect ${(s.detectMs / 1000).toFixed(1)} s)`,
   ];
   return lines.join('\n') + '\n';
-}
-
-/** Events out of time order beyond --reorder: what happened to them and the option that replays them in order. */
-function lateNote(s: ReplaySummary): string {
-  const hours = Math.ceil(s.lateByMs / 3_600_000);
-  return (
-    `late events:         ${s.lateEvents.toLocaleString('en-US')} arrived up to ${formatDuration(s.lateByMs)} behind ` +
-    'later ones, after runs that read them: counted only by the runs after (as the timer counts events ' +
-    `ingested that late); --reorder ${hours}h (or all) replays them as a sorted file`
-  );
-}
-
-/** --reorder DURATION|all: how far out of time order events may arrive (undefined: the default). */
-export function reorderOption(value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  if (value.trim() === 'all') return Number.POSITIVE_INFINITY;
-  const ms = parseDuration(value);
-  if (ms === undefined)
-    throw new UsageError(
-      `--reorder expects a duration such as 1h or 30m, or all, got ${JSON.stringify(value)}`,
-    );
-  return ms;
 }
 
 async function runReplay(
