@@ -14,7 +14,7 @@ import { runDemo } from '../demo/demo.js';
 import { evaluateAlerts, formatEvaluation, readLabels } from '../demo/evaluate.js';
 import { AllowlistProvider } from '../ops/allowlist.js';
 import { describeSkipped, readVerdictFile, verdictPolicy } from '../ops/verdicts.js';
-import { replay, type ReplayProgress, type ReplaySummary } from '../pipeline/replay.js';
+import { DEFAULT_REORDER_MS, replay, type ReplayProgress, type ReplaySummary } from '../pipeline/replay.js';
 import { runStateOf } from '../pipeline/runState.js';
 import { VerdictFeed } from '../pipeline/verdicts.js';
 import { VERSION } from '../version.js';
@@ -156,7 +156,10 @@ async function runReplay(
   settings: Settings,
 ) {
   const stats: ReadStats = newReadStats();
-  const reorderMs = reorderOption(values.reorder as string | undefined);
+  // One export is in time order or nearly; several may each cover the same time (read one after the other).
+  const reorderMs =
+    reorderOption(values.reorder as string | undefined) ??
+    (files.length === 1 ? DEFAULT_REORDER_MS : Number.POSITIVE_INFINITY);
   const stateDir = values.state as string | undefined;
   if (stateDir !== undefined) await makeStateDir(stateDir);
   const { geo, networks, warning } = await openGeo(settings);
@@ -187,7 +190,7 @@ async function runReplay(
       defaults: alertDefaults(settings),
       ...(fromMs !== undefined ? { fromMs } : {}),
       ...(toMs !== undefined ? { toMs } : {}),
-      ...(reorderMs !== undefined ? { reorderMs } : {}),
+      reorderMs,
       log: (level, message) => process.stderr.write(`${level}: ${message}\n`),
       onProgress: progressPrinter(values.quiet === true),
       ...(allowlist.size > 0 ? { suppress: allowlist.suppress } : {}),

@@ -5,7 +5,7 @@ import type { BaselineStore } from '../baseline/store.js';
 import type { Settings } from '../config/settings.js';
 import type { Geolocator, NetworkLocator } from '../geo/types.js';
 import { HOUR_MS } from '../scoring/model.js';
-import { ReplayRuns } from './replayRuns.js';
+import { countLocated, ReplayRuns } from './replayRuns.js';
 import { runStateOf } from './runState.js';
 import type { LogFn, Pipeline } from './tick.js';
 import { AggregatedEvents, slotOf } from './window.js';
@@ -41,7 +41,10 @@ export interface ReplayOptions {
    * a result replaces `suppress` from this run on (the allow table changed). Absent: nothing.
    */
   beforeRun?: (tickMs: number) => Promise<{ suppress: Pipeline['suppress'] } | undefined>;
-  /** How far out of time order events may arrive (ms; see DEFAULT_REORDER_MS); Infinity: any order. */
+  /**
+   * How far out of time order events may arrive (ms; see DEFAULT_REORDER_MS): the runs then follow the reading.
+   * Absent or Infinity: the whole input is read before the first run (any order; memory grows with the input).
+   */
   reorderMs?: number;
 }
 
@@ -87,9 +90,8 @@ export interface ReplaySummary {
 }
 
 /**
- * How far behind the latest events (ms) an event may arrive and still be counted by every run that reads it, by
- * default: an export is in time order or close to it (ingestion order). `Infinity`: the whole input is read
- * before the first run (any order, memory grows with the input).
+ * How far behind the latest events (ms) an event of one export may arrive and still be counted by every run that
+ * reads it: an export is in time order or close to it (ingestion order). The CLI's default for one input file.
  */
 export const DEFAULT_REORDER_MS = HOUR_MS;
 
@@ -112,6 +114,7 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
   summary.filteredOut = await feed(o, agg, runs, summary);
   await runs.finish();
   runs.drop(Infinity);
+  if (o.history !== undefined) for (const g of o.history.allGroups()) countLocated(summary, g, o.geo);
   summary.detectMs = runs.detectMs;
   summary.readMs = performance.now() - t0 - runs.detectMs;
   summary.events = agg.events;
@@ -148,7 +151,7 @@ async function feed(
   const s = o.settings;
   const categories = new Set(s.UC_CATEGORIES.map((c) => c.toLowerCase()));
   const statuses = new Set(s.UC_STATUSES.map((c) => c.toLowerCase()));
-  const reorderMs = o.reorderMs ?? DEFAULT_REORDER_MS;
+  const reorderMs = o.reorderMs ?? Number.POSITIVE_INFINITY;
   const block = new Float64Array(BLOCK);
   let progress = -Infinity;
   let filteredOut = 0;

@@ -141,9 +141,14 @@ export class ReplayRuns {
     return steps * this.tick;
   }
 
-  /** Forgets the slots before `ms`, counting their events by what geolocation makes of their caller IP. */
+  /**
+   * Forgets the slots before `ms` (of the events read, not of a history), counting their events by what
+   * geolocation makes of their caller IP.
+   */
   drop(ms: number): void {
     this.summary.maxGroupsHeld = Math.max(this.summary.maxGroupsHeld, this.agg.groupsHeld);
+    // A history is the caller's (the backtest replays one several times): it is read whole, never forgotten.
+    if (this.o.history !== undefined) return;
     this.agg.dropBefore(ms, (g) => countLocated(this.summary, g, this.o.geo));
   }
 }

@@ -167,18 +167,28 @@ export class AggregatedEvents implements EventSource {
     return sorted[lo];
   }
 
+  /**
+   * The window's groups, one per (operation, caller, IP, hour). A group of one slot is the stored object itself
+   * (runs never change the groups they read); groups of several slots are merged into a copy.
+   */
   read(startMs: number, endMs: number): Promise<EventGroup[]> {
     const merged = new Map<string, EventGroup>();
+    const copies = new Set<EventGroup>();
     for (let t = Math.floor(startMs / this.slotMs) * this.slotMs; t < endMs; t += this.slotMs) {
       if (t < startMs) continue;
       const groups = this.slots.get(t);
       if (!groups) continue;
       for (const g of groups.values()) {
         const key = `${g.operationKey}\u0000${g.caller}\u0000${g.callerIp}\u0000${g.hourMs}`;
-        const m = merged.get(key);
+        let m = merged.get(key);
         if (!m) {
-          merged.set(key, { ...g, resourceIds: [...g.resourceIds], correlationIds: [...g.correlationIds] });
+          merged.set(key, g);
           continue;
+        }
+        if (!copies.has(m)) {
+          m = { ...m, resourceIds: [...m.resourceIds], correlationIds: [...m.correlationIds] };
+          copies.add(m);
+          merged.set(key, m);
         }
         m.count += g.count;
         if (g.firstMs < m.firstMs) {
