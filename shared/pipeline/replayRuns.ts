@@ -1,5 +1,5 @@
 import type { Geolocator } from '../geo/types.js';
-import type { ReplayOptions, ReplaySummary } from './replay.js';
+import type { ReplayOptions, ReplaySummary } from './replayTypes.js';
 import type { RunState } from './runState.js';
 import { type Pipeline, runTick, type TickStats } from './tick.js';
 import type { EventGroup } from './types.js';
