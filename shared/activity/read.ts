@@ -272,6 +272,18 @@ class SyncTransform<T> {
 // ---------------------------------------------------------------------------------------------------
 // JSON Lines
 
+/**
+ * False when `buf` holds at most `max` opening brackets and braces, so no JSON in it nests deeper than `max`: the
+ * bytes are searched natively, and only a line with more brackets is scanned character by character (deeperThan).
+ */
+function mayNestDeeper(buf: Buffer, max: number): boolean {
+  let n = 0;
+  for (const open of [0x7b, 0x5b]) {
+    for (let i = buf.indexOf(open); i >= 0; i = buf.indexOf(open, i + 1)) if (++n > max) return true;
+  }
+  return false;
+}
+
 async function* readJsonLines(chunks: AsyncIterable<Buffer>, sink: Sink): AsyncGenerator<ActivityEvent> {
   let lineNo = 0;
   let pending: Buffer[] = [];
@@ -283,7 +295,7 @@ async function* readJsonLines(chunks: AsyncIterable<Buffer>, sink: Sink): AsyncG
     if (s.endsWith('\r')) s = s.slice(0, -1);
     if (/^\s*$/.test(s)) return;
     let value: unknown;
-    if (deeperThan(s, MAX_DEPTH)) {
+    if (mayNestDeeper(buf, MAX_DEPTH) && deeperThan(s, MAX_DEPTH)) {
       sink.seen('azure-activity-jsonl');
       sink.skip('invalid-json', String(no), undefined, `nesting deeper than ${MAX_DEPTH}`);
       return;

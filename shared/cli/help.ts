@@ -1,7 +1,8 @@
 /** Per-command help of replay, evaluate and demo (`unusual-city <command> --help`), with examples. */
 
 export const REPLAY_HELP = `Usage: unusual-city replay <file>... --out alerts.jsonl [--state DIR] [--append] [--tick 15m] [--lookback 2h]
-                           [--from ISO] [--to ISO] [--set NAME=VALUE]... [--verdicts FILE] [--quiet]
+                           [--from ISO] [--to ISO] [--set NAME=VALUE]... [--verdicts FILE] [--reorder 1h]
+                           [--quiet]
 
 Runs the production pipeline over exported Activity Logs (AzureActivity JSON Lines, Log Analytics query
 responses, portal CSV, diagnostic-settings records; gzip or not) as the timer would have, and writes the alerts
@@ -18,6 +19,12 @@ as JSON Lines to --out.
   --tick, --lookback, --set NAME=VALUE   settings (as the app settings of the same name; see README)
   --verdicts FILE analysts' verdicts (JSON Lines, docs/operations.md), each applied by the first run at or after
                   its closedTime, as the timer applies Sentinel's
+  --reorder D     how far out of time order events may arrive (default: 1h for one file; all for several,
+                  which may each cover the same time): the runs follow the reading, a run once the events are D
+                  past its tick, so memory holds the lookback window and D, not the input. An event later than
+                  that is counted only by the runs after it (the summary says how many, and the --reorder that
+                  replays them in order); all: read everything first, any order. Files given in time order
+                  (day1 day2 …) stream with --reorder 1h
   --quiet         no progress (warnings still print)
 
 Examples:

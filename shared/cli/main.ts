@@ -14,13 +14,14 @@ import { runDemo } from '../demo/demo.js';
 import { evaluateAlerts, formatEvaluation, readLabels } from '../demo/evaluate.js';
 import { AllowlistProvider } from '../ops/allowlist.js';
 import { describeSkipped, readVerdictFile, verdictPolicy } from '../ops/verdicts.js';
-import { replay, type ReplayProgress, type ReplaySummary } from '../pipeline/replay.js';
+import { DEFAULT_REORDER_MS, replay, type ReplayProgress, type ReplaySummary } from '../pipeline/replay.js';
 import { runStateOf } from '../pipeline/runState.js';
 import { VerdictFeed } from '../pipeline/verdicts.js';
 import { VERSION } from '../version.js';
 import { CliError, EXIT, parseSets, parseTime, UsageError } from './args.js';
 import { checkInputs, checkOut, checkReadable, makeStateDir } from './files.js';
 import { HELP } from './help.js';
+import { lateNote, reorderOption } from './reorder.js';
 import { alertDefaults, openGeo } from './runtime.js';
 import { evaluateSuite } from './suite.js';
 
@@ -89,6 +90,7 @@ const replayOptions = {
   json: { type: 'boolean' },
   verdicts: { type: 'string' },
   'analyst-hours': { type: 'string' },
+  reorder: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -141,6 +143,7 @@ export function formatSummary(s: ReplaySummary): string {
     ...(s.allowlisted > 0
       ? [`allowlisted:         ${s.allowlisted} rare finding(s) kept from alerting`]
       : []),
+    ...(s.lateEvents > 0 ? [lateNote(s)] : []),
     `throughput:          ${secs > 0 ? Math.round(s.read.records / secs).toLocaleString('en-US') : '-'} events/s (read ${(s.readMs / 1000).toFixed(1)} s, detect ${(s.detectMs / 1000).toFixed(1)} s)`,
   ];
   return lines.join('\n') + '\n';
@@ -153,6 +156,10 @@ async function runReplay(
   settings: Settings,
 ) {
   const stats: ReadStats = newReadStats();
+  // One export is in time order or nearly; several may each cover the same time (read one after the other).
+  const reorderMs =
+    reorderOption(values.reorder as string | undefined) ??
+    (files.length === 1 ? DEFAULT_REORDER_MS : Number.POSITIVE_INFINITY);
   const stateDir = values.state as string | undefined;
   if (stateDir !== undefined) await makeStateDir(stateDir);
   const { geo, networks, warning } = await openGeo(settings);
@@ -183,6 +190,7 @@ async function runReplay(
       defaults: alertDefaults(settings),
       ...(fromMs !== undefined ? { fromMs } : {}),
       ...(toMs !== undefined ? { toMs } : {}),
+      reorderMs,
       log: (level, message) => process.stderr.write(`${level}: ${message}\n`),
       onProgress: progressPrinter(values.quiet === true),
       ...(allowlist.size > 0 ? { suppress: allowlist.suppress } : {}),
@@ -382,6 +390,7 @@ async function main(argv: string[]): Promise<number> {
   const settings = settingsFrom(values);
   // Bad times are usage errors: reject them before anything touches --out (torn-line repair) or --state.
   replayWindow(values);
+  reorderOption(values.reorder);
   if (command === 'replay') return replayCommand(positionals, values, settings);
   if (command === 'evaluate') return evaluateCommand(positionals, values, settings);
   await runDemo({

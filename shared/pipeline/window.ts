@@ -25,6 +25,8 @@ export class AggregatedEvents implements EventSource {
   maxMs = Number.NEGATIVE_INFINITY;
   events = 0;
   groups = 0;
+  /** Groups held now: `groups` less those of the slots dropped. */
+  groupsHeld = 0;
 
   constructor(tickMs: number, lookbackMs: number) {
     this.slotMs = slotOf(tickMs, lookbackMs);
@@ -54,6 +56,7 @@ export class AggregatedEvents implements EventSource {
     const { slotMs: _slot, ...group } = g;
     groups.set(key, { ...group, resourceIds: [...g.resourceIds], correlationIds: [...g.correlationIds] });
     this.groups += 1;
+    this.groupsHeld += 1;
     this.events += g.count;
     this.minMs = Math.min(this.minMs, g.firstMs);
     this.maxMs = Math.max(this.maxMs, g.lastMs);
@@ -93,6 +96,7 @@ export class AggregatedEvents implements EventSource {
       };
       groups.set(key, g);
       this.groups += 1;
+      this.groupsHeld += 1;
     }
     g.count += 1;
     if (ev.timeMs < g.firstMs) {
@@ -123,6 +127,20 @@ export class AggregatedEvents implements EventSource {
     this.events += 1;
   }
 
+  /**
+   * Forgets the slots that start before `ms` (a streaming replay's runs are past them), passing each of their
+   * groups to `visit` first. The totals (events, groups, first and last time) keep counting them.
+   */
+  dropBefore(ms: number, visit: (g: EventGroup) => void): void {
+    for (const [slot, groups] of this.slots) {
+      if (slot >= ms) continue;
+      for (const g of groups.values()) visit(g);
+      this.groupsHeld -= groups.size;
+      this.slots.delete(slot);
+      this.sortedSlots = undefined;
+    }
+  }
+
   /** Every group of every slot (for whole-data statistics). */
   *allGroups(): Iterable<EventGroup> {
     for (const groups of this.slots.values()) yield* groups.values();
@@ -149,18 +167,28 @@ export class AggregatedEvents implements EventSource {
     return sorted[lo];
   }
 
+  /**
+   * The window's groups, one per (operation, caller, IP, hour). A group of one slot is the stored object itself
+   * (runs never change the groups they read); groups of several slots are merged into a copy.
+   */
   read(startMs: number, endMs: number): Promise<EventGroup[]> {
     const merged = new Map<string, EventGroup>();
+    const copies = new Set<EventGroup>();
     for (let t = Math.floor(startMs / this.slotMs) * this.slotMs; t < endMs; t += this.slotMs) {
       if (t < startMs) continue;
       const groups = this.slots.get(t);
       if (!groups) continue;
       for (const g of groups.values()) {
         const key = `${g.operationKey}\u0000${g.caller}\u0000${g.callerIp}\u0000${g.hourMs}`;
-        const m = merged.get(key);
+        let m = merged.get(key);
         if (!m) {
-          merged.set(key, { ...g, resourceIds: [...g.resourceIds], correlationIds: [...g.correlationIds] });
+          merged.set(key, g);
           continue;
+        }
+        if (!copies.has(m)) {
+          m = { ...m, resourceIds: [...m.resourceIds], correlationIds: [...m.correlationIds] };
+          copies.add(m);
+          merged.set(key, m);
         }
         m.count += g.count;
         if (g.firstMs < m.firstMs) {

@@ -51,7 +51,7 @@ export async function replayInto(
   events: readonly ActivityEvent[],
   o: { settings: Settings; sink?: AlertSink; geo?: Geolocator } & Pick<
     ReplayOptions,
-    'toMs' | 'suppress' | 'beforeRun'
+    'toMs' | 'suppress' | 'beforeRun' | 'reorderMs'
   >,
 ): Promise<ReplaySummary> {
   const { settings, sink = new MemoryAlertSink(), geo, ...rest } = o;
