@@ -127,6 +127,11 @@ export class GroupBuilder {
     private readonly slots = false,
     /** The columns as the service sent them, when pushed rows are too (not converted by the client). */
     raw?: readonly LogsColumn[],
+    /**
+     * One copy of each repeated text (operations, callers, IPs, subscriptions, resource ids): every row's JSON
+     * gives fresh strings, and a run holds the window's groups and observations to its end.
+     */
+    private readonly strings: (s: string) => string = (s) => s,
   ) {
     this.at = new Map(columns.map((c, i) => [c.name ?? '', i]));
     raw?.forEach((c, i) => {
@@ -212,8 +217,9 @@ export class GroupBuilder {
   /** One row's group; undefined for a row without operation or IP, or skipped (reported in `skips`). */
   private group(row: unknown[]): EventGroup | undefined {
     const col = (name: ResultColumn): unknown => this.cell(row, name);
-    const callerIp = normaliseCallerIp(col('CallerIpAddress'));
-    const operationKey = cellText(col('OperationKey'));
+    const one = this.strings;
+    const callerIp = one(normaliseCallerIp(col('CallerIpAddress')));
+    const operationKey = one(cellText(col('OperationKey')));
     if (callerIp === '' || operationKey === '') return undefined;
     const hourMs = cellMs(col('Hour'));
     const firstMs = cellMs(col('FirstTime'));
@@ -227,8 +233,8 @@ export class GroupBuilder {
     ) {
       throw new Error(`Log Analytics result row has an invalid time or count: ${JSON.stringify(row)}`);
     }
-    const caller = cellText(col('Caller'));
-    const operation = cellText(col('Operation')) || operationKey;
+    const caller = one(cellText(col('Caller')));
+    const operation = one(cellText(col('Operation')) || operationKey);
     const oversized = oversizedField({ operation: operationKey, caller, callerIp });
     if (oversized !== undefined) {
       this.skips.push(oversized);
@@ -240,7 +246,7 @@ export class GroupBuilder {
       [CLAIM.upn]: cellText(col('Upn')),
       [CLAIM.appId]: cellText(col('AppId')),
     };
-    const resourceIds = cellList(col('ResourceIds'));
+    const resourceIds = cellList(col('ResourceIds')).map(one);
     const fromId = parseResourceId(resourceIds[0] ?? '');
     return {
       operation,
@@ -254,11 +260,22 @@ export class GroupBuilder {
       lastMs,
       resourceIds,
       correlationIds: cellList(col('CorrelationIds')),
-      subscriptionId: (cellText(col('SubscriptionId')) || fromId.subscriptionId).toLowerCase(),
-      resourceGroup: cellText(col('ResourceGroup')) || fromId.resourceGroup,
+      subscriptionId: one((cellText(col('SubscriptionId')) || fromId.subscriptionId).toLowerCase()),
+      resourceGroup: one(cellText(col('ResourceGroup')) || fromId.resourceGroup),
       ...(this.slots ? { slotMs } : {}),
     };
   }
+}
+
+/** A function that gives one copy of each distinct text it is given (for one read: then it is dropped). */
+export function stringPool(): (s: string) => string {
+  const pool = new Map<string, string>();
+  return (s) => {
+    const had = pool.get(s);
+    if (had !== undefined) return had;
+    pool.set(s, s);
+    return s;
+  };
 }
 
 /**
@@ -284,7 +301,11 @@ export class StreamedGroups implements StreamedQuery {
   private builders: (GroupBuilder | undefined)[] = [];
   private waiting: unknown[][][] = [];
 
-  constructor(private readonly slots: boolean) {}
+  constructor(
+    private readonly slots: boolean,
+    /** Shared by the queries of one read (GroupBuilder's `strings`). */
+    private readonly strings?: (s: string) => string,
+  ) {}
 
   begin(): RowHandler {
     this.builders = [];
@@ -306,7 +327,7 @@ export class StreamedGroups implements StreamedQuery {
   }
 
   private open(t: number, columns: readonly LogsColumn[]): GroupBuilder {
-    const b = new GroupBuilder(columns, this.slots, columns);
+    const b = new GroupBuilder(columns, this.slots, columns, this.strings);
     this.builders[t] = b;
     for (const r of this.waiting[t] ?? []) b.push(r);
     this.waiting[t] = [];

@@ -13,7 +13,7 @@ import type { ShardShare } from '../pipeline/shard.js';
 import { type EventGroup, type EventSource, MAX_GROUP_LIST } from '../pipeline/types.js';
 import { BudgetExceededError, RunBudget, sleepWithin } from '../run/budget.js';
 import { installAnswerStreaming, withStreamedAnswer } from './answerStream.js';
-import { cellNumber, GROUP_KEY_LIMIT, GroupBuilder, StreamedGroups } from './groups.js';
+import { cellNumber, GROUP_KEY_LIMIT, GroupBuilder, StreamedGroups, stringPool } from './groups.js';
 
 // The result's columns and their mapping to groups live in groups.ts; re-exported for the code that imports them here.
 export { RESULT_COLUMNS, rowsToGroups } from './groups.js';
@@ -476,9 +476,10 @@ export class LogAnalyticsSource implements EventSource {
       const budget = this.opts.budget?.() ?? new RunBudget(DEFAULT_READ_BUDGET_MS);
       const merged = new Map<string, EventGroup>();
       const pending: Pending[] = [{ s: startMs, e: endMs }];
+      const strings = stringPool();
       for (let w = pending.shift(); w !== undefined; w = pending.shift()) {
         const { s, e, resume } = w;
-        const outcome = await this.queryWindow(template, w, shard, budget, stats);
+        const outcome = await this.queryWindow(template, w, shard, { budget, stats, strings });
         if (outcome.kind === 'groups') {
           mergeGroups(merged, outcome.groups);
           continue;
@@ -529,8 +530,7 @@ export class LogAnalyticsSource implements EventSource {
     template: string,
     { s: startMs, e: endMs, resume }: Pending,
     shard: ShardShare | undefined,
-    budget: RunBudget,
-    stats: ReadStats,
+    { budget, stats, strings }: { budget: RunBudget; stats: ReadStats; strings: (s: string) => string },
   ): Promise<Outcome> {
     const ws = this.opts.workspaceId;
     const query = buildQuery(template, {
@@ -551,7 +551,7 @@ export class LogAnalyticsSource implements EventSource {
       stats.queries += 1;
       let result: LogsQueryResult;
       // The answer's rows are mapped to groups as they arrive (answerStream.ts), not buffered whole.
-      const streamed = new StreamedGroups(this.slotMinutes !== undefined);
+      const streamed = new StreamedGroups(this.slotMinutes !== undefined, strings);
       try {
         result = await withStreamedAnswer(streamed, () =>
           this.opts.client.queryWorkspace(
