@@ -10,7 +10,6 @@ import {
 } from '../activity/normalise.js';
 import { type EventGroup, MAX_GROUP_LIST } from '../pipeline/types.js';
 import type { AnswerParser, RowHandler, StreamedQuery } from './answerStream.js';
-import type { Cursor } from './logAnalytics.js';
 
 /** Columns of the query's result, by name, with their Kusto types (test/source/kql.test.ts checks them). */
 export const RESULT_COLUMNS = {
@@ -39,6 +38,12 @@ export const RESULT_COLUMNS = {
 type ResultColumn = keyof typeof RESULT_COLUMNS;
 
 const HOUR_MS = 3_600_000;
+
+/** A position in the answer's order: the slot start (epoch ms) and the group's GroupKey (a 50-bit hash). */
+export interface Cursor {
+  slotMs: number;
+  key: number;
+}
 /** GroupKey is a hash of 50 bits (activity.kql): exact in a JSON number. */
 export const GROUP_KEY_LIMIT = 2 ** 50;
 

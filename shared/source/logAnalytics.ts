@@ -13,10 +13,17 @@ import type { ShardShare } from '../pipeline/shard.js';
 import { type EventGroup, type EventSource, MAX_GROUP_LIST } from '../pipeline/types.js';
 import { BudgetExceededError, RunBudget, sleepWithin } from '../run/budget.js';
 import { installAnswerStreaming, withStreamedAnswer } from './answerStream.js';
-import { cellNumber, GROUP_KEY_LIMIT, GroupBuilder, StreamedGroups, stringPool } from './groups.js';
+import {
+  cellNumber,
+  type Cursor,
+  GROUP_KEY_LIMIT,
+  GroupBuilder,
+  StreamedGroups,
+  stringPool,
+} from './groups.js';
 
 // The result's columns and their mapping to groups live in groups.ts; re-exported for the code that imports them here.
-export { RESULT_COLUMNS, rowsToGroups } from './groups.js';
+export { type Cursor, RESULT_COLUMNS, rowsToGroups } from './groups.js';
 
 /**
  * Reads Activity Log operations from a Log Analytics workspace (the AzureActivity table) with the query in
@@ -86,12 +93,6 @@ export interface QueryParameters {
   shard?: ShardShare;
   /** Read on after a cut answer: only groups at or after this (Slot, GroupKey) in the answer's order. */
   resume?: Cursor;
-}
-
-/** A position in the answer's order: the slot start (epoch ms) and the group's GroupKey (a 50-bit hash). */
-export interface Cursor {
-  slotMs: number;
-  key: number;
 }
 
 /** Shard counts the query accepts (UC_SHARD_COUNT is far below). */
