@@ -76,17 +76,22 @@ export function runTick(
   options: { countOnly?: boolean } = {},
 ): Promise<TickStats> {
   // One batch per run (BaselineStore.batch): SQLite commits the run once; Table Storage reads each partition
-  // once. Correct without it, so stores without batch simply run it as is.
-  const run = () => runTickBatched(p, tickMs, groups, options);
+  // once. Correct without it, so stores without batch simply run it as is. The groups are handed over, not
+  // captured: the run lets go of them once they are folded into observations (a long run would hold them).
+  const handOver: { groups?: readonly EventGroup[] } = { groups };
+  const run = () => runTickBatched(p, tickMs, handOver, options);
   return p.store.batch ? p.store.batch(run) : run();
 }
 
 async function runTickBatched(
   p: Pipeline,
   tickMs: number,
-  groups: readonly EventGroup[],
+  handOver: { groups?: readonly EventGroup[] },
   options: { countOnly?: boolean },
 ): Promise<TickStats> {
+  const groups = handOver.groups;
+  if (groups === undefined) throw new Error('runTick: a run of the same groups was started twice');
+  delete handOver.groups;
   const params: ScoringParams = scoringParams(p.settings);
   const stats = newTickStats(tickMs, tickMs - p.settings.UC_LOOKBACK);
   stats.groups = groups.length;

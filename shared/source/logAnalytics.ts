@@ -8,18 +8,22 @@ import {
   type LogsTable,
 } from '@azure/monitor-query-logs';
 
-import {
-  canonicalStatus,
-  CLAIM,
-  classifyCaller,
-  normaliseCallerIp,
-  oversizedField,
-  parseResourceId,
-  wellFormed,
-} from '../activity/normalise.js';
+import { canonicalStatus } from '../activity/normalise.js';
 import type { ShardShare } from '../pipeline/shard.js';
 import { type EventGroup, type EventSource, MAX_GROUP_LIST } from '../pipeline/types.js';
 import { BudgetExceededError, RunBudget, sleepWithin } from '../run/budget.js';
+import { installAnswerStreaming, withStreamedAnswer } from './answerStream.js';
+import {
+  cellNumber,
+  type Cursor,
+  GROUP_KEY_LIMIT,
+  GroupBuilder,
+  StreamedGroups,
+  stringPool,
+} from './groups.js';
+
+// The result's columns and their mapping to groups live in groups.ts; re-exported for the code that imports them here.
+export { type Cursor, RESULT_COLUMNS, rowsToGroups } from './groups.js';
 
 /**
  * Reads Activity Log operations from a Log Analytics workspace (the AzureActivity table) with the query in
@@ -68,32 +72,6 @@ const STATUS_WORDS = [
 /** Datetimes the query header can print: 1970 to 9999 (datetime() takes four-digit years). */
 const MAX_TIME_MS = Date.UTC(10000, 0, 1) - 1;
 
-/** Columns of the query's result, by name, with their Kusto types (test/source/kql.test.ts checks them). */
-export const RESULT_COLUMNS = {
-  Hour: 'datetime',
-  Slot: 'datetime',
-  OperationKey: 'string',
-  Operation: 'string',
-  CallerIpAddress: 'string',
-  Caller: 'string',
-  FirstTime: 'datetime',
-  LastTime: 'datetime',
-  EventCount: 'long',
-  ResourceIds: 'dynamic',
-  CorrelationIds: 'dynamic',
-  SubscriptionId: 'string',
-  ResourceGroup: 'string',
-  IdType: 'string',
-  Upn: 'string',
-  AppId: 'string',
-  ManagedIdentityEvents: 'long',
-  PrincipalType: 'string',
-  GroupKey: 'long',
-  RowBytes: 'long',
-  RunningBytes: 'long',
-} as const;
-type ResultColumn = keyof typeof RESULT_COLUMNS;
-
 export interface QueryParameters {
   /** Window [startMs, endMs), epoch milliseconds. */
   startMs: number;
@@ -117,14 +95,6 @@ export interface QueryParameters {
   resume?: Cursor;
 }
 
-/** A position in the answer's order: the slot start (epoch ms) and the group's GroupKey (a 50-bit hash). */
-export interface Cursor {
-  slotMs: number;
-  key: number;
-}
-
-/** GroupKey is a hash of 50 bits (activity.kql): exact in a JSON number. */
-const GROUP_KEY_LIMIT = 2 ** 50;
 /** Shard counts the query accepts (UC_SHARD_COUNT is far below). */
 const MAX_SHARDS = 1024;
 
@@ -396,115 +366,6 @@ export function splitPoint(startMs: number, endMs: number): number {
   return startMs + Math.floor((endMs - startMs) / 2);
 }
 
-function cellMs(v: unknown): number {
-  if (v instanceof Date) return v.getTime();
-  if (typeof v === 'number') return v;
-  if (typeof v === 'string') return Date.parse(v);
-  return NaN;
-}
-
-function cellText(v: unknown): string {
-  if (typeof v === 'string') return wellFormed(v.trim());
-  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
-  return '';
-}
-
-function cellNumber(v: unknown): number {
-  if (typeof v === 'number') return v;
-  if (typeof v === 'string' && v.trim() !== '') return Number(v);
-  return NaN;
-}
-
-/** A `dynamic` array cell: the client parses JSON text into arrays; text it could not parse stays text. */
-function cellList(v: unknown): string[] {
-  let value = v;
-  if (typeof value === 'string') {
-    try {
-      value = JSON.parse(value);
-    } catch {
-      return [];
-    }
-  }
-  if (!Array.isArray(value)) return [];
-  const out: string[] = [];
-  for (const x of value) {
-    const s = cellText(x);
-    if (s !== '' && !out.includes(s) && out.length < MAX_GROUP_LIST) out.push(s);
-  }
-  return out;
-}
-
-/**
- * Maps the result rows by column name; a missing column means the query and this code disagree. A row whose
- * operation, caller or IP is longer than any Azure writes (FIELD_LIMITS) is skipped and reported to `onSkip`:
- * it could not be stored, and would fail every run that reads its window.
- */
-export function rowsToGroups(
-  table: LogsTable,
-  onSkip?: (why: string) => void,
-  /** Set each group's `slotMs` from the Slot column (a read asked for sub-hour slots). */
-  slots = false,
-): EventGroup[] {
-  const index = new Map(table.columnDescriptors.map((c, i) => [c.name ?? '', i]));
-  const missing = (Object.keys(RESULT_COLUMNS) as ResultColumn[]).filter((c) => !index.has(c));
-  if (missing.length > 0) {
-    throw new Error(
-      `Log Analytics result lacks column(s) ${missing.join(', ')}: activity.kql and its reader disagree`,
-    );
-  }
-  const col = (row: unknown[], name: ResultColumn): unknown => row[index.get(name) ?? -1];
-  const groups: EventGroup[] = [];
-  for (const row of table.rows as unknown[][]) {
-    const callerIp = normaliseCallerIp(col(row, 'CallerIpAddress'));
-    const operationKey = cellText(col(row, 'OperationKey'));
-    if (callerIp === '' || operationKey === '') continue;
-    const hourMs = cellMs(col(row, 'Hour'));
-    const firstMs = cellMs(col(row, 'FirstTime'));
-    const lastMs = cellMs(col(row, 'LastTime'));
-    const count = cellNumber(col(row, 'EventCount'));
-    const slotMs = slots ? cellMs(col(row, 'Slot')) : hourMs;
-    if (
-      ![hourMs, firstMs, lastMs, count, slotMs].every(Number.isFinite) ||
-      slotMs < hourMs ||
-      slotMs >= hourMs + HOUR_MS
-    ) {
-      throw new Error(`Log Analytics result row has an invalid time or count: ${JSON.stringify(row)}`);
-    }
-    const caller = cellText(col(row, 'Caller'));
-    const operation = cellText(col(row, 'Operation')) || operationKey;
-    const oversized = oversizedField({ operation: operationKey, caller, callerIp });
-    if (oversized !== undefined) {
-      onSkip?.(oversized);
-      continue;
-    }
-    const claims: Record<string, unknown> = {
-      [CLAIM.managedIdentityResourceId]: cellNumber(col(row, 'ManagedIdentityEvents')) > 0 ? 'present' : '',
-      [CLAIM.idType]: cellText(col(row, 'IdType')),
-      [CLAIM.upn]: cellText(col(row, 'Upn')),
-      [CLAIM.appId]: cellText(col(row, 'AppId')),
-    };
-    const resourceIds = cellList(col(row, 'ResourceIds'));
-    const fromId = parseResourceId(resourceIds[0] ?? '');
-    groups.push({
-      operation,
-      operationKey,
-      caller,
-      callerType: classifyCaller(caller, claims, { principalType: cellText(col(row, 'PrincipalType')) }),
-      callerIp,
-      hourMs,
-      count,
-      firstMs,
-      lastMs,
-      resourceIds,
-      correlationIds: cellList(col(row, 'CorrelationIds')),
-      subscriptionId: (cellText(col(row, 'SubscriptionId')) || fromId.subscriptionId).toLowerCase(),
-      resourceGroup: cellText(col(row, 'ResourceGroup')) || fromId.resourceGroup,
-      ...(slots ? { slotMs } : {}),
-    });
-  }
-  return groups;
-}
-
 const groupKey = (g: EventGroup): string =>
   `${g.operationKey}\u0000${g.caller}\u0000${g.callerIp}\u0000${g.slotMs ?? g.hourMs}`;
 
@@ -554,40 +415,11 @@ interface Pending {
   resume?: Cursor;
 }
 
-/**
- * A cut answer (by the byte or the row limit) is a prefix in (Hour, Slot, GroupKey) order: every group before
- * its last key is whole. Returns those rows and the key to read on from — the rows tied with the last key are
- * left to the next query, which may hold more of them — or undefined when nothing before it is whole.
- */
-function cutAtLastKey(
-  table: LogsTable,
-  startMs: number,
-  endMs: number,
-): { rows: LogsTable['rows']; resume: Cursor } | undefined {
-  const slotAt = table.columnDescriptors.findIndex((c) => c.name === 'Slot');
-  const keyAt = table.columnDescriptors.findIndex((c) => c.name === 'GroupKey');
-  const rows = table.rows;
-  const last = rows.at(-1);
-  if (slotAt < 0 || keyAt < 0 || last === undefined) return undefined;
-  const slotMs = cellMs(last[slotAt]);
-  const key = cellNumber(last[keyAt]);
-  const valid =
-    Number.isSafeInteger(slotMs) &&
-    slotMs < endMs &&
-    slotMs > startMs - HOUR_MS &&
-    Number.isSafeInteger(key) &&
-    key >= 0 &&
-    key < GROUP_KEY_LIMIT;
-  if (!valid) return undefined;
-  let n = rows.length - 1;
-  while (n > 0 && cellMs(rows[n - 1]![slotAt]) === slotMs && cellNumber(rows[n - 1]![keyAt]) === key) n--;
-  return n === 0 ? undefined : { rows: rows.slice(0, n), resume: { slotMs: Math.max(0, slotMs), key } };
-}
-
-function primaryTable(tables: LogsTable[]): LogsTable {
-  const t = tables.find((x) => x.name === 'PrimaryResult') ?? tables[0];
-  if (!t) throw new Error('Log Analytics answered without a result table');
-  return t;
+/** Index of the answer's primary table. */
+function primaryTable(tables: LogsTable[]): number {
+  const i = tables.findIndex((x) => x.name === 'PrimaryResult');
+  if (tables.length === 0) throw new Error('Log Analytics answered without a result table');
+  return i < 0 ? 0 : i;
 }
 
 export class LogAnalyticsSource implements EventSource {
@@ -622,6 +454,9 @@ export class LogAnalyticsSource implements EventSource {
     checkNames('category', this.categories);
     checkNames('status', this.statuses);
     if (!opts.workspaceId) throw new Error('LogAnalyticsSource needs a workspace id (UC_WORKSPACE_ID)');
+    // A client without a pipeline (none in production) gives its answers whole, as before.
+    const pipeline = (opts.client as Partial<LogsQueryClient>).pipeline;
+    if (pipeline) installAnswerStreaming(pipeline);
   }
 
   /**
@@ -642,9 +477,10 @@ export class LogAnalyticsSource implements EventSource {
       const budget = this.opts.budget?.() ?? new RunBudget(DEFAULT_READ_BUDGET_MS);
       const merged = new Map<string, EventGroup>();
       const pending: Pending[] = [{ s: startMs, e: endMs }];
+      const strings = stringPool();
       for (let w = pending.shift(); w !== undefined; w = pending.shift()) {
         const { s, e, resume } = w;
-        const outcome = await this.queryWindow(template, w, shard, budget, stats);
+        const outcome = await this.queryWindow(template, w, shard, { budget, stats, strings });
         if (outcome.kind === 'groups') {
           mergeGroups(merged, outcome.groups);
           continue;
@@ -695,8 +531,7 @@ export class LogAnalyticsSource implements EventSource {
     template: string,
     { s: startMs, e: endMs, resume }: Pending,
     shard: ShardShare | undefined,
-    budget: RunBudget,
-    stats: ReadStats,
+    { budget, stats, strings }: { budget: RunBudget; stats: ReadStats; strings: (s: string) => string },
   ): Promise<Outcome> {
     const ws = this.opts.workspaceId;
     const query = buildQuery(template, {
@@ -716,19 +551,23 @@ export class LogAnalyticsSource implements EventSource {
       if (remaining <= 0) throw new BudgetExceededError(what);
       stats.queries += 1;
       let result: LogsQueryResult;
+      // The answer's rows are mapped to groups as they arrive (answerStream.ts), not buffered whole.
+      const streamed = new StreamedGroups(this.slotMinutes !== undefined, strings);
       try {
-        result = await this.opts.client.queryWorkspace(
-          ws,
-          query,
-          // Explicit bounds: the service's timespan is inclusive, the query's filter makes the end exclusive.
-          { startTime: new Date(startMs), endTime: new Date(endMs) },
-          {
-            additionalWorkspaces: this.opts.additionalWorkspaces?.length
-              ? this.opts.additionalWorkspaces
-              : undefined,
-            serverTimeoutInSeconds: Math.max(1, Math.min(600, Math.floor(remaining / 1000))),
-            requestOptions: { timeout: Math.min(remaining, 600_000) + 30_000 },
-          },
+        result = await withStreamedAnswer(streamed, () =>
+          this.opts.client.queryWorkspace(
+            ws,
+            query,
+            // Explicit bounds: the service's timespan is inclusive, the query's filter makes the end exclusive.
+            { startTime: new Date(startMs), endTime: new Date(endMs) },
+            {
+              additionalWorkspaces: this.opts.additionalWorkspaces?.length
+                ? this.opts.additionalWorkspaces
+                : undefined,
+              serverTimeoutInSeconds: Math.max(1, Math.min(600, Math.floor(remaining / 1000))),
+              requestOptions: { timeout: Math.min(remaining, 600_000) + 30_000 },
+            },
+          ),
         );
       } catch (e) {
         if (budget.expired()) throw new BudgetExceededError(what);
@@ -762,34 +601,33 @@ export class LogAnalyticsSource implements EventSource {
         stats.retries += 1;
         continue;
       }
-      return this.outcome(result, startMs, endMs, stats);
+      return this.outcome(result, streamed, startMs, endMs, stats);
     }
   }
 
-  private outcome(result: LogsQueryResult, startMs: number, endMs: number, stats: ReadStats): Outcome {
+  private outcome(
+    result: LogsQueryResult,
+    streamed: StreamedGroups,
+    startMs: number,
+    endMs: number,
+    stats: ReadStats,
+  ): Outcome {
+    const slots = this.slotMinutes !== undefined;
+    // The client's tables, or (when the answer was streamed) the groups mapped while it arrived.
+    const rowsOf = (tables: LogsTable[], i: number): GroupBuilder =>
+      streamed.answer ? streamed.builder(i) : GroupBuilder.of(tables[i]!, slots);
+    const onSkip = (why: string) => this.log('warn', `Log Analytics: a group was skipped: ${why}`);
     if (result.status === LogsQueryResultStatus.Success) {
-      const table = primaryTable(result.tables);
-      stats.rows += table.rows.length;
+      const table = rowsOf(result.tables, primaryTable(result.tables));
+      stats.rows += table.rows;
       const tooBig = this.tooBig(table);
-      const cut = tooBig ? cutAtLastKey(table, startMs, endMs) : undefined;
-      if (cut) {
-        const groups = rowsToGroups(
-          { ...table, rows: cut.rows },
-          (why) => this.log('warn', `Log Analytics: a group was skipped: ${why}`),
-          this.slotMinutes !== undefined,
-        );
-        return { kind: 'prefix', reason: tooBig, groups, resume: cut.resume };
-      }
+      const resume = tooBig ? table.resumeAt(startMs, endMs) : undefined;
+      if (resume) return { kind: 'prefix', reason: tooBig, groups: table.finish(true, onSkip), resume };
       if (tooBig) return { kind: 'split', reason: tooBig };
-      const groups = rowsToGroups(
-        table,
-        (why) => this.log('warn', `Log Analytics: a group was skipped: ${why}`),
-        this.slotMinutes !== undefined,
-      );
-      return { kind: 'groups', groups };
+      return { kind: 'groups', groups: table.finish(false, onSkip) };
     }
     const err = result.partialError;
-    const rows = result.partialTables.reduce((n, t) => n + t.rows.length, 0);
+    const rows = result.partialTables.reduce((n, _, i) => n + rowsOf(result.partialTables, i).rows, 0);
     stats.rows += rows;
     if (rows >= this.maxRows || isLimitError(err)) {
       return {
@@ -807,11 +645,9 @@ export class LogAnalyticsSource implements EventSource {
   }
 
   /** Why a complete answer is still not the whole window (the query's own limits), or '' when it is. */
-  private tooBig(table: LogsTable): string {
-    if (table.rows.length > this.maxRows) return `more than ${this.maxRows} groups`;
-    const i = table.columnDescriptors.findIndex((c) => c.name === 'RunningBytes');
-    const last = table.rows.at(-1);
-    if (i >= 0 && last !== undefined && cellNumber(last[i]) > this.maxBytes) {
+  private tooBig(table: GroupBuilder): string {
+    if (table.rows > this.maxRows) return `more than ${this.maxRows} groups`;
+    if (cellNumber(table.lastRunningBytes) > this.maxBytes) {
       return `result larger than ${this.maxBytes} bytes (estimated)`;
     }
     return '';
