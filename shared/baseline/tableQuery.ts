@@ -40,6 +40,12 @@ const TYPE_SUFFIX = '@odata.type';
 
 let http: HttpClient | undefined;
 
+/** One HTTP client (one connection pool) for the lean reads and writes of every table. */
+export function tableHttpClient(): HttpClient {
+  http ??= createDefaultHttpClient();
+  return http;
+}
+
 /** The entities of `table` matching `filter` (an OData filter built with the SDK's `odata` template). */
 export async function* queryEntities(
   client: TableClient,
@@ -58,7 +64,7 @@ export async function* queryRawEntities(
   filter: string,
   allowInsecureConnection: boolean,
 ): AsyncGenerator<Record<string, unknown>> {
-  http ??= createDefaultHttpClient();
+  const http = tableHttpClient();
   const base = `${client.url.replace(/\/+$/, '')}/${client.tableName}()`;
   let next: { partition?: string; row?: string } = {};
   do {
