@@ -77,7 +77,9 @@ export async function* queryRawEntities(
     const response = await client.pipeline.sendRequest(http, request);
     const body = response.bodyAsText ?? '';
     if (response.status !== 200) throw serviceError(response.status, body, response);
-    const page = JSON.parse(body) as { value?: Record<string, unknown>[] };
+    // The pipeline's deserialization policy (core-client) has already JSON-parsed the answer: parse it once.
+    const parsed = (response as { parsedBody?: unknown }).parsedBody;
+    const page = (parsed ?? JSON.parse(body)) as { value?: Record<string, unknown>[] };
     yield* page.value ?? [];
     next = {
       partition: response.headers.get('x-ms-continuation-NextPartitionKey'),
