@@ -52,18 +52,22 @@ export async function* queryEntities(
   filter: string,
   allowInsecureConnection: boolean,
 ): AsyncGenerator<QueriedEntity> {
-  for await (const raw of queryRawEntities(client, filter, allowInsecureConnection)) yield toEntity(raw);
+  for await (const page of queryRawPages(client, filter, allowInsecureConnection)) {
+    for (const raw of page) yield toEntity(raw);
+  }
 }
 
 /**
- * The same query, each entity as the service sent it (JSON, `@odata.type` annotations beside typed values): for
- * a reader that maps it to its own form in one pass (the store's rows, shared/baseline/tableStorage.ts).
+ * The same query, a page at a time, each entity as the service sent it (JSON, `@odata.type` annotations beside
+ * typed values): for a reader that maps it to its own form in one pass (the store's rows,
+ * shared/baseline/tableStorage.ts). Pages, not entities, so that a reader of thousands of rows does not pay an
+ * async generator's promises per row.
  */
-export async function* queryRawEntities(
+export async function* queryRawPages(
   client: TableClient,
   filter: string,
   allowInsecureConnection: boolean,
-): AsyncGenerator<Record<string, unknown>> {
+): AsyncGenerator<Record<string, unknown>[]> {
   const http = tableHttpClient();
   const base = `${client.url.replace(/\/+$/, '')}/${client.tableName}()`;
   let next: { partition?: string; row?: string } = {};
@@ -80,7 +84,7 @@ export async function* queryRawEntities(
     // The pipeline's deserialization policy (core-client) has already JSON-parsed the answer: parse it once.
     const parsed = (response as { parsedBody?: unknown }).parsedBody;
     const page = (parsed ?? JSON.parse(body)) as { value?: Record<string, unknown>[] };
-    yield* page.value ?? [];
+    yield page.value ?? [];
     next = {
       partition: response.headers.get('x-ms-continuation-NextPartitionKey'),
       row: response.headers.get('x-ms-continuation-NextRowKey'),

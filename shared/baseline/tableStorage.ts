@@ -29,7 +29,7 @@ import {
   TABLE_NAMES,
   type TableName,
 } from './store.js';
-import { forEachProperty, queryRawEntities } from './tableQuery.js';
+import { forEachProperty, queryRawPages } from './tableQuery.js';
 import { type BatchOperation, type BatchValue, entityJson, submitBatch } from './tableTransaction.js';
 
 export interface TableStorageStoreOptions {
@@ -320,9 +320,11 @@ export class TableStorageStore implements BaselineStore {
       // odata`` quotes and escapes the key; never paste keys into a filter string.
       const filter = odata`PartitionKey eq ${encodeKey(partition)}`;
       // The lean query: the SDK's request and pipeline, one JSON.parse (shared/baseline/tableQuery.ts).
-      for await (const raw of queryRawEntities(this.clients[table], filter, this.allowInsecureConnection)) {
-        const row = storedRowFromRaw(raw);
-        rows.set(logicalKey(raw._rk, row.rowKey), row);
+      for await (const page of queryRawPages(this.clients[table], filter, this.allowInsecureConnection)) {
+        for (const raw of page) {
+          const row = storedRowFromRaw(raw);
+          rows.set(logicalKey(raw._rk, row.rowKey), row);
+        }
       }
     } catch (err) {
       throw this.serviceError(err, 'read', table, partition);
@@ -530,5 +532,7 @@ function logicalKey(stored: unknown, physical: string): string {
 }
 
 function toEntities(rows: ReadonlyMap<string, StoredRow>): Map<string, Entity> {
-  return new Map([...rows].map(([key, row]) => [key, row.entity]));
+  const entities = new Map<string, Entity>();
+  for (const [key, row] of rows) entities.set(key, row.entity);
+  return entities;
 }
