@@ -128,7 +128,7 @@ const INVALID: GeoResult = Object.freeze({ kind: 'invalid' });
 const NOT_FOUND: GeoResult = Object.freeze({ kind: 'not-found' });
 
 /** English name, else any name MaxMind has (some places lack an English one), else ''. */
-function nameOf(names: Names | undefined): string {
+export function nameOf(names: Names | undefined): string {
   if (names === undefined) return '';
   // The typings promise `en`, but the data does not always have it.
   const en = names.en as string | undefined;

@@ -5,21 +5,12 @@
  */
 import { readFile } from 'node:fs/promises';
 
-import { AddressNotFoundError, type City as CityModel, type Names, Reader } from '@maxmind/geoip2-node';
+import { AddressNotFoundError, type City as CityModel, Reader } from '@maxmind/geoip2-node';
 import { describe, expect, it } from 'vitest';
 
-import { embeddedDatabasePath, openGeolocator } from '../../shared/geo/geolocator.js';
+import { embeddedDatabasePath, nameOf, openGeolocator } from '../../shared/geo/geolocator.js';
 import { isInternal, parseIp } from '../../shared/geo/ip.js';
 import type { City } from '../../shared/geo/types.js';
-
-function nameOf(names: Names | undefined): string {
-  if (names === undefined) return '';
-  const en = names.en as string | undefined;
-  if (en !== undefined && en !== '') return en;
-  return (
-    (Object.values(names) as unknown[]).find((n): n is string => typeof n === 'string' && n !== '') ?? ''
-  );
-}
 
 /** The place geoip2-node's model gives, as the geolocator built it from the model ('country' mode, no egress). */
 function reference(model: CityModel | undefined): City | 'not-found' {
