@@ -14,7 +14,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { type NamedKeyCredential, odata, TableClient, type TransactionAction } from '@azure/data-tables';
+import { type NamedKeyCredential, odata, TableClient } from '@azure/data-tables';
 import type { TokenCredential } from '@azure/identity';
 
 import { assertValidKeys, computeChanges } from './entity.js';
@@ -29,7 +29,8 @@ import {
   TABLE_NAMES,
   type TableName,
 } from './store.js';
-import { forEachProperty, queryRawEntities } from './tableQuery.js';
+import { forEachProperty, queryRawPages } from './tableQuery.js';
+import { type BatchOperation, type BatchValue, entityJson, submitBatch } from './tableTransaction.js';
 
 export interface TableStorageStoreOptions {
   /** `https://{account}.table.core.windows.net`, or Azurite's `http://127.0.0.1:{port}/devstoreaccount1`. */
@@ -90,70 +91,11 @@ interface StoredRow {
 }
 
 interface PlannedAction {
-  action: TransactionAction;
-  /** Set for deletes: the ETag the delete must be conditioned on. */
-  deleteEtag?: string;
+  action: BatchOperation;
   bytes: number;
 }
 
 type RawEntity = Record<string, unknown> & { etag: string; partitionKey?: string; rowKey?: string };
-type PipelinePolicy = Parameters<TableClient['pipeline']['addPolicy']>[0];
-type PipelineRequest = Parameters<PipelinePolicy['sendRequest']>[0];
-
-/**
- * The SDK's transaction API sends every delete with `If-Match: *` (the 'delete' action takes no options), which
- * would silently delete a row a concurrent writer has just updated. The service does honour an ETag on a delete
- * inside a batch, so this policy writes the ETags read by updatePartition into the batch body. The ETags travel
- * in async context because one TableClient serves many concurrent updates.
- */
-const batchDeleteEtags = new AsyncLocalStorage<readonly string[]>();
-
-/**
- * Requests already rewritten. Today this policy sits before the SDK's retry policy and sees each request once;
- * should that order change, a retried request must not be rewritten (and rejected) a second time.
- */
-const rewritten = new WeakSet<PipelineRequest>();
-
-const conditionalBatchDeletePolicy: PipelinePolicy = {
-  name: 'unusualCityConditionalBatchDelete',
-  sendRequest(request, next) {
-    const etags = batchDeleteEtags.getStore();
-    if (etags !== undefined && etags.length > 0 && !rewritten.has(request)) {
-      attachDeleteEtags(request, etags);
-      rewritten.add(request);
-    }
-    return next(request);
-  },
-};
-
-/** Replaces the `If-Match: *` of the n-th DELETE sub-request of a batch body with the n-th ETag. */
-function attachDeleteEtags(request: PipelineRequest, etags: readonly string[]): void {
-  // Refuse to send rather than fall back to unconditional deletes if the SDK's batch format ever changes.
-  const unexpected = (): Error =>
-    new Error('Cannot condition batch deletes on ETags: unexpected transaction body from @azure/data-tables');
-  if (typeof request.body !== 'string') throw unexpected();
-  const lines = request.body.split('\r\n');
-  let used = 0;
-  let awaitingIfMatch = false;
-  for (const [i, line] of lines.entries()) {
-    if (line.startsWith('DELETE ')) {
-      if (awaitingIfMatch) throw unexpected();
-      awaitingIfMatch = true;
-    } else if (awaitingIfMatch && line === 'If-Match: *') {
-      const etag = etags[used++];
-      if (etag === undefined) throw unexpected();
-      lines[i] = `If-Match: ${etag}`;
-      awaitingIfMatch = false;
-    }
-  }
-  if (awaitingIfMatch || used !== etags.length) throw unexpected();
-  request.body = lines.join('\r\n');
-  // The SDK has already computed Content-Length for the original body.
-  if (request.headers.has('Content-Length')) {
-    request.headers.set('Content-Length', String(Buffer.byteLength(request.body)));
-  }
-}
-
 export class TableStorageStore implements BaselineStore {
   private conflicts = 0;
   private closed = false;
@@ -206,7 +148,6 @@ export class TableStorageStore implements BaselineStore {
         'getToken' in credential
           ? new TableClient(endpoint, name, credential, clientOptions)
           : new TableClient(endpoint, name, credential, clientOptions);
-      client.pipeline.addPolicy(conditionalBatchDeletePolicy);
       tableNames[table] = name;
       clients[table] = client;
     }
@@ -331,6 +272,11 @@ export class TableStorageStore implements BaselineStore {
     }
   }
 
+  /**
+   * Deletes and updates are conditioned on the ETags read; creates fail if the row appeared meanwhile. `bytes`
+   * estimates each action's share of the transaction's payload (the entity's JSON as the SDK's TransactionAction
+   * would stringify, plus framing), which decides where transactions are cut.
+   */
   private plan(partition: string, current: Map<string, StoredRow>, changes: Map<string, Entity | null>) {
     const partitionKey = encodeKey(partition);
     const planned: PlannedAction[] = [];
@@ -340,25 +286,29 @@ export class TableStorageStore implements BaselineStore {
         // Deleting a row that was absent when read: nothing to do (and nothing to condition the delete on).
         if (existing === undefined) continue;
         planned.push({
-          action: ['delete', { partitionKey, rowKey: existing.rowKey }],
-          deleteEtag: existing.etag,
+          action: { kind: 'delete', partitionKey, rowKey: existing.rowKey, etag: existing.etag },
           bytes: ACTION_OVERHEAD_BYTES + existing.etag.length,
         });
         continue;
       }
-      const row = toTableEntity(partitionKey, existing?.rowKey ?? encodeKey(key), partition, key, entity);
+      const rowKey = existing?.rowKey ?? encodeKey(key);
+      const { json, bytes } = toTableJson(partitionKey, rowKey, partition, key, entity);
+      const row = { partitionKey, rowKey, json };
       planned.push({
-        action: existing ? ['update', row, 'Replace', { etag: existing.etag }] : ['create', row],
-        bytes: ACTION_OVERHEAD_BYTES + Buffer.byteLength(JSON.stringify(row)),
+        action: existing
+          ? { kind: 'update', entity: row, mode: 'Replace', etag: existing.etag }
+          : { kind: 'create', entity: row },
+        bytes: ACTION_OVERHEAD_BYTES + bytes,
       });
     }
     return planned;
   }
 
   private async submit(table: TableName, actions: readonly PlannedAction[]): Promise<void> {
-    const etags = actions.flatMap((a) => (a.deleteEtag === undefined ? [] : [a.deleteEtag]));
-    await batchDeleteEtags.run(etags, () =>
-      this.clients[table].submitTransaction(actions.map((a) => a.action)),
+    await submitBatch(
+      this.clients[table],
+      actions.map((a) => a.action),
+      this.allowInsecureConnection,
     );
   }
 
@@ -370,9 +320,11 @@ export class TableStorageStore implements BaselineStore {
       // odata`` quotes and escapes the key; never paste keys into a filter string.
       const filter = odata`PartitionKey eq ${encodeKey(partition)}`;
       // The lean query: the SDK's request and pipeline, one JSON.parse (shared/baseline/tableQuery.ts).
-      for await (const raw of queryRawEntities(this.clients[table], filter, this.allowInsecureConnection)) {
-        const row = storedRowFromRaw(raw);
-        rows.set(logicalKey(raw._rk, row.rowKey), row);
+      for await (const page of queryRawPages(this.clients[table], filter, this.allowInsecureConnection)) {
+        for (const raw of page) {
+          const row = storedRowFromRaw(raw);
+          rows.set(logicalKey(raw._rk, row.rowKey), row);
+        }
       }
     } catch (err) {
       throw this.serviceError(err, 'read', table, partition);
@@ -493,13 +445,23 @@ function chunk(actions: readonly PlannedAction[]): PlannedAction[][] {
  * Numbers are written as explicit Edm.Double. Sent untyped, the service infers the type from the JSON literal
  * (Int32 for 3, Double for 3.5), so a property's type would flip with its value and queries comparing it would
  * misbehave; and Int64, the other integer type, comes back from the SDK as bigint.
+ *
+ * `bytes` is the UTF-8 length of the row as JSON.stringify wrote it for the SDK's transaction API (each number
+ * as `{"value":"3","type":"Double"}`: one character more than the wire's `"3","x@odata.type":"Edm.Double"`
+ * less the name), so that transactions are cut where they always were.
  */
-function toTableEntity(partitionKey: string, rowKey: string, partition: string, key: string, entity: Entity) {
-  const row: Record<string, unknown> = { partitionKey, rowKey, _pk: partition, _rk: key };
-  for (const [name, value] of Object.entries(entity)) {
-    row[name] = typeof value === 'number' ? { value: String(value), type: 'Double' } : value;
+function toTableJson(partitionKey: string, rowKey: string, partition: string, key: string, entity: Entity) {
+  const properties: Record<string, BatchValue> = { _pk: partition, _rk: key };
+  let difference = 0;
+  for (const name in entity) {
+    const value = entity[name]!;
+    if (typeof value === 'number') {
+      properties[name] = { value: String(value), type: 'Double' };
+      difference += name.length + 1;
+    } else properties[name] = value;
   }
-  return row as { partitionKey: string; rowKey: string };
+  const json = entityJson(partitionKey, rowKey, properties);
+  return { json, bytes: Buffer.byteLength(json) - difference };
 }
 
 function fromTableEntity(raw: RawEntity, rowKey: string): StoredRow {
@@ -570,5 +532,7 @@ function logicalKey(stored: unknown, physical: string): string {
 }
 
 function toEntities(rows: ReadonlyMap<string, StoredRow>): Map<string, Entity> {
-  return new Map([...rows].map(([key, row]) => [key, row.entity]));
+  const entities = new Map<string, Entity>();
+  for (const [key, row] of rows) entities.set(key, row.entity);
+  return entities;
 }

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 
 import { odata, TableClient } from '@azure/data-tables';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { queryEntities } from '../../shared/baseline/tableQuery.js';
 import { type AzuriteTables, startAzurite } from '../support/azurite.js';
@@ -81,5 +81,24 @@ describe('queryEntities (one JSON.parse) and TableClient.listEntities', () => {
     expect((lean as { details?: { errorCode?: string } }).details?.errorCode).toBe(
       (sdk as { details?: { errorCode?: string } }).details?.errorCode ?? code(sdk),
     );
+  });
+
+  it('parse each page once: the pipeline has already parsed it', async () => {
+    const table = `q${randomBytes(5).toString('hex')}`;
+    const c = client(table);
+    await c.createTable();
+    for (let i = 0; i < 3; i++)
+      await c.createEntity({ partitionKey: 'p', rowKey: `r${i}`, marker: 'parse-once' });
+    const parse = vi.spyOn(JSON, 'parse');
+    try {
+      const lean = await collect(queryEntities(c, odata`PartitionKey eq ${'p'}`, true));
+      expect(lean).toHaveLength(3);
+      const pages = parse.mock.calls.filter(
+        ([text]) => typeof text === 'string' && text.includes('parse-once'),
+      );
+      expect(pages).toHaveLength(1);
+    } finally {
+      parse.mockRestore();
+    }
   });
 });
