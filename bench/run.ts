@@ -359,7 +359,25 @@ async function measureShards(s: Services, info: ServicesInfo, rows: number, base
   return { rows, baselineWallMs, runs };
 }
 
+const USAGE = `Usage: npm run bench -- [options]   (or node dist/bench/run.js [options])
+Measures the timer's run against local Azurite and Log Analytics servers (see docs/performance.md).
+  --sizes N,N,…       rows in the window per size (default 10000,100000,1000000,3000000)
+  --no-shards         skip queue mode (UC_SHARDING=queue, ${SHARDS} shards)
+  --replay-rows N     rows of the offline replay size (default ${REPLAY_ROWS}; 0 skips it)
+  --no-write          print only; do not rewrite the generated section of docs/performance.md
+  --no-heap-limit     skip the 1M runs with the V8 heap limited to ${HEAP_LIMIT_MB} MB
+  --heap MB           limit the V8 heap of every measured run
+  --live-heap         also sample the live heap (runs get --expose-gc)
+  --profile           write CPU profiles to .data/bench/profiles
+  --verbose           print each run's log lines
+  --help              this text
+`;
+
 async function main(): Promise<void> {
+  if (flag('--help') || flag('-h')) {
+    process.stdout.write(USAGE);
+    return;
+  }
   const started = Date.now();
   const replayRows = replayRowsOption(option('--replay-rows'));
   const m = machine();
